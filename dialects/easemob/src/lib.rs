@@ -1,0 +1,1 @@
+//! placeholder: the easemob dialect arrives with its issue.

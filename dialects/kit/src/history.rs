@@ -1,0 +1,175 @@
+//! What happened on the MQTT side: the events the broker reports as they happen, and
+//! the records kept of them in the embedded store.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ConnectionId, DisconnectReason, MessageId, PageRequest, Transport, WillInfo};
+
+/// A moment in the life of the broker, reported to every [`BrokerObserver`].
+#[derive(Debug, Clone)]
+pub enum BrokerEvent {
+    /// A CONNECT was accepted (CONNACK success written).
+    Connected(Box<ConnectedEvent>),
+    /// A connection that had been accepted ended.
+    Disconnected {
+        client_id: String,
+        connection_id: ConnectionId,
+        username: Option<String>,
+        at_ms: i64,
+        reason: DisconnectReason,
+    },
+    /// A PUBLISH entered the broker, from a client or from a management API.
+    MessageIn(Box<MessageInEvent>),
+    /// A PUBLISH was written to a subscriber.
+    MessageDelivered {
+        /// The id given to the message when it entered, when it could be traced.
+        message_id: Option<MessageId>,
+        client_id: String,
+        connection_id: ConnectionId,
+        topic: String,
+        qos: u8,
+        at_ms: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectedEvent {
+    pub client_id: String,
+    pub connection_id: ConnectionId,
+    pub username: Option<String>,
+    pub peer: SocketAddr,
+    pub transport: Transport,
+    pub proto_ver: u8,
+    pub keepalive: u16,
+    pub clean_start: bool,
+    pub will: Option<WillInfo>,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageInEvent {
+    pub message_id: MessageId,
+    /// `None` for messages published by a management API without a sender.
+    pub client_id: Option<String>,
+    /// `None` for messages published by a management API.
+    pub connection_id: Option<ConnectionId>,
+    pub topic: String,
+    pub qos: u8,
+    pub retain: bool,
+    pub payload: Bytes,
+    pub at_ms: i64,
+}
+
+/// Receives broker events. Called on the broker's hot path: implementations must
+/// not block (queue the work and return).
+pub trait BrokerObserver: Send + Sync {
+    fn on_event(&self, event: &BrokerEvent);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// Message direction seen from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Client → broker.
+    Uplink,
+    /// Broker → client.
+    Downlink,
+}
+
+/// A query over stored records: a time window `[from_ms, to_ms]` plus filters.
+#[derive(Debug, Clone)]
+pub struct RecordQuery {
+    pub client_id: Option<String>,
+    pub message_id: Option<MessageId>,
+    pub topic: Option<String>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub page: PageRequest,
+    pub order: SortOrder,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionEventKind {
+    Connect,
+    Disconnect,
+}
+
+/// One connect or disconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionRecord {
+    pub connection_id: ConnectionId,
+    pub client_id: String,
+    pub at_ms: i64,
+    pub kind: ConnectionEventKind,
+    /// "normal" for a connect; the [`DisconnectReason`] string for a disconnect.
+    pub reason: String,
+    pub username: Option<String>,
+    pub peer: Option<String>,
+    pub transport: Option<Transport>,
+    pub proto_ver: Option<u8>,
+    pub keepalive: Option<u16>,
+    pub clean_start: Option<bool>,
+    pub will_topic: Option<String>,
+    pub will_payload: Option<Bytes>,
+}
+
+/// A message seen on one client's connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub message_id: MessageId,
+    pub client_id: String,
+    pub connection_id: Option<ConnectionId>,
+    pub direction: Direction,
+    pub topic: String,
+    pub qos: u8,
+    pub at_ms: i64,
+}
+
+/// A message's content as it entered the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    pub message_id: MessageId,
+    pub client_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
+    pub topic: String,
+    pub qos: u8,
+    pub retain: bool,
+    pub payload: Bytes,
+    pub at_ms: i64,
+}
+
+/// Stored connection and message records, queried by the dialects that expose them.
+pub trait History: Send + Sync {
+    fn connection_records(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<crate::model::Page<ConnectionRecord>, crate::MgmtError>;
+    /// Per-client uplink and downlink records; `query.client_id` selects the client.
+    fn message_records(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<crate::model::Page<MessageRecord>, crate::MgmtError>;
+    /// Records of one message (`query.message_id`) in one direction.
+    fn message_trace(
+        &self,
+        query: &RecordQuery,
+        direction: Direction,
+    ) -> Result<crate::model::Page<MessageRecord>, crate::MgmtError>;
+    fn stored_message(&self, id: MessageId) -> Result<Option<StoredMessage>, crate::MgmtError>;
+    /// Messages that entered on `query.topic` within the window.
+    fn topic_messages(
+        &self,
+        query: &RecordQuery,
+    ) -> Result<crate::model::Page<StoredMessage>, crate::MgmtError>;
+}

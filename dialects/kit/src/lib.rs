@@ -1,0 +1,30 @@
+//! # mqgate-kit
+//!
+//! The contract between mqgate's broker (`src/` of the `mqgate` package) and its
+//! dialects (`dialects/*`). A dialect depends on this crate only.
+//!
+//! - [`management`]: the [`Management`] trait, everything a dialect may ask of the broker.
+//! - [`model`]: domain types (clients, subscriptions, publish requests, stats, config).
+//! - [`history`]: broker events for observers, and stored connection/message records.
+//! - [`auth`]: the CONNECT authentication hook dialects contribute.
+//! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
+//! - [`store`]: the embedded database handle.
+//! - [`topic`]: MQTT topic validation and matching.
+//! - [`http`]: shared HTTP mechanics (Basic auth, paging, params, JSON bodies,
+//!   payload encodings, timestamps).
+
+pub mod auth;
+pub mod dialect;
+pub mod history;
+pub mod http;
+pub mod management;
+pub mod model;
+pub mod store;
+pub mod topic;
+
+pub use auth::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
+pub use dialect::{Dialect, DialectBuildError, DialectConfig, DialectContext};
+pub use history::{BrokerEvent, BrokerObserver, History};
+pub use management::{Management, MgmtError};
+pub use model::*;
+pub use store::Store;

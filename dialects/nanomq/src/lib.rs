@@ -1,0 +1,1 @@
+//! placeholder: the nanomq dialect arrives with its issue.

@@ -1,0 +1,1 @@
+//! placeholder: the realmq dialect arrives with its issue.
