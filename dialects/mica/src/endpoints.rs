@@ -1,0 +1,56 @@
+//! `GET /api/v1/endpoints`: the list of routes.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{json_response, CodeResponse, CODE_OK};
+use crate::routing::ROUTES;
+
+pub const ENDPOINTS: &str = "/api/v1/endpoints";
+
+/// One route of the API.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteInfo {
+    /// The path, e.g. `/api/v1/stats`.
+    pub path: &'static str,
+    /// The one method the path accepts: `GET` or `POST`.
+    pub method: &'static str,
+}
+
+/// `{"data":[RouteInfo…],"code":1}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EndpointsResponse {
+    pub data: Vec<RouteInfo>,
+    /// 1.
+    pub code: i32,
+}
+
+/// Lists every route of the API with its method, in mica 2.6.8.3's fixed order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/endpoints",
+    tag = "endpoints",
+    operation_id = "listEndpoints",
+    responses(
+        (status = 200, description = "Every route", body = EndpointsResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+    )
+)]
+pub async fn list_endpoints() -> Response {
+    let data = ROUTES
+        .iter()
+        .map(|r| RouteInfo {
+            path: r.path,
+            method: r.method.as_str(),
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &EndpointsResponse {
+            data,
+            code: CODE_OK,
+        },
+    )
+}

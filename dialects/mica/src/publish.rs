@@ -1,0 +1,171 @@
+//! `POST /api/v1/mqtt/publish` and `/publish/batch`: publishing as if an MQTT
+//! client had sent the message, routed by topic to every matching subscriber.
+
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use mqgate_kit::http::payload::PayloadEncoding;
+use mqgate_kit::topic::is_valid_topic_name;
+use mqgate_kit::{PublishProperties, PublishRequest};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::{ok_without_data, CodeResponse, MicaError};
+use crate::form::{self, lenient, RawBody};
+use crate::Mica;
+
+pub const PUBLISH: &str = "/api/v1/mqtt/publish";
+pub const PUBLISH_BATCH: &str = "/api/v1/mqtt/publish/batch";
+
+/// Prefix of a retained message with a lifetime: `$retain/<seconds>/<topic>`.
+const RETAIN_TTL_PREFIX: &str = "$retain/";
+
+/// mica's `PublishForm`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishForm {
+    /// Topic to publish to; no wildcards. With `retain`, `$retain/<seconds>/<topic>`
+    /// stores the retained message for that many seconds.
+    #[serde(default, deserialize_with = "lenient::string")]
+    #[schema(value_type = String, required = true, example = "a/b/c")]
+    pub topic: Option<String>,
+    /// Names the sender; must not be blank, does not select any receiver.
+    #[serde(default, deserialize_with = "lenient::string")]
+    #[schema(value_type = String, required = true, example = "httpApi")]
+    pub client_id: Option<String>,
+    /// Message body, in `encoding`; blank means an empty payload.
+    #[serde(default, deserialize_with = "lenient::string")]
+    #[schema(value_type = String, example = "Hello World")]
+    pub payload: Option<String>,
+    /// `plain` (default), `hex` or `base64`, any case; anything else means `plain`.
+    #[serde(default, deserialize_with = "lenient::string")]
+    #[schema(value_type = String, default = "plain")]
+    pub encoding: Option<String>,
+    /// QoS 0, 1 or 2; any other value is accepted and delivers nothing (as mica).
+    #[serde(default, deserialize_with = "lenient::int")]
+    #[schema(value_type = i32, default = 0)]
+    pub qos: Option<i32>,
+    /// Store as the topic's retained message (live subscribers get RETAIN=0).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    #[schema(value_type = bool, default = false)]
+    pub retain: Option<bool>,
+}
+
+impl PublishForm {
+    /// Validates the form and decodes its payload, so that nothing can fail any
+    /// more except the broker. `None`: mica accepts the message and delivers
+    /// nothing (qos out of range).
+    fn prepare(&self) -> Result<Option<PublishRequest>, MicaError> {
+        let client_id = non_blank(&self.client_id)?;
+        let topic = non_blank(&self.topic)?;
+        if !is_valid_topic_name(topic) {
+            return Err(MicaError::InvalidParam);
+        }
+        let retain = self.retain.unwrap_or(false);
+        let (topic, expiry) = if retain && topic.starts_with(RETAIN_TTL_PREFIX) {
+            retain_with_ttl(topic)?
+        } else {
+            (topic.to_string(), None)
+        };
+        let payload = match self.payload.as_deref().filter(|p| !p.trim().is_empty()) {
+            None => Bytes::new(),
+            Some(text) => self
+                .encoding
+                .as_deref()
+                .and_then(PayloadEncoding::parse)
+                .unwrap_or_default()
+                .decode(text)
+                .map_err(|_| MicaError::Unknown)?,
+        };
+        let qos = self.qos.unwrap_or(0);
+        Ok((0..=2).contains(&qos).then(|| PublishRequest {
+            topic,
+            payload,
+            qos: qos as u8,
+            retain,
+            properties: PublishProperties {
+                message_expiry_interval: expiry,
+                ..PublishProperties::default()
+            },
+            sender: Some(client_id.to_string()),
+        }))
+    }
+}
+
+fn non_blank(value: &Option<String>) -> Result<&str, MicaError> {
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(MicaError::MissingParam)
+}
+
+/// Splits `$retain/<seconds>/<topic>` into the topic and its lifetime (`None`:
+/// forever, for a lifetime ≤ 0).
+fn retain_with_ttl(topic: &str) -> Result<(String, Option<u32>), MicaError> {
+    let rest = &topic[RETAIN_TTL_PREFIX.len()..];
+    let (ttl, real_topic) = rest.split_once('/').ok_or(MicaError::InvalidParam)?;
+    let ttl: i64 = ttl.parse().map_err(|_| MicaError::InvalidParam)?;
+    if !is_valid_topic_name(real_topic) {
+        return Err(MicaError::InvalidParam);
+    }
+    let expiry = (ttl > 0).then(|| ttl.min(u32::MAX as i64) as u32);
+    Ok((real_topic.to_string(), expiry))
+}
+
+async fn send(mica: &Mica, requests: Vec<Option<PublishRequest>>) -> Result<(), MicaError> {
+    for request in requests.into_iter().flatten() {
+        mica.mgmt.publish(request).await?;
+    }
+    Ok(())
+}
+
+/// Publishes one message to every subscriber of its topic.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mqtt/publish",
+    tag = "messages",
+    operation_id = "publish",
+    request_body(content = PublishForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` topic with wildcards", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 500, description = "`{\"code\":105}` malformed JSON, wrong JSON type, undecodable hex/base64 payload", body = CodeResponse, content_type = "application/json"),
+    )
+)]
+pub async fn publish(
+    State(mica): State<Mica>,
+    RawBody(body): RawBody,
+) -> Result<Response, MicaError> {
+    let form: PublishForm = form::json_object(&body)?;
+    send(&mica, vec![form.prepare()?]).await?;
+    Ok(ok_without_data())
+}
+
+/// Publishes several messages. The whole batch is validated, payloads decoded,
+/// before the first message is sent: one bad element and nothing is published.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mqtt/publish/batch",
+    tag = "messages",
+    operation_id = "publishBatch",
+    request_body(content = Vec<PublishForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    responses(
+        (status = 200, description = "All published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` topic with wildcards. Nothing published.", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 500, description = "`{\"code\":105}` malformed JSON, not an array, undecodable payload. Nothing published.", body = CodeResponse, content_type = "application/json"),
+    )
+)]
+pub async fn publish_batch(
+    State(mica): State<Mica>,
+    RawBody(body): RawBody,
+) -> Result<Response, MicaError> {
+    let forms: Vec<PublishForm> = form::json_array(&body)?;
+    let outgoing = forms
+        .iter()
+        .map(PublishForm::prepare)
+        .collect::<Result<Vec<_>, _>>()?;
+    send(&mica, outgoing).await?;
+    Ok(ok_without_data())
+}
