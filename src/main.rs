@@ -1,1 +1,125 @@
-fn main() {}
+//! The `mqgate` command: runs the gateway, checks a configuration, writes the
+//! OpenAPI documents.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mqgate::config::Config;
+use mqgate::gateway::{Gateway, StartError};
+
+#[derive(Parser)]
+#[command(version, about = "One MQTT broker that speaks five vendors' management APIs")]
+struct Cli {
+    /// Configuration file (default: config/mqgate.toml if present, else embedded defaults).
+    #[arg(long, global = true, env = "MQGATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Load and check the configuration, print it as TOML-equivalent JSON, start nothing.
+    CheckConfig,
+    /// Write every dialect's OpenAPI document into a directory.
+    Openapi {
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+    },
+}
+
+/// Exit code of a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Openapi { out } => write_openapi(&out),
+        Command::CheckConfig => match Config::load(cli.config.as_deref()) {
+            Ok(c) => {
+                println!("{}", serde_json::to_string_pretty(&c).expect("config serialises"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mqgate: {e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Run => {
+            let config = match Config::load(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("mqgate: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(run(config))
+        }
+    }
+}
+
+async fn run(config: Config) -> ExitCode {
+    let mut gateway = match Gateway::start(config).await {
+        Ok(g) => g,
+        Err(e @ StartError::Config(_)) => {
+            eprintln!("mqgate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("mqgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            gateway.shutdown().await;
+        }
+        _ = gateway.stopped() => tracing::info!("stopped"),
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn write_openapi(out: &std::path::Path) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("mqgate: {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    for (name, json) in mqgate::openapi::documents() {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, json) {
+            eprintln!("mqgate: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}

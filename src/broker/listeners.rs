@@ -1,0 +1,79 @@
+//! MQTT listeners: plain TCP and WebSocket (binary frames, subprotocol `mqtt`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use mqgate_kit::Transport;
+use tokio::net::{TcpListener, TcpSocket};
+
+use super::connection::{self, Stream};
+use super::Broker;
+
+/// Binds with SO_REUSEADDR so a restart can take the same port at once.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Accepts MQTT over TCP until the broker shuts down.
+pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut shutdown = broker.shutdown_signal();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        let broker = Arc::clone(&broker);
+                        tokio::spawn(connection::serve(broker, Stream::Tcp(socket), peer, Transport::Tcp));
+                    }
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+    })
+}
+
+/// Accepts MQTT over WebSocket on `path` until the broker shuts down.
+pub fn spawn_ws(broker: Arc<Broker>, listener: TcpListener, path: &str) -> tokio::task::JoinHandle<()> {
+    let app = axum::Router::new()
+        .route(path, get(upgrade))
+        .with_state(Arc::clone(&broker));
+    let mut shutdown = broker.shutdown_signal();
+    tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!("websocket listener failed: {e}");
+        }
+    })
+}
+
+async fn upgrade(
+    State(broker): State<Arc<Broker>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.protocols(["mqtt", "mqttv3.1", "mqttv3.1.1"])
+        .on_upgrade(move |socket| {
+            connection::serve(broker, Stream::Ws(Box::new(socket)), peer, Transport::WebSocket)
+        })
+}
