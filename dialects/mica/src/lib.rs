@@ -35,6 +35,8 @@ pub mod endpoints;
 pub mod error;
 pub mod form;
 pub mod publish;
+#[cfg(test)]
+mod router_tests;
 pub mod routing;
 pub mod stats;
 pub mod subscriptions;
