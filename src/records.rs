@@ -229,9 +229,7 @@ impl Retention {
                 // indexed range delete).
                 let cutoff: Option<i64> = tx
                     .query_row(
-                        &format!(
-                            "SELECT at_ms FROM {table} ORDER BY at_ms DESC LIMIT 1 OFFSET ?1"
-                        ),
+                        &format!("SELECT at_ms FROM {table} ORDER BY at_ms DESC LIMIT 1 OFFSET ?1"),
                         [self.max_rows.min(i64::MAX as u64) as i64],
                         |r| r.get(0),
                     )
@@ -499,7 +497,8 @@ fn page_of<T>(
                 "SELECT {columns} FROM {table} WHERE {where_sql}
                  ORDER BY at_ms {order}, {tie_breaker} {order} LIMIT {limit} OFFSET {offset}"
             ))?;
-            let rows = statement.query_map(rusqlite::params_from_iter(filter.values.iter()), &map)?;
+            let rows =
+                statement.query_map(rusqlite::params_from_iter(filter.values.iter()), &map)?;
             for row in rows {
                 items.push(row?);
             }
@@ -702,7 +701,13 @@ mod tests {
         (dir, records)
     }
 
-    fn query(client: Option<&str>, from_ms: i64, to_ms: i64, page: usize, limit: usize) -> RecordQuery {
+    fn query(
+        client: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        page: usize,
+        limit: usize,
+    ) -> RecordQuery {
         RecordQuery {
             client_id: client.map(str::to_string),
             message_id: None,
@@ -796,7 +801,9 @@ mod tests {
             .collect();
         records.write_now(&events).unwrap();
 
-        let page = records.message_records(&query(Some("c@app"), 10_050, 10_149, 2, 4)).unwrap();
+        let page = records
+            .message_records(&query(Some("c@app"), 10_050, 10_149, 2, 4))
+            .unwrap();
         assert_eq!(page.total, 10);
         let ids: Vec<u64> = page.items.iter().map(|m| m.message_id).collect();
         assert_eq!(ids, vec![109, 110, 111, 112]);
@@ -809,7 +816,9 @@ mod tests {
         let ids: Vec<u64> = page.items.iter().map(|m| m.message_id).collect();
         assert_eq!(ids, vec![124, 123, 122]);
 
-        let beyond = records.message_records(&query(Some("c@app"), 0, i64::MAX, 99, 10)).unwrap();
+        let beyond = records
+            .message_records(&query(Some("c@app"), 0, i64::MAX, 99, 10))
+            .unwrap();
         assert_eq!(beyond.total, 25);
         assert!(beyond.items.is_empty());
     }
@@ -822,7 +831,9 @@ mod tests {
         });
         records.on_event(&connected("a@app", 1, 5));
         records.flush();
-        let page = records.connection_records(&query(Some("a@app"), 0, 10, 1, 10)).unwrap();
+        let page = records
+            .connection_records(&query(Some("a@app"), 0, 10, 1, 10))
+            .unwrap();
         assert_eq!(page.total, 0);
     }
 

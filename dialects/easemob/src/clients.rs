@@ -1,0 +1,397 @@
+//! Live views of this application's clients: one client's session, and the online
+//! clients by topic, by user id, or all of them.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use mqgate_kit::http::time::format_datetime;
+use mqgate_kit::{ClientFilter, ClientInfo, PageRequest, SubscriptionFilter, Transport};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::app::{check_client_id, App, ClientIdCheck};
+use crate::auth::AppToken;
+use crate::error::{ApiError, ErrorBody, ErrorReply, Reply};
+use crate::params::{self, from_query, hex_id, slice_page};
+
+// ---- broker/clientInfo ----------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientInfoParams {
+    /// `deviceID@AppID` of this application.
+    #[param(required = true)]
+    pub clientid: Option<String>,
+    /// Page of the subscriptions, default 1.
+    pub current_page: Option<String>,
+    /// Default 10.
+    pub page_size: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionItem {
+    pub topic: String,
+    pub qos: u8,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientSession {
+    /// Always `null`, as the vendor answers.
+    #[serde(rename = "clientID")]
+    #[schema(value_type = Option<String>)]
+    pub client_id: Option<String>,
+    /// `online` or `offline`.
+    pub status: &'static str,
+    /// Latest connect time, epoch ms as a string.
+    pub time: String,
+    /// The user name the client logged in with.
+    pub user: Option<String>,
+    pub keepalive: u16,
+    pub cleansession: bool,
+    /// `true` when the client registered a will, otherwise `null`.
+    pub will: Option<bool>,
+    /// 4 (MQTT 3.1.1) or 5.
+    pub version: u8,
+    /// This page of the client's subscriptions.
+    pub dataobject: Vec<SubscriptionItem>,
+    pub page_size: usize,
+    pub current_page: usize,
+    /// Number of subscriptions.
+    pub total: usize,
+}
+
+/// One client's session: status, login, and its subscriptions (paged).
+#[utoipa::path(
+    get,
+    path = "/openapi/rm/broker/clientInfo",
+    tag = "client",
+    params(ClientInfoParams),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, body = Reply<ClientSession>),
+        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `clientId doesn't exist`", body = ErrorReply),
+        (status = 403, description = "`access deny`", body = ErrorReply),
+    )
+)]
+pub async fn client_info(
+    State(app): State<Arc<App>>,
+    auth: AppToken,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<ClientSession>, ApiError> {
+    auth.path.ensure_ours(ErrorBody::Null)?;
+    let p: ClientInfoParams = from_query(raw.as_deref());
+    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
+    let Some(client) = app.management.get_client(&client_id) else {
+        return Err(ApiError::bad_request("clientId doesn't exist"));
+    };
+    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
+    let subscriptions = app.management.list_subscriptions(
+        &SubscriptionFilter {
+            client_id: Some(client_id),
+            ..SubscriptionFilter::default()
+        },
+        page,
+    );
+    Ok(Reply::ok(ClientSession {
+        client_id: None,
+        status: if client.connected {
+            "online"
+        } else {
+            "offline"
+        },
+        time: client.connected_at_ms.to_string(),
+        user: client.username,
+        keepalive: client.keepalive,
+        cleansession: client.clean_start,
+        will: client.will.map(|_| true),
+        version: client.proto_ver,
+        dataobject: subscriptions
+            .items
+            .into_iter()
+            .map(|s| SubscriptionItem {
+                topic: s.topic_filter,
+                qos: s.qos,
+            })
+            .collect(),
+        page_size: page.limit,
+        current_page: page.page,
+        total: subscriptions.total,
+    }))
+}
+
+// ---- users/topic, users/userid, users/appid -------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnlineList<T> {
+    /// Number of matching online clients (all pages).
+    pub total: usize,
+    pub data: Vec<T>,
+}
+
+fn protocol(t: Transport) -> &'static str {
+    match t {
+        Transport::Tcp => "tcp",
+        Transport::WebSocket => "ws",
+    }
+}
+
+/// This application's connected clients matching `filter`.
+fn online_clients(app: &App, mut filter: ClientFilter) -> Vec<ClientInfo> {
+    filter.connected = Some(true);
+    app.management
+        .list_clients(&filter, PageRequest::ALL)
+        .items
+        .into_iter()
+        .filter(|c| check_client_id(&c.client_id, &app.config.app_id) == ClientIdCheck::Ours)
+        .collect()
+}
+
+/// A comma-separated list, blanks and repeats removed.
+fn comma_list(value: Option<&str>) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for item in value.unwrap_or("").split(',').map(str::trim) {
+        if !item.is_empty() && !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        }
+    }
+    items
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicClientsParams {
+    /// One topic, or several separated by commas.
+    #[param(required = true)]
+    pub topic: Option<String>,
+    /// Default 10.
+    pub page_size: Option<String>,
+    /// Default 1.
+    pub current_page: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicClient {
+    pub client_id: String,
+    pub userid: Option<String>,
+    pub keepalive: u16,
+    /// `tcp` or `ws`.
+    pub protocol: &'static str,
+    /// `yyyy-MM-dd HH:mm:ss`.
+    pub conntime: String,
+    /// The subscribed topic this row is for.
+    pub topic: String,
+    pub version: u8,
+    pub connid: String,
+}
+
+/// Online clients subscribed to the given topics (one row per client and topic).
+#[utoipa::path(
+    get,
+    path = "/openapi/rm/users/topic",
+    tag = "client",
+    params(TopicClientsParams),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, body = Reply<OnlineList<TopicClient>>),
+        (status = 400, description = "`topic cannot be empty`", body = ErrorReply),
+        (status = 403, description = "`access deny`", body = ErrorReply),
+    )
+)]
+pub async fn clients_by_topic(
+    State(app): State<Arc<App>>,
+    auth: AppToken,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<OnlineList<TopicClient>>, ApiError> {
+    auth.path.ensure_ours(ErrorBody::Null)?;
+    let p: TopicClientsParams = from_query(raw.as_deref());
+    let topics = comma_list(p.topic.as_deref());
+    if topics.is_empty() {
+        return Err(ApiError::bad_request("topic cannot be empty"));
+    }
+    let mut rows = Vec::new();
+    for topic in topics {
+        let filter = ClientFilter {
+            subscribed_filter: Some(topic.clone()),
+            ..ClientFilter::default()
+        };
+        rows.extend(
+            online_clients(&app, filter)
+                .into_iter()
+                .map(|c| TopicClient {
+                    client_id: c.client_id,
+                    userid: c.username,
+                    keepalive: c.keepalive,
+                    protocol: protocol(c.transport),
+                    conntime: format_datetime(c.connected_at_ms),
+                    topic: topic.clone(),
+                    version: c.proto_ver,
+                    connid: hex_id(c.connection_id),
+                }),
+        );
+    }
+    let total = rows.len();
+    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
+    Ok(Reply::ok(OnlineList {
+        total,
+        data: slice_page(rows, page),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct UserClientsParams {
+    /// One user id (MQTT user name), or several separated by commas.
+    #[param(required = true)]
+    pub userid: Option<String>,
+    /// Default 10.
+    pub page_size: Option<String>,
+    /// Default 1.
+    pub current_page: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserClient {
+    pub client_id: String,
+    pub userid: Option<String>,
+    pub conntime: String,
+    pub keepalive: u16,
+    pub version: u8,
+    pub protocol: &'static str,
+    pub connid: String,
+}
+
+/// Online clients logged in as the given user ids.
+#[utoipa::path(
+    get,
+    path = "/openapi/rm/users/userid",
+    tag = "client",
+    params(UserClientsParams),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, body = Reply<OnlineList<UserClient>>),
+        (status = 400, description = "`userid cannot be empty`", body = ErrorReply),
+        (status = 403, description = "`access deny`", body = ErrorReply),
+    )
+)]
+pub async fn clients_by_user(
+    State(app): State<Arc<App>>,
+    auth: AppToken,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<OnlineList<UserClient>>, ApiError> {
+    auth.path.ensure_ours(ErrorBody::Null)?;
+    let p: UserClientsParams = from_query(raw.as_deref());
+    let users = comma_list(p.userid.as_deref());
+    if users.is_empty() {
+        return Err(ApiError::bad_request("userid cannot be empty"));
+    }
+    let mut rows = Vec::new();
+    for user in users {
+        let filter = ClientFilter {
+            username: Some(user),
+            ..ClientFilter::default()
+        };
+        rows.extend(
+            online_clients(&app, filter)
+                .into_iter()
+                .map(|c| UserClient {
+                    client_id: c.client_id,
+                    userid: c.username,
+                    conntime: format_datetime(c.connected_at_ms),
+                    keepalive: c.keepalive,
+                    version: c.proto_ver,
+                    protocol: protocol(c.transport),
+                    connid: hex_id(c.connection_id),
+                }),
+        );
+    }
+    let total = rows.len();
+    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
+    Ok(Reply::ok(OnlineList {
+        total,
+        data: slice_page(rows, page),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct AppClientsParams {
+    /// Default 10.
+    pub page_size: Option<String>,
+    /// Default 1.
+    pub current_page: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppClient {
+    pub client_id: String,
+    pub userid: Option<String>,
+    pub conntime: String,
+    pub keepalive: u16,
+    pub cleansession: bool,
+    pub version: u8,
+    pub protocol: &'static str,
+    pub connid: String,
+}
+
+/// Every online client of this application.
+#[utoipa::path(
+    get,
+    path = "/openapi/rm/users/appid",
+    tag = "client",
+    params(AppClientsParams),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, body = Reply<OnlineList<AppClient>>),
+        (status = 403, description = "`access deny`", body = ErrorReply),
+    )
+)]
+pub async fn clients_of_app(
+    State(app): State<Arc<App>>,
+    auth: AppToken,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<OnlineList<AppClient>>, ApiError> {
+    auth.path.ensure_ours(ErrorBody::Null)?;
+    let p: AppClientsParams = from_query(raw.as_deref());
+    let rows: Vec<AppClient> = online_clients(&app, ClientFilter::default())
+        .into_iter()
+        .map(|c| AppClient {
+            client_id: c.client_id,
+            userid: c.username,
+            conntime: format_datetime(c.connected_at_ms),
+            keepalive: c.keepalive,
+            cleansession: c.clean_start,
+            version: c.proto_ver,
+            protocol: protocol(c.transport),
+            connid: hex_id(c.connection_id),
+        })
+        .collect();
+    let total = rows.len();
+    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
+    Ok(Reply::ok(OnlineList {
+        total,
+        data: slice_page(rows, page),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_lists() {
+        assert_eq!(
+            comma_list(Some("a, b,,a")),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert!(comma_list(Some(" , ")).is_empty());
+        assert!(comma_list(None).is_empty());
+    }
+}
