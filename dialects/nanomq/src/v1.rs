@@ -1,0 +1,367 @@
+//! The v1 RPC of NanoMQ 0.5–0.8.0: every method and every path under `/api/v1` takes a
+//! JSON object `{"req":N,"seq":S,...}` and answers `{"code":0,"seq":S,"rep":N,"data":...}`.
+//!
+//! 0.8.0's order of checks is kept: the body must be a JSON object before anything else
+//! (400 `{"code":109,"seq":0}`, even without credentials), then `req`/`seq` are read as
+//! C casts of doubles (a missing `seq` echoes as 2^63, a missing `req` drops `rep`),
+//! then credentials, then the request code. Every reply, success or error, carries the
+//! request's Content-Type.
+
+use axum::http::{HeaderValue, StatusCode};
+use bytes::Bytes;
+use mqgate_kit::{ClientFilter, ControlAction, PageRequest, SubscriptionFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::cjson;
+use crate::reply::{ApiError, Reply};
+use crate::server::{ApiRequest, Nanomq};
+use crate::settings::{self, Setter};
+use crate::v4::topic_tree;
+
+/// 2^63: what NanoMQ's cast of a missing (NaN) `seq` yields on x86-64.
+const NAN_SEQ: u64 = 1 << 63;
+
+/// One RPC request. Only `req` and `seq` are common; `action` is for req 10 and `data`
+/// for req 12.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RpcRequest {
+    /// 2 broker stats, 4 subscriptions, 5 clients, 10 control, 11 get config,
+    /// 12 set config, 13 topic tree.
+    pub req: i32,
+    /// Echoed in the reply.
+    pub seq: u64,
+    /// req 10: `stop` or `restart`.
+    pub action: Option<String>,
+    /// req 12: the configuration in req 11's shape.
+    #[schema(value_type = Object)]
+    pub data: Option<Value>,
+}
+
+/// `(int)` of a double as x86-64 computes it: out of range and NaN give INT_MIN.
+fn c_int(value: Option<&Value>) -> i32 {
+    match value.and_then(Value::as_f64) {
+        Some(f) if f > i32::MIN as f64 - 1.0 && f < i32::MAX as f64 + 1.0 => f.trunc() as i32,
+        _ => i32::MIN,
+    }
+}
+
+/// `(uint64_t)` of a double as x86-64 computes it: NaN and out of range give 2^63.
+fn c_u64(value: Option<&Value>) -> u64 {
+    match value {
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(NAN_SEQ),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if (0.0..18_446_744_073_709_551_616.0).contains(&f) => f.trunc() as u64,
+            Some(f) if f < 0.0 && f > i64::MIN as f64 => f.trunc() as i64 as u64,
+            _ => NAN_SEQ,
+        },
+        _ => NAN_SEQ,
+    }
+}
+
+/// The RPC endpoint (any method, any sub-path).
+#[utoipa::path(
+    post,
+    path = "/api/v1",
+    tag = "v1 RPC",
+    request_body(content = RpcRequest, description = "`{\"req\":N,\"seq\":S}`; req 10 adds `action`, req 12 adds `data`"),
+    responses(
+        (status = 200, description = "`{\"code\":0,\"seq\":S,\"rep\":N[,\"data\":...]}`; data per req: 2 `RpcBrokerStats`, 4 `[RpcClientSubscriptions]`, 5 `[RpcClient]`, 11 `RpcConfig`, 13 the topic tree (`[[RpcTreeNode]]`)", body = RpcBrokerStats),
+        (status = 400, description = "`{\"code\":109,\"seq\":0}`: the body is not a JSON object"),
+        (status = 401, description = "`{\"code\":103|104|116,\"seq\":S,\"rep\":N}`"),
+        (status = 404, description = "`{\"code\":108,\"seq\":S[,\"rep\":N]}`: unknown req")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn handle(api: &Nanomq, request: &ApiRequest) -> Reply {
+    let content_type = request.content_type();
+    let body: Value = match serde_json::from_slice(&request.body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return ApiError::not_json().in_rpc(0, 0).reply(content_type),
+    };
+    let req = c_int(body.get("req"));
+    let seq = c_u64(body.get("seq"));
+    if let Err(code) = api.auth.check(&request.headers) {
+        return ApiError::unauthorized(code)
+            .in_rpc(seq, req)
+            .reply(content_type);
+    }
+    let outcome = match req {
+        2 => Ok(Some(data(&broker_stats(api)))),
+        4 => Ok(Some(data(&client_subscriptions(api)))),
+        5 => Ok(Some(data(&clients(api)))),
+        10 => control(api, body.get("action")).map(|()| None),
+        11 => Ok(Some(data(&config(api)))),
+        12 => set_config(api, body.get("data")),
+        13 => Ok(Some(data(&topic_tree::levels(api, "client_id")))),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, 108)),
+    };
+    match outcome {
+        Ok(extra) => success(seq, req, extra, content_type),
+        Err(error) => error.in_rpc(seq, req).reply(content_type),
+    }
+}
+
+fn data<T: Serialize>(value: &T) -> String {
+    let text = serde_json::to_string(value).unwrap_or_else(|_| "null".to_string());
+    format!(",\"data\":{text}")
+}
+
+/// `{"code":0,"seq":S,"rep":R` + `extra` (`,"data":...` or `,"not_applied":[...]`) + `}`.
+fn success(seq: u64, rep: i32, extra: Option<String>, content_type: Option<&HeaderValue>) -> Reply {
+    let body = format!(
+        "{{\"code\":0,\"seq\":{},\"rep\":{rep}{}}}",
+        cjson::format_number(seq as f64),
+        extra.unwrap_or_default()
+    );
+    Reply {
+        status: StatusCode::OK,
+        content_type: content_type.cloned(),
+        body: Bytes::from(body),
+    }
+}
+
+/// req 2.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcBrokerStats {
+    /// Clients connected now.
+    pub client_size: u64,
+    pub message_in: u64,
+    pub message_out: u64,
+    pub message_drop: u64,
+}
+
+fn broker_stats(api: &Nanomq) -> RpcBrokerStats {
+    let stats = api.management.stats();
+    RpcBrokerStats {
+        client_size: stats.connections,
+        message_in: stats.messages_received,
+        message_out: stats.messages_sent,
+        message_drop: stats.messages_dropped,
+    }
+}
+
+/// req 4: one entry per client holding subscriptions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcClientSubscriptions {
+    pub client_id: String,
+    pub subscriptions: Vec<RpcSubscription>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcSubscription {
+    pub topic: String,
+    pub qos: u8,
+}
+
+fn client_subscriptions(api: &Nanomq) -> Vec<RpcClientSubscriptions> {
+    let page = api
+        .management
+        .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL);
+    let mut grouped: Vec<RpcClientSubscriptions> = Vec::new();
+    for sub in page.items {
+        let entry = RpcSubscription {
+            topic: sub.topic_filter,
+            qos: sub.qos,
+        };
+        match grouped.iter_mut().find(|g| g.client_id == sub.client_id) {
+            Some(group) => group.subscriptions.push(entry),
+            None => grouped.push(RpcClientSubscriptions {
+                client_id: sub.client_id,
+                subscriptions: vec![entry],
+            }),
+        }
+    }
+    grouped
+}
+
+/// req 5.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcClient {
+    pub client_id: String,
+    /// `""` without a username.
+    pub username: String,
+    pub keepalive: u16,
+    /// The MQTT protocol level (4 for 3.1.1, 5).
+    pub protocol: u8,
+    /// 1 connected, 0 offline session.
+    pub connect_status: u8,
+    /// Messages delivered to the client.
+    pub message_receive: u64,
+}
+
+fn clients(api: &Nanomq) -> Vec<RpcClient> {
+    api.management
+        .list_clients(&ClientFilter::default(), PageRequest::ALL)
+        .items
+        .into_iter()
+        .map(|c| RpcClient {
+            client_id: c.client_id,
+            username: c.username.unwrap_or_default(),
+            keepalive: c.keepalive,
+            protocol: c.proto_ver,
+            connect_status: u8::from(c.connected),
+            message_receive: c.counters.messages_out,
+        })
+        .collect()
+}
+
+/// req 10. NanoMQ 0.8.0 answers an unknown action with success and does nothing; that
+/// is kept. A missing action crashed it; here it is 400 `{"code":107}`.
+fn control(api: &Nanomq, action: Option<&Value>) -> Result<(), ApiError> {
+    let action = action
+        .and_then(Value::as_str)
+        .ok_or(ApiError::new(StatusCode::BAD_REQUEST, 107))?;
+    let action = match action.to_ascii_lowercase().as_str() {
+        "stop" => ControlAction::Stop,
+        "restart" => ControlAction::Restart,
+        _ => return Ok(()),
+    };
+    api.management
+        .control(action)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 101))
+}
+
+/// req 11, in the shape 0.8.0 printed (absent strings omitted, TLS files `null`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcConfig {
+    pub url: Option<String>,
+    pub num_taskq_thread: u32,
+    pub max_taskq_thread: u32,
+    pub parallel: u32,
+    pub property_size: u32,
+    /// Largest number of queued messages per client.
+    pub msq_len: u32,
+    pub allow_anonymous: bool,
+    pub daemon: bool,
+    pub tls: RpcTls,
+    pub websocket: RpcWebsocket,
+    pub http_server: RpcHttpServer,
+    pub bridge: RpcBridge,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcTls {
+    pub enable: bool,
+    pub key_password: Option<String>,
+    pub key: Option<String>,
+    pub cert: Option<String>,
+    pub cacert: Option<String>,
+    pub verify_peer: bool,
+    pub fail_if_no_peer_cert: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcWebsocket {
+    pub enable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcHttpServer {
+    pub enable: bool,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    pub auth_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcBridge {
+    pub bridge_mode: bool,
+    pub proto_ver: u8,
+    pub clean_start: bool,
+    pub keepalive: u16,
+    pub parallel: u32,
+    pub forwards: Vec<String>,
+    pub subscription: Vec<RpcSubscription>,
+}
+
+fn config(api: &Nanomq) -> RpcConfig {
+    let view = api.management.config();
+    let threads = settings::task_threads();
+    RpcConfig {
+        url: settings::tcp_url(&view),
+        num_taskq_thread: threads,
+        max_taskq_thread: threads,
+        parallel: threads,
+        property_size: settings::PROPERTY_SIZE,
+        msq_len: view.hot.max_queued_messages,
+        allow_anonymous: view.hot.allow_anonymous,
+        daemon: false,
+        tls: RpcTls {
+            enable: false,
+            key_password: None,
+            key: None,
+            cert: None,
+            cacert: None,
+            verify_peer: false,
+            fail_if_no_peer_cert: false,
+        },
+        websocket: RpcWebsocket {
+            enable: view.mqtt.ws_listen.is_some(),
+            url: settings::ws_url(&view),
+        },
+        http_server: RpcHttpServer {
+            enable: true,
+            port: api.listen.port(),
+            username: api.config.username.clone(),
+            password: api.config.password.clone(),
+            auth_type: api.config.auth_type.reported_name().to_string(),
+        },
+        bridge: RpcBridge {
+            bridge_mode: false,
+            proto_ver: 0,
+            clean_start: false,
+            keepalive: 0,
+            parallel: 1,
+            forwards: Vec::new(),
+            subscription: Vec::new(),
+        },
+    }
+}
+
+/// req 12: applies `msq_len` and `allow_anonymous`; other changed values are reported
+/// in `not_applied`.
+fn set_config(api: &Nanomq, written: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(written) = written.filter(|v| v.is_object()) else {
+        return Ok(None);
+    };
+    let current = serde_json::to_value(config(api)).unwrap_or(Value::Null);
+    let setters: &[(&str, Setter)] = &[
+        ("msq_len", settings::set_queue_len),
+        ("allow_anonymous", settings::set_allow_anonymous),
+    ];
+    let plan = settings::plan_write(&current, written, setters);
+    settings::log_not_applied("v1 req 12", &plan);
+    if plan.patch != Default::default() {
+        api.management
+            .update_config(plan.patch.clone())
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, 108))?;
+    }
+    if plan.not_applied.is_empty() {
+        Ok(None)
+    } else {
+        let list = serde_json::to_string(&plan.not_applied).unwrap_or_default();
+        Ok(Some(format!(",\"not_applied\":{list}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn c_casts() {
+        assert_eq!(c_int(Some(&json!(2.9))), 2);
+        assert_eq!(c_int(Some(&json!("2"))), i32::MIN);
+        assert_eq!(c_int(None), i32::MIN);
+        assert_eq!(c_u64(Some(&json!(7.5))), 7);
+        assert_eq!(c_u64(Some(&json!("7"))), NAN_SEQ);
+        assert_eq!(c_u64(Some(&json!(1111111))), 1111111);
+        assert_eq!(c_u64(None), NAN_SEQ);
+    }
+}

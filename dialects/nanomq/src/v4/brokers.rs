@@ -1,0 +1,107 @@
+//! `GET /brokers` and `GET /nodes`: the one node that exists, with mqgate's live uptime,
+//! version and connection count.
+
+use mqgate_kit::http::time::{format_datetime, now_ms};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::reply::Reply;
+use crate::server::Nanomq;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokerList {
+    pub code: u16,
+    pub data: Vec<Broker>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Broker {
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub datetime: String,
+    /// Always `Running`.
+    pub node_status: &'static str,
+    pub sysdescr: &'static str,
+    /// `H Hours, M minutes, S seconds`.
+    pub uptime: String,
+    /// mqgate's version.
+    pub version: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeList {
+    pub code: u16,
+    pub data: Vec<Node>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Node {
+    /// MQTT clients connected now.
+    pub connections: u64,
+    pub node_status: &'static str,
+    pub uptime: String,
+    pub version: String,
+}
+
+/// NanoMQ's uptime text; hours are not folded into days.
+pub fn uptime_text(uptime_ms: u64) -> String {
+    let secs = uptime_ms / 1000;
+    format!(
+        "{} Hours, {} minutes, {} seconds",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v4/brokers",
+    tag = "v4 brokers",
+    responses((status = 200, description = "The broker", body = BrokerList)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn list_brokers(api: &Nanomq) -> Reply {
+    let stats = api.management.stats();
+    Reply::json(&BrokerList {
+        code: 0,
+        data: vec![Broker {
+            datetime: format_datetime(now_ms()),
+            node_status: "Running",
+            sysdescr: "NanoMQ Broker",
+            uptime: uptime_text(stats.uptime_ms),
+            version: stats.version,
+        }],
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v4/nodes",
+    tag = "v4 brokers",
+    responses((status = 200, description = "The node", body = NodeList)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn list_nodes(api: &Nanomq) -> Reply {
+    let stats = api.management.stats();
+    Reply::json(&NodeList {
+        code: 0,
+        data: vec![Node {
+            connections: stats.connections,
+            node_status: "Running",
+            uptime: uptime_text(stats.uptime_ms),
+            version: stats.version,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uptime() {
+        assert_eq!(super::uptime_text(21_999), "0 Hours, 0 minutes, 21 seconds");
+        assert_eq!(
+            super::uptime_text(90_061_000),
+            "25 Hours, 1 minutes, 1 seconds"
+        );
+    }
+}

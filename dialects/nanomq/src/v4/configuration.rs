@@ -1,0 +1,439 @@
+//! `GET/POST /configuration[/{section}]` and `POST /config_update`: NanoMQ's whole
+//! configuration, shaped as 0.25 prints it, filled with mqgate's live settings.
+//!
+//! Writes go through [`crate::settings`]: the `basic` keys mqgate has are applied,
+//! every other changed value is reported in `not_applied`. `config_update` takes
+//! NanoMQ's HOCON file text: it is parsed (a syntax error is 400 `{"code":117}`; NanoMQ
+//! exits the process instead), the keys mqgate has are applied, and the text is kept as
+//! `nanomq.conf` in mqgate's data directory.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::cjson::CNumber;
+use crate::reply::{ApiError, Reply};
+use crate::server::{ApiRequest, Nanomq};
+use crate::settings::{self, Setter};
+use crate::v4::json_object;
+use crate::v4::reload::{self, WriteReply};
+
+/// The file `config_update` writes, in mqgate's data directory.
+pub const CONFIG_FILE_NAME: &str = "nanomq.conf";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BasicSection {
+    pub url: Option<String>,
+    pub num_taskq_thread: u32,
+    pub max_taskq_thread: u32,
+    pub parallel: u32,
+    pub property_size: u32,
+    pub daemon: bool,
+    /// KiB.
+    pub max_packet_size: u32,
+    /// KiB.
+    pub client_max_packet_size: u32,
+    pub msq_len: u32,
+    pub qos_duration: u32,
+    pub keepalive_backoff: CNumber,
+    pub allow_anonymous: bool,
+    pub ipc_internal: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TlsSection {
+    pub enable: bool,
+    pub url: Option<String>,
+    pub key_password: Option<String>,
+    pub key: Option<String>,
+    pub cert: Option<String>,
+    pub cacert: Option<String>,
+    pub verify_peer: bool,
+    pub fail_if_no_peer_cert: bool,
+}
+
+impl TlsSection {
+    fn disabled() -> TlsSection {
+        TlsSection {
+            enable: false,
+            url: None,
+            key_password: None,
+            key: None,
+            cert: None,
+            cacert: None,
+            verify_peer: false,
+            fail_if_no_peer_cert: false,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthHttpRequest {
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub params: Vec<String>,
+    pub tls: TlsSection,
+}
+
+impl AuthHttpRequest {
+    fn unset() -> AuthHttpRequest {
+        AuthHttpRequest {
+            url: None,
+            method: None,
+            headers: BTreeMap::new(),
+            params: Vec::new(),
+            tls: TlsSection::disabled(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthHttpSection {
+    pub enable: bool,
+    pub timeout: u32,
+    pub connect_timeout: u32,
+    pub pool_size: u32,
+    pub cache_ttl: u32,
+    pub auth_req: AuthHttpRequest,
+    pub acl_req: AuthHttpRequest,
+    pub super_req: AuthHttpRequest,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebsocketSection {
+    pub enable: bool,
+    pub tls_enable: bool,
+    pub url: Option<String>,
+    pub tls_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpServerSection {
+    pub enable: bool,
+    pub port: u16,
+    pub addr: String,
+    pub username: String,
+    pub password: String,
+    /// `basic` or `jwt` (`no_auth` reports `basic`, as NanoMQ does).
+    pub auth_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SqliteSection {
+    pub enable: bool,
+    pub disk_cache_size: u32,
+    pub flush_mem_threshold: u32,
+    pub resend_interval: u32,
+    pub mounted_file_path: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BridgeSection {
+    /// Bridges; mqgate has none.
+    #[schema(value_type = Vec<Object>)]
+    pub nodes: Vec<Value>,
+}
+
+impl BridgeSection {
+    pub fn none() -> BridgeSection {
+        BridgeSection { nodes: Vec::new() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Configuration {
+    pub basic: BasicSection,
+    pub tls: TlsSection,
+    /// Username/password pairs; mqgate reports none.
+    #[schema(value_type = Vec<Object>)]
+    pub auth: Vec<Value>,
+    pub auth_http: AuthHttpSection,
+    pub websocket: WebsocketSection,
+    pub http_server: HttpServerSection,
+    pub sqlite: SqliteSection,
+    pub bridge: BridgeSection,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigurationReply {
+    pub code: u16,
+    pub data: Configuration,
+}
+
+/// The sections `/configuration/{section}` serves; others are 404 `{"code":101,"data":{}}`.
+pub const SECTIONS: [&str; 8] = [
+    "basic",
+    "tls",
+    "auth",
+    "auth_http",
+    "websocket",
+    "http_server",
+    "sqlite",
+    "bridge",
+];
+
+pub fn configuration(api: &Nanomq) -> Configuration {
+    let view = api.management.config();
+    let hot = reload::hot_config(api);
+    let threads = settings::task_threads();
+    Configuration {
+        basic: BasicSection {
+            url: settings::tcp_url(&view),
+            num_taskq_thread: threads,
+            max_taskq_thread: threads,
+            parallel: threads,
+            property_size: hot.property_size,
+            daemon: false,
+            max_packet_size: hot.max_packet_size,
+            client_max_packet_size: hot.client_max_packet_size,
+            msq_len: hot.msq_len,
+            qos_duration: hot.qos_duration,
+            keepalive_backoff: hot.keepalive_backoff,
+            allow_anonymous: hot.allow_anonymous,
+            ipc_internal: false,
+        },
+        tls: TlsSection::disabled(),
+        auth: Vec::new(),
+        auth_http: AuthHttpSection {
+            enable: false,
+            timeout: 5,
+            connect_timeout: 5,
+            pool_size: 32,
+            cache_ttl: 0,
+            auth_req: AuthHttpRequest::unset(),
+            acl_req: AuthHttpRequest::unset(),
+            super_req: AuthHttpRequest::unset(),
+        },
+        websocket: WebsocketSection {
+            enable: view.mqtt.ws_listen.is_some(),
+            tls_enable: false,
+            url: settings::ws_url(&view),
+            tls_url: None,
+        },
+        http_server: HttpServerSection {
+            enable: true,
+            port: api.listen.port(),
+            addr: api.listen.ip().to_string(),
+            username: api.config.username.clone(),
+            password: api.config.password.clone(),
+            auth_type: api.config.auth_type.reported_name().to_string(),
+        },
+        sqlite: SqliteSection {
+            enable: false,
+            disk_cache_size: 102400,
+            flush_mem_threshold: 100,
+            resend_interval: 0,
+            mounted_file_path: None,
+        },
+        bridge: BridgeSection::none(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v4/configuration",
+    tag = "v4 configuration",
+    responses((status = 200, description = "The whole configuration", body = ConfigurationReply)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn get_broker_configuration(api: &Nanomq) -> Reply {
+    Reply::json(&ConfigurationReply {
+        code: 0,
+        data: configuration(api),
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v4/configuration/{section}",
+    tag = "v4 configuration",
+    params(("section" = String, Path, description = "basic | tls | auth | auth_http | websocket | http_server | sqlite | bridge")),
+    responses(
+        (status = 200, description = "`{\"code\":0,\"data\":{\"<section>\":...}}`", body = Object),
+        (status = 404, description = "`{\"code\":101,\"data\":{}}` (also for the listed `webhook` and `aws_bridge`)")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn get_configuration_section(api: &Nanomq, section: &str) -> Result<Reply, ApiError> {
+    if !SECTIONS.contains(&section) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, 101)
+            .labelled_json()
+            .with_empty_data());
+    }
+    let whole = configuration(api);
+    let section_json = match section {
+        "basic" => serde_json::to_string(&whole.basic),
+        "tls" => serde_json::to_string(&whole.tls),
+        "auth" => serde_json::to_string(&whole.auth),
+        "auth_http" => serde_json::to_string(&whole.auth_http),
+        "websocket" => serde_json::to_string(&whole.websocket),
+        "http_server" => serde_json::to_string(&whole.http_server),
+        "sqlite" => serde_json::to_string(&whole.sqlite),
+        _ => serde_json::to_string(&whole.bridge),
+    }
+    .unwrap_or_else(|_| "null".to_string());
+    // Written by hand because a `Value` object would sort the section's keys.
+    let body = format!("{{\"code\":0,\"data\":{{\"{section}\":{section_json}}}}}");
+    let mut reply = Reply::code(0);
+    reply.body = body.into();
+    Ok(reply)
+}
+
+/// Keys of `basic` mqgate applies, as paths inside the written `data`.
+const BASIC_SETTERS: &[(&str, Setter)] = &[
+    ("basic.msq_len", settings::set_queue_len),
+    ("basic.allow_anonymous", settings::set_allow_anonymous),
+    ("basic.max_packet_size", settings::set_max_packet_kib),
+    (
+        "basic.client_max_packet_size",
+        settings::set_client_max_packet_kib,
+    ),
+    ("basic.keepalive_backoff", settings::set_keepalive_backoff),
+];
+
+#[utoipa::path(
+    post,
+    path = "/api/v4/configuration",
+    tag = "v4 configuration",
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)"),
+    responses(
+        (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
+        (status = 400, description = "`{\"code\":109}` not a JSON object; `{\"code\":108}` a value the broker refuses")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn set_broker_configuration(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
+    let body = json_object(request)?;
+    let Some(written) = body.get("data").filter(|d| d.is_object()) else {
+        return Ok(Reply::code(0));
+    };
+    let current = serde_json::to_value(configuration(api)).unwrap_or(Value::Null);
+    reload::apply(
+        api,
+        "v4 /configuration",
+        settings::plan_write(&current, written, BASIC_SETTERS),
+    )
+}
+
+/// Keys of NanoMQ's HOCON file mqgate applies.
+const HOCON_SETTERS: &[(&str, Setter)] = &[
+    ("mqtt.max_packet_size", settings::set_max_packet_size_text),
+    (
+        "mqtt.client_max_packet_size",
+        settings::set_client_max_packet_size_text,
+    ),
+    ("mqtt.max_mqueue_len", settings::set_queue_len),
+    ("mqtt.keepalive_multiplier", settings::set_keepalive_backoff),
+    ("auth.allow_anonymous", settings::set_allow_anonymous),
+];
+
+/// Parses HOCON text into JSON values; `None` when it is not a HOCON object.
+pub fn parse_hocon(text: &str) -> Option<Value> {
+    let text = text.to_string();
+    // The parser is third-party code fed by the client: a panic in it must not take
+    // the request task (or anything else) down.
+    let parsed = std::panic::catch_unwind(move || {
+        hocon::HoconLoader::new()
+            .no_system()
+            .strict()
+            .load_str(&text)
+            .and_then(|loader| loader.hocon())
+    })
+    .ok()?
+    .ok()?;
+    match hocon_to_json(parsed)? {
+        v @ Value::Object(_) => Some(v),
+        _ => None,
+    }
+}
+
+fn hocon_to_json(value: hocon::Hocon) -> Option<Value> {
+    use hocon::Hocon;
+    Some(match value {
+        Hocon::Real(f) => serde_json::Number::from_f64(f).map(Value::Number)?,
+        Hocon::Integer(i) => Value::from(i),
+        Hocon::String(s) => Value::String(s),
+        Hocon::Boolean(b) => Value::Bool(b),
+        Hocon::Null => Value::Null,
+        Hocon::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(hocon_to_json)
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Hocon::Hash(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| hocon_to_json(v).map(|v| (k, v)))
+                .collect::<Option<serde_json::Map<_, _>>>()?,
+        ),
+        Hocon::BadValue(_) => return None,
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v4/config_update",
+    tag = "v4 configuration",
+    request_body(content = String, content_type = "text/plain", description = "A NanoMQ HOCON configuration file"),
+    responses(
+        (status = 200, description = "`{\"code\":0}` (with `not_applied`: every key mqgate does not apply); `{\"code\":118}` the file could not be written", body = WriteReply),
+        (status = 400, description = "`{\"code\":117}`: not valid HOCON; the broker keeps running")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn update_configuration_file(
+    api: &Nanomq,
+    request: &ApiRequest,
+) -> Result<Reply, ApiError> {
+    let hocon_error = || ApiError::new(StatusCode::BAD_REQUEST, 117);
+    let text = std::str::from_utf8(&request.body)
+        .map_err(|_| hocon_error())?
+        .to_string();
+    let parse_input = text.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_hocon(&parse_input))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(hocon_error)?;
+    // Nothing of the file exists in mqgate's own configuration except what the setters
+    // map, so every other key is reported.
+    let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
+    settings::log_not_applied("v4 /config_update", &plan);
+    if plan.patch != Default::default() {
+        api.management
+            .update_config(plan.patch)
+            .map_err(|_| ApiError::bad_param())?;
+    }
+    let path = api.data_dir.join(CONFIG_FILE_NAME);
+    if let Err(e) = tokio::fs::write(&path, text.as_bytes()).await {
+        tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write config_update file");
+        return Ok(Reply::code(118));
+    }
+    Ok(Reply::json(&WriteReply {
+        code: 0,
+        not_applied: plan.not_applied,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hocon_parsing() {
+        assert!(parse_hocon("this is { not hocon").is_none());
+        let v = parse_hocon("mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n").unwrap();
+        assert_eq!(v["mqtt"]["max_mqueue_len"], 512);
+        let plan = settings::plan_write(&Value::Object(Default::default()), &v, HOCON_SETTERS);
+        assert_eq!(plan.patch.max_packet_size, Some(10240));
+        assert_eq!(plan.patch.max_queued_messages, Some(512));
+        assert_eq!(plan.patch.allow_anonymous, Some(false));
+        assert!(plan.not_applied.is_empty());
+    }
+}
