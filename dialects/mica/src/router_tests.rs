@@ -201,7 +201,7 @@ async fn publish_batch_decodes_everything_before_sending() {
         json_call(&router, Method::POST, "/api/v1/mqtt/publish/batch", good).await,
         (200, json!({"code": 1}))
     );
-    let published = broker.published.lock();
+    let published = broker.published.lock().clone();
     assert_eq!(published.len(), 2, "the qos 7 message is dropped");
     assert_eq!(published[0].topic, "t");
     assert_eq!(&published[0].payload[..], b"hi");
@@ -210,7 +210,6 @@ async fn publish_batch_decodes_everything_before_sending() {
     assert_eq!(published[0].sender.as_deref(), Some("c"));
     assert_eq!(published[1].topic, "u");
     assert!(published[1].payload.is_empty());
-    drop(published);
     assert_eq!(
         json_call(
             &router,
@@ -240,7 +239,7 @@ async fn subscribe_keeps_the_higher_qos_and_creates_sessions() {
         json_call(&router, Method::POST, "/api/v1/mqtt/subscribe/batch", body).await,
         (200, json!({"code": 1}))
     );
-    let subscribed = broker.subscribed.lock();
+    let subscribed = broker.subscribed.lock().clone();
     assert_eq!(subscribed.len(), 2);
     assert_eq!(subscribed[0].0, "c1");
     assert_eq!(subscribed[0].1[0].qos, 2);
@@ -249,7 +248,6 @@ async fn subscribe_keeps_the_higher_qos_and_creates_sessions() {
         (subscribed[1].0.as_str(), subscribed[1].1[0].qos),
         ("c2", 1)
     );
-    drop(subscribed);
     assert_eq!(
         json_call(
             &router,
