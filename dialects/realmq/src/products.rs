@@ -1,0 +1,353 @@
+//! Products (`/api/v1/products`): the document's "产品" endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use mqgate_kit::http::params::Params;
+use mqgate_kit::http::time::{format_datetime, now_ms};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::devices::{liveness, DeviceStatus};
+use crate::error::{ApiError, ErrorBody};
+use crate::registry::{product_not_found, Product, ProductFields};
+use crate::wire::{
+    bounded, flag, fuzzy_contains, json_object, page_of, paginate, required, Done, LenientInt, Meta,
+};
+use crate::App;
+
+/// Body of create and update.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProductRequest {
+    /// Unique product name.
+    #[serde(default)]
+    #[schema(example = "test")]
+    pub name: Option<String>,
+    /// 1 direct device (default), 2 gateway.
+    #[serde(default, rename = "type")]
+    #[schema(value_type = Option<String>, example = "1")]
+    pub kind: Option<LenientInt>,
+    /// 1 allow dynamic registration (default), 0 deny.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1")]
+    pub dynamic_reg: Option<LenientInt>,
+    /// 1 secret-key authentication (default); 2 (certificates) is not supported.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "1")]
+    pub auth_type: Option<LenientInt>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl ProductRequest {
+    /// The product's fields after this request; absent optional fields keep
+    /// `current` (or take the documented default on create).
+    fn fields(self, current: Option<&Product>) -> Result<ProductFields, ApiError> {
+        let name = required(self.name, "name")?;
+        bounded(&name, "name")?;
+        if let Some(d) = &self.description {
+            bounded(d, "description")?;
+        }
+        let kind = flag(self.kind, "type", &[1, 2], current.map_or(1, |p| p.kind))?;
+        let dynamic_reg = flag(
+            self.dynamic_reg,
+            "dynamic_reg",
+            &[0, 1],
+            current.map_or(1, |p| p.dynamic_reg),
+        )?;
+        if self.auth_type == Some(LenientInt(2)) {
+            return Err(ApiError::invalid_parameter(
+                "auth_type 2 (certificate authentication) is not supported",
+            ));
+        }
+        let auth_type = flag(self.auth_type, "auth_type", &[1], 1)?;
+        Ok(ProductFields {
+            name,
+            kind,
+            dynamic_reg,
+            auth_type,
+            description: self
+                .description
+                .or_else(|| current.and_then(|p| p.description.clone())),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductKeys {
+    /// 16 hex digits.
+    #[schema(example = "59cd34daa3d78b9f")]
+    pub secret: String,
+    /// 10 hex digits.
+    #[schema(example = "d9c44706a4")]
+    pub product_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductCreated {
+    pub data: ProductKeys,
+    #[schema(example = 0)]
+    pub code: u32,
+}
+
+/// A product as the list shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductSummary {
+    #[serde(rename = "type")]
+    #[schema(example = 1)]
+    pub kind: i64,
+    #[schema(example = 1)]
+    pub status: i64,
+    pub product_key: String,
+    pub name: String,
+    #[schema(example = 0)]
+    pub model_status: i64,
+    pub id: i64,
+    pub dynamic_reg: i64,
+    pub device_count: usize,
+    pub description: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS`.
+    #[schema(example = "2025-04-22 14:45:14")]
+    pub create_at: String,
+    pub auth_type: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductList {
+    pub meta: Meta,
+    pub data: Vec<ProductSummary>,
+    #[schema(example = 0)]
+    pub code: u32,
+}
+
+/// A product as its detail shows it: with its secret and device counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductDetail {
+    #[serde(rename = "type")]
+    pub kind: i64,
+    pub status: i64,
+    pub product_secret: String,
+    pub product_key: String,
+    /// Devices connected now.
+    pub online_count: usize,
+    /// Devices that have connected before and are not connected now.
+    pub offline_count: usize,
+    pub name: String,
+    pub model_status: i64,
+    pub id: i64,
+    pub dynamic_reg: i64,
+    pub device_count: usize,
+    pub description: Option<String>,
+    pub create_at: String,
+    pub auth_type: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductDetailResponse {
+    /// Always one element.
+    pub data: Vec<ProductDetail>,
+    #[schema(example = 0)]
+    pub code: u32,
+}
+
+fn product_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("product {raw:?} not found")))
+}
+
+/// Create a product.
+#[utoipa::path(
+    post,
+    path = "/api/v1/products",
+    tag = "products",
+    request_body = ProductRequest,
+    responses(
+        (status = 200, description = "Created", body = ProductCreated),
+        (status = 400, description = "Missing or invalid parameter, name taken (113)", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Json<ProductCreated>, ApiError> {
+    let fields = json_object::<ProductRequest>(&body)?.fields(None)?;
+    let product = app.registry.create_product(fields).await?;
+    Ok(Json(ProductCreated {
+        data: ProductKeys {
+            secret: product.secret,
+            product_key: product.product_key,
+        },
+        code: 0,
+    }))
+}
+
+/// List products, optionally filtered by a fragment of their name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "products",
+    params(
+        ("_page" = Option<i64>, Query, description = "Page number, from 1 (default 1)"),
+        ("_limit" = Option<i64>, Query, description = "Page size (default 10)"),
+        ("product_name" = Option<String>, Query, description = "Part of the product name, any case"),
+    ),
+    responses(
+        (status = 200, description = "One page of products, in id order", body = ProductList),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+    )
+)]
+pub async fn list(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Json<ProductList> {
+    let params = Params::from_query(query.as_deref());
+    let page = page_of(&params);
+    let name = params.get("product_name");
+    let (products, meta) = app.registry.read(|state| {
+        let mut device_counts: HashMap<&str, usize> = HashMap::new();
+        for d in state.devices() {
+            *device_counts
+                .entry(d.fields.product_key.as_str())
+                .or_default() += 1;
+        }
+        let matching: Vec<&Product> = state
+            .products()
+            .filter(|p| name.is_none_or(|n| fuzzy_contains(&p.name, n)))
+            .collect();
+        let (page_items, meta) = paginate(matching, page);
+        let rows: Vec<ProductSummary> = page_items
+            .into_iter()
+            .map(|p| ProductSummary {
+                kind: p.kind,
+                status: p.status,
+                product_key: p.product_key.clone(),
+                name: p.name.clone(),
+                model_status: 0,
+                id: p.id,
+                dynamic_reg: p.dynamic_reg,
+                device_count: device_counts
+                    .get(p.product_key.as_str())
+                    .copied()
+                    .unwrap_or(0),
+                description: p.description.clone(),
+                create_at: format_datetime(p.created_at_ms),
+                auth_type: p.auth_type,
+            })
+            .collect();
+        (rows, meta)
+    });
+    Json(ProductList {
+        meta,
+        data: products,
+        code: 0,
+    })
+}
+
+/// One product, with its secret and how many of its devices are online.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    tag = "products",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product, as a one-element array", body = ProductDetailResponse),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+    )
+)]
+pub async fn detail(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<ProductDetailResponse>, ApiError> {
+    let id = product_id(&id)?;
+    let (product, devices) = app.registry.read(|state| {
+        let product = state.product(id).cloned();
+        let devices: Vec<_> = product
+            .as_ref()
+            .map(|p| state.devices_of(&p.product_key).cloned().collect())
+            .unwrap_or_default();
+        (product, devices)
+    });
+    let product = product.ok_or_else(|| product_not_found(id))?;
+    let now = now_ms();
+    let statuses: Vec<DeviceStatus> = devices
+        .iter()
+        .map(|d| liveness(d, app.management.as_ref(), now).status)
+        .collect();
+    Ok(Json(ProductDetailResponse {
+        data: vec![ProductDetail {
+            kind: product.kind,
+            status: product.status,
+            product_secret: product.secret,
+            product_key: product.product_key,
+            online_count: statuses
+                .iter()
+                .filter(|s| **s == DeviceStatus::Online)
+                .count(),
+            offline_count: statuses
+                .iter()
+                .filter(|s| **s == DeviceStatus::Offline)
+                .count(),
+            name: product.name,
+            model_status: 0,
+            id: product.id,
+            dynamic_reg: product.dynamic_reg,
+            device_count: devices.len(),
+            description: product.description,
+            create_at: format_datetime(product.created_at_ms),
+            auth_type: product.auth_type,
+        }],
+        code: 0,
+    }))
+}
+
+/// Update a product. `name` is required; other absent fields keep their value.
+#[utoipa::path(
+    put,
+    path = "/api/v1/products/{id}",
+    tag = "products",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = ProductRequest,
+    responses(
+        (status = 200, description = "Updated", body = Done),
+        (status = 400, description = "Missing or invalid parameter, name taken (113)", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+    )
+)]
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Done>, ApiError> {
+    let id = product_id(&id)?;
+    let request = json_object::<ProductRequest>(&body)?;
+    app.registry
+        .update_product(id, |current| request.fields(Some(current)))
+        .await?;
+    Ok(Json(Done::OK))
+}
+
+/// Delete a product. A product that still has devices is kept (117): delete its
+/// devices first.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/products/{id}",
+    tag = "products",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "Deleted", body = Done),
+        (status = 400, description = "The product still has devices (117)", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+    )
+)]
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Done>, ApiError> {
+    let id = product_id(&id)?;
+    app.registry.delete_product(id).await?;
+    Ok(Json(Done::OK))
+}
