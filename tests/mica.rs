@@ -1406,3 +1406,50 @@ async fn stats_sse_framing_and_period() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn websocket_clients_are_flagged() {
+    let gw = common::start().await;
+    let mica = Mica::new(&gw);
+    let addr = gw.ws_addr();
+    let mut options = rumqttc::MqttOptions::new("ws-1", format!("ws://{addr}/mqtt"), addr.port());
+    options.set_transport(rumqttc::Transport::Ws);
+    options.set_keep_alive(Duration::from_secs(45));
+    let _ws = connect_v4(options).await;
+    let answer = mica.get("/api/v1/clients/info?clientId=ws-1").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let data = answer.json()["data"].clone();
+    assert_eq!(data["webSocket"], true);
+    assert_eq!(data["ssl"], false);
+    assert_eq!(data["keepAlive"], 45);
+    assert_eq!(data["protoFullName"], "MQTT 3.1.1");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn publish_retained_with_a_lifetime_prefix() {
+    let gw = common::start().await;
+    let mica = Mica::new(&gw);
+    mica.post_json(
+        "/api/v1/mqtt/publish",
+        r#"{"topic":"$retain/60/rt/x","clientId":"httpApi","payload":"for a minute","retain":true}"#,
+    )
+    .await
+    .assert(200, json!({"code": 1}));
+    let mut late = subscriber(&gw, "sub-rt", "rt/x", QoS::AtLeastOnce).await;
+    let p = next_publish(&mut late, 5).await.expect("retained delivery");
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("rt/x", &b"for a minute"[..])
+    );
+    assert!(p.retain);
+    // Without retain the prefix is an ordinary topic; a malformed one with retain is refused.
+    mica.post_json(
+        "/api/v1/mqtt/publish",
+        r#"{"topic":"$retain/soon/rt/x","clientId":"httpApi","payload":"p","retain":true}"#,
+    )
+    .await
+    .assert(400, json!({"code": 102}));
+    no_publish(&mut late, 300).await;
+    gw.shutdown().await;
+}
