@@ -520,10 +520,31 @@ async fn a_body_with_double_equals_never_drops_the_connection() {
         let p = next_publish(&mut sub, 5).await.expect("published");
         assert_eq!(&p.payload[..], b"a");
     }
-    // Same for a query with two `=` in one pair.
-    mica.get("/api/v1/clients/info?clientId=a=b")
+    // Same for a query with two `=` in one pair, or a bad `%` escape.
+    for path in [
+        "/api/v1/clients/info?clientId=a=b",
+        "/api/v1/clients/info?clientId=%zz",
+    ] {
+        mica.get(path).await.assert(400, json!({"code": 101}));
+    }
+    mica.send(
+        Method::POST,
+        "/api/v1/clients/delete",
+        Auth::Mica,
+        None,
+        Some("clientId=%zz&x==y"),
+    )
+    .await
+    .assert(200, json!({"code": 1}));
+    // A body over mica's 2 MiB limit gets an answer too.
+    let huge = format!(
+        r#"{{"topic":"eq","clientId":"c","payload":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    mica.post_json("/api/v1/mqtt/publish", &huge)
         .await
-        .assert(400, json!({"code": 101}));
+        .assert(500, json!({"code": 105}));
+    no_publish(&mut sub, 300).await;
     gw.shutdown().await;
 }
 
