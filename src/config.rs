@@ -177,7 +177,10 @@ impl Config {
         Self::load_with_env(path, env)
     }
 
-    pub fn load_with_env(path: Option<&Path>, env: HashMap<String, String>) -> Result<Config, ConfigError> {
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
         let mut builder = config::Config::builder();
         let default_path = Path::new("config/mqgate.toml");
         let file = match path {
@@ -203,14 +206,16 @@ impl Config {
             key: "(file)".into(),
             message: e.to_string(),
         })?;
-        let value: serde_json::Value = merged.try_deserialize().map_err(|e| ConfigError::Invalid {
-            key: "(file)".into(),
-            message: e.to_string(),
-        })?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
-            key: e.path().to_string(),
-            message: e.inner().to_string(),
-        })?;
+        let value: serde_json::Value =
+            merged.try_deserialize().map_err(|e| ConfigError::Invalid {
+                key: "(file)".into(),
+                message: e.to_string(),
+            })?;
+        let config: Config =
+            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
+                key: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -318,7 +323,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -335,7 +343,10 @@ mod tests {
     fn env_overrides_one_key() {
         let c = Config::load_with_env(
             Some(Path::new("/nonexistent-but-unused")).filter(|_| false),
-            env(&[("MQGATE__MICA__LISTEN", "127.0.0.1:28083"), ("MQGATE__MQTT__TCP__ENABLED", "false")]),
+            env(&[
+                ("MQGATE__MICA__LISTEN", "127.0.0.1:28083"),
+                ("MQGATE__MQTT__TCP__ENABLED", "false"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.mica.listen, "127.0.0.1:28083".parse().unwrap());
@@ -345,7 +356,8 @@ mod tests {
 
     #[test]
     fn conflicting_addresses_name_both_listeners() {
-        let err = Config::load_with_env(None, env(&[("MQGATE__MICA__LISTEN", "0.0.0.0:8081")])).unwrap_err();
+        let err = Config::load_with_env(None, env(&[("MQGATE__MICA__LISTEN", "0.0.0.0:8081")]))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "listeners `mica` and `nanomq` both ask for 0.0.0.0:8081"
@@ -359,13 +371,21 @@ mod tests {
         std::fs::write(&path, "[mica]\nlisten = \"0.0.0.0:18083\"\nlisen = 1\n").unwrap();
         let err = Config::load_with_env(Some(&path), HashMap::new()).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("bad configuration at `mica`"), "{text}");
+        assert!(
+            text.starts_with("bad configuration at `mica.lisen`"),
+            "{text}"
+        );
         assert!(text.contains("unknown field `lisen`"), "{text}");
     }
 
     #[test]
     fn bad_value_is_named() {
-        let err = Config::load_with_env(None, env(&[("MQGATE__MQTT__WS__LISTEN", "nowhere")])).unwrap_err();
-        assert!(err.to_string().starts_with("bad configuration at `mqtt.ws.listen`"), "{err}");
+        let err = Config::load_with_env(None, env(&[("MQGATE__MQTT__WS__LISTEN", "nowhere")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("bad configuration at `mqtt.ws.listen`"),
+            "{err}"
+        );
     }
 }

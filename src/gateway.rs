@@ -192,10 +192,14 @@ pub fn server_url(addr: SocketAddr) -> String {
     }
 }
 
-type DialectBuilder = Box<dyn FnOnce(DialectContext) -> Result<Arc<dyn Dialect>, mqgate_kit::DialectBuildError>>;
+type DialectBuilder =
+    Box<dyn FnOnce(DialectContext) -> Result<Arc<dyn Dialect>, mqgate_kit::DialectBuildError>>;
 
 impl Instance {
-    async fn start(config: &Config, control: mpsc::UnboundedSender<ControlAction>) -> Result<Instance, StartError> {
+    async fn start(
+        config: &Config,
+        control: mpsc::UnboundedSender<ControlAction>,
+    ) -> Result<Instance, StartError> {
         let store = Store::open(&config.data_dir)?;
         let records = if config.records.enabled {
             Some(Records::open(Arc::clone(&store), &config.records)?)
@@ -291,7 +295,12 @@ impl Instance {
                 broker.add_observer(o);
             }
             docs.push((name, dialect.title(), dialect.openapi(&server_url(addr))));
-            tasks.push(serve_http(name, listener, dialect.router(), http_shutdown.subscribe()));
+            tasks.push(serve_http(
+                name,
+                listener,
+                dialect.router(),
+                http_shutdown.subscribe(),
+            ));
         }
         if let Some(listener) = docs_listener {
             tasks.push(serve_http(

@@ -9,7 +9,10 @@ use mqgate::config::Config;
 use mqgate::gateway::{Gateway, StartError};
 
 #[derive(Parser)]
-#[command(version, about = "One MQTT broker that speaks five vendors' management APIs")]
+#[command(
+    version,
+    about = "One MQTT broker that speaks five vendors' management APIs"
+)]
 struct Cli {
     /// Configuration file (default: config/mqgate.toml if present, else embedded defaults).
     #[arg(long, global = true, env = "MQGATE_CONFIG")]
@@ -37,8 +40,7 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -46,7 +48,10 @@ fn main() -> ExitCode {
         Command::Openapi { out } => write_openapi(&out),
         Command::CheckConfig => match Config::load(cli.config.as_deref()) {
             Ok(c) => {
-                println!("{}", serde_json::to_string_pretty(&c).expect("config serialises"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&c).expect("config serialises")
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -69,7 +69,11 @@ impl Management for GatewayManagement {
         self.broker.kick(client_id, options).await
     }
 
-    fn list_subscriptions(&self, filter: &SubscriptionFilter, page: PageRequest) -> Page<SubscriptionInfo> {
+    fn list_subscriptions(
+        &self,
+        filter: &SubscriptionFilter,
+        page: PageRequest,
+    ) -> Page<SubscriptionInfo> {
         self.broker.table.subscriptions(filter, page)
     }
 
@@ -82,7 +86,11 @@ impl Management for GatewayManagement {
         self.broker.subscribe(client_id, subscriptions, mode).await
     }
 
-    async fn unsubscribe(&self, client_id: &str, topic_filters: Vec<String>) -> Result<Vec<bool>, MgmtError> {
+    async fn unsubscribe(
+        &self,
+        client_id: &str,
+        topic_filters: Vec<String>,
+    ) -> Result<Vec<bool>, MgmtError> {
         self.broker.unsubscribe(client_id, topic_filters).await
     }
 
@@ -94,7 +102,9 @@ impl Management for GatewayManagement {
         let c = &self.broker.counters;
         let g = self.broker.table.gauges();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let max = |a: &std::sync::atomic::AtomicU64, now: u64| a.fetch_max(now, Ordering::Relaxed).max(now);
+        let max = |a: &std::sync::atomic::AtomicU64, now: u64| {
+            a.fetch_max(now, Ordering::Relaxed).max(now)
+        };
         let (memory_bytes, memory_bytes_max, cpu_percent) = self.process.lock().sample();
         let now = mqgate_kit::http::time::now_ms();
         Stats {
@@ -218,7 +228,11 @@ impl ProcessSampler {
     fn sample(&mut self) -> (u64, u64, f64) {
         let rss = std::fs::read_to_string("/proc/self/statm")
             .ok()
-            .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+            .and_then(|s| {
+                s.split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u64>().ok())
+            })
             .map(|pages| pages * 4096)
             .unwrap_or(0);
         self.max_rss = self.max_rss.max(rss);

@@ -10,9 +10,18 @@ pub fn documents() -> Vec<(String, String)> {
     let c = Config::default();
     let docs = [
         ("mica", mqgate_mica::openapi(&server_url(c.mica.listen()))),
-        ("nanomq", mqgate_nanomq::openapi(&server_url(c.nanomq.listen()))),
-        ("realmq", mqgate_realmq::openapi(&server_url(c.realmq.listen()))),
-        ("easemob", mqgate_easemob::openapi(&server_url(c.easemob.listen()))),
+        (
+            "nanomq",
+            mqgate_nanomq::openapi(&server_url(c.nanomq.listen())),
+        ),
+        (
+            "realmq",
+            mqgate_realmq::openapi(&server_url(c.realmq.listen())),
+        ),
+        (
+            "easemob",
+            mqgate_easemob::openapi(&server_url(c.easemob.listen())),
+        ),
     ];
     docs.into_iter()
         .map(|(name, doc)| {

@@ -90,18 +90,40 @@ pub fn read(version: Version, buf: &mut BytesMut, max_size: usize) -> Result<Pac
     if !allowed {
         return Err(CodecError::ForbiddenPacket(packet_type));
     }
+    let complete = frame_complete(buf);
     let result = catch_unwind(AssertUnwindSafe(|| match version {
         Version::V4 => V4.read_mut(buf, max_size),
         Version::V5 => V5.read_mut(buf, max_size),
     }));
     match result {
         Ok(Ok(packet)) => Ok(packet),
-        Ok(Err(protocol::Error::InsufficientBytes(_))) => Err(CodecError::Incomplete),
-        Ok(Err(protocol::Error::PayloadSizeLimitExceeded(_))) => Err(CodecError::TooLarge(max_size)),
+        // The codec asks for more bytes also when a whole frame is there but its
+        // contents claim more: that frame is malformed, waiting would hang.
+        Ok(Err(protocol::Error::InsufficientBytes(_))) if !complete => Err(CodecError::Incomplete),
+        Ok(Err(protocol::Error::InsufficientBytes(_))) => Err(CodecError::Malformed(
+            "frame shorter than its contents".into(),
+        )),
+        Ok(Err(protocol::Error::PayloadSizeLimitExceeded(_))) => {
+            Err(CodecError::TooLarge(max_size))
+        }
         Ok(Err(protocol::Error::InvalidProtocolLevel(l))) => Err(CodecError::UnsupportedLevel(l)),
         Ok(Err(e)) => Err(CodecError::Malformed(e.to_string())),
         Err(_) => Err(CodecError::Malformed("codec panicked".into())),
     }
+}
+
+/// Whether `buf` holds a whole frame (fixed header plus remaining length).
+fn frame_complete(buf: &[u8]) -> bool {
+    let mut remaining = 0usize;
+    let mut multiplier = 1usize;
+    for (i, b) in buf.iter().skip(1).take(4).enumerate() {
+        remaining += (*b as usize & 0x7f) * multiplier;
+        if b & 0x80 == 0 {
+            return buf.len() >= 2 + i + remaining;
+        }
+        multiplier *= 128;
+    }
+    false
 }
 
 /// Encodes `packet` onto `out`; returns the number of bytes written.
@@ -184,10 +206,18 @@ mod tests {
 
     #[test]
     fn peeks_levels() {
-        let v4 = [0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c];
+        let v4 = [
+            0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c,
+        ];
         assert!(matches!(peek_connect_level(&v4), ConnectPeek::Level(4)));
-        assert!(matches!(peek_connect_level(&v4[..5]), ConnectPeek::Incomplete));
-        assert!(matches!(peek_connect_level(&[0x30, 0x00]), ConnectPeek::NotConnect));
+        assert!(matches!(
+            peek_connect_level(&v4[..5]),
+            ConnectPeek::Incomplete
+        ));
+        assert!(matches!(
+            peek_connect_level(&[0x30, 0x00]),
+            ConnectPeek::NotConnect
+        ));
     }
 
     #[test]
@@ -205,6 +235,14 @@ mod tests {
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let mut buf = BytesMut::from(&[0x82u8, 0x03, 0x00, 0x00, 0xff][..]);
-        assert!(read(Version::V5, &mut buf, 1024).is_err());
+        assert!(matches!(
+            read(Version::V5, &mut buf, 1024),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut half = BytesMut::from(&[0x82u8, 0x05, 0x00, 0x01][..]);
+        assert!(matches!(
+            read(Version::V5, &mut half, 1024),
+            Err(CodecError::Incomplete)
+        ));
     }
 }

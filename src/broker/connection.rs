@@ -123,7 +123,10 @@ struct SocketGuard(Arc<Broker>);
 
 impl SocketGuard {
     fn new(broker: &Arc<Broker>) -> SocketGuard {
-        broker.counters.sockets_accepted.fetch_add(1, Ordering::Relaxed);
+        broker
+            .counters
+            .sockets_accepted
+            .fetch_add(1, Ordering::Relaxed);
         broker.counters.sockets_open.fetch_add(1, Ordering::Relaxed);
         SocketGuard(Arc::clone(broker))
     }
@@ -132,7 +135,10 @@ impl SocketGuard {
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         self.0.counters.sockets_open.fetch_sub(1, Ordering::Relaxed);
-        self.0.counters.sockets_closed.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .counters
+            .sockets_closed
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -187,7 +193,9 @@ pub fn pending_state(_client_id: &str) -> SessionState {
 /// Why the connection loop ended.
 #[derive(Debug)]
 enum Exit {
-    ClientDisconnect { publish_will: bool },
+    ClientDisconnect {
+        publish_will: bool,
+    },
     Lost,
     KeepaliveTimeout,
     TakenOver(oneshot::Sender<()>),
@@ -257,7 +265,10 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         assigned_id = Some(client_id.clone());
     }
 
-    let username = login.as_ref().map(|l| l.username.clone()).filter(|u| !u.is_empty());
+    let username = login
+        .as_ref()
+        .map(|l| l.username.clone())
+        .filter(|u| !u.is_empty());
     let password = login.as_ref().map(|l| l.password.clone());
     let decision = broker
         .authenticate(&ConnectCredentials {
@@ -299,7 +310,16 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
     };
     let mut link_tx = RouterLink(Some(link_tx));
     let ack: Option<Packet> = ack.into();
-    let session_present = matches!(ack, Some(Packet::ConnAck(ConnAck { session_present: true, .. }, _)));
+    let session_present = matches!(
+        ack,
+        Some(Packet::ConnAck(
+            ConnAck {
+                session_present: true,
+                ..
+            },
+            _
+        ))
+    );
 
     // Subscriptions carried over: a resumed persistent session keeps its own, plus
     // what was changed on its behalf while offline; a pending entry's are injected.
@@ -440,7 +460,9 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
     let exit = session
         .run(&mut stream, &mut link_tx, &mut buf, control_rx, keepalive)
         .await;
-    session.teardown(&mut stream, &mut link_tx, exit, clean_start).await;
+    session
+        .teardown(&mut stream, &mut link_tx, exit, clean_start)
+        .await;
 }
 
 async fn finish_refused(broker: &Arc<Broker>, stream: &mut Stream, out: &BytesMut) {
@@ -479,7 +501,10 @@ async fn read_connect(
     loop {
         match codec::read(version, buf, max) {
             Ok(packet) => {
-                broker.counters.packets_received.fetch_add(1, Ordering::Relaxed);
+                broker
+                    .counters
+                    .packets_received
+                    .fetch_add(1, Ordering::Relaxed);
                 return Some((version, packet));
             }
             Err(CodecError::Incomplete) => read_more(broker, stream, buf, deadline).await?,
@@ -500,7 +525,10 @@ async fn read_more(
     match tokio::time::timeout_at(deadline, stream.read(buf)).await {
         Ok(Ok(n)) if n > 0 => {
             broker.counters.socket_reads.fetch_add(1, Ordering::Relaxed);
-            broker.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+            broker
+                .counters
+                .bytes_received
+                .fetch_add(n as u64, Ordering::Relaxed);
             Some(())
         }
         _ => None,
@@ -519,7 +547,9 @@ fn max_packet(broker: &Broker) -> usize {
 async fn take_over(broker: &Arc<Broker>, client_id: &str) {
     let control = broker.table.get(client_id).and_then(|e| {
         let s = e.state.lock();
-        (s.kind == SessionKind::Connected).then(|| s.control.clone()).flatten()
+        (s.kind == SessionKind::Connected)
+            .then(|| s.control.clone())
+            .flatten()
     });
     if let Some(control) = control {
         let (done, wait) = oneshot::channel();
@@ -669,8 +699,14 @@ impl Session {
         let n = self.out.len() as u64;
         let result = stream.write_all(&self.out).await;
         self.out.clear();
-        self.broker.counters.bytes_sent.fetch_add(n, Ordering::Relaxed);
-        self.entry.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
+        self.broker
+            .counters
+            .bytes_sent
+            .fetch_add(n, Ordering::Relaxed);
+        self.entry
+            .counters
+            .bytes_out
+            .fetch_add(n, Ordering::Relaxed);
         result
     }
 
@@ -681,21 +717,37 @@ impl Session {
     }
 
     fn count_sent(&self) {
-        self.broker.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
-        self.entry.counters.packets_out.fetch_add(1, Ordering::Relaxed);
+        self.broker
+            .counters
+            .packets_sent
+            .fetch_add(1, Ordering::Relaxed);
+        self.entry
+            .counters
+            .packets_out
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Decodes every whole packet in `buf` and hands the router's share over in
     /// one batch (one router event per read).
-    async fn process_input(&mut self, buf: &mut BytesMut, link: &mut RouterLink) -> Result<(), Exit> {
+    async fn process_input(
+        &mut self,
+        buf: &mut BytesMut,
+        link: &mut RouterLink,
+    ) -> Result<(), Exit> {
         let max = max_packet(&self.broker);
         let mut to_router = Vec::new();
         let mut result = Ok(());
         loop {
             match codec::read(self.version, buf, max) {
                 Ok(packet) => {
-                    self.broker.counters.packets_received.fetch_add(1, Ordering::Relaxed);
-                    self.entry.counters.packets_in.fetch_add(1, Ordering::Relaxed);
+                    self.broker
+                        .counters
+                        .packets_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.entry
+                        .counters
+                        .packets_in
+                        .fetch_add(1, Ordering::Relaxed);
                     if let Err(exit) = self.on_client_packet(packet, &mut to_router) {
                         result = Err(exit);
                         break;
@@ -720,7 +772,11 @@ impl Session {
         result
     }
 
-    fn on_client_packet(&mut self, packet: Packet, to_router: &mut Vec<Packet>) -> Result<(), Exit> {
+    fn on_client_packet(
+        &mut self,
+        packet: Packet,
+        to_router: &mut Vec<Packet>,
+    ) -> Result<(), Exit> {
         match packet {
             Packet::Publish(publish, props) => {
                 let topic_ok = std::str::from_utf8(&publish.topic).is_ok_and(|t| {
@@ -733,7 +789,10 @@ impl Session {
                 }
                 let b = &self.broker;
                 b.counters.messages_received.fetch_add(1, Ordering::Relaxed);
-                self.entry.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                self.entry
+                    .counters
+                    .messages_in
+                    .fetch_add(1, Ordering::Relaxed);
                 let topic = String::from_utf8_lossy(&publish.topic);
                 b.note_retained(&topic, publish.retain, publish.payload.is_empty());
                 if b.has_observers() {
@@ -753,6 +812,18 @@ impl Session {
                 }
                 to_router.push(Packet::Publish(publish, props));
             }
+            // Packet id 0 is never valid from a client; the broker's own injected
+            // SUBSCRIBEs use it, so their acks can be told apart.
+            Packet::Subscribe(subscribe, _)
+                if subscribe.pkid == 0 || subscribe.filters.is_empty() =>
+            {
+                return Err(Exit::Protocol(0x82));
+            }
+            Packet::Unsubscribe(unsubscribe, _)
+                if unsubscribe.pkid == 0 || unsubscribe.filters.is_empty() =>
+            {
+                return Err(Exit::Protocol(0x82));
+            }
             Packet::Subscribe(subscribe, props) => {
                 let mut forwarded = Vec::new();
                 let mut refused = Vec::new();
@@ -768,7 +839,8 @@ impl Session {
                     }
                 }
                 if forwarded.is_empty() {
-                    let codes: Vec<SubscribeReasonCode> = refused.into_iter().map(|(_, c)| c).collect();
+                    let codes: Vec<SubscribeReasonCode> =
+                        refused.into_iter().map(|(_, c)| c).collect();
                     self.write(Packet::SubAck(
                         SubAck {
                             pkid: subscribe.pkid,
@@ -799,7 +871,13 @@ impl Session {
                     unsubscribe
                         .filters
                         .iter()
-                        .map(|f| if s.subscriptions.remove(f).is_some() { 0x00 } else { 0x11 })
+                        .map(|f| {
+                            if s.subscriptions.remove(f).is_some() {
+                                0x00
+                            } else {
+                                0x11
+                            }
+                        })
                         .collect()
                 };
                 codec::write_unsuback(self.version, unsubscribe.pkid, &reasons, &mut self.out);
@@ -813,9 +891,10 @@ impl Session {
                     None,
                 ));
             }
-            p @ (Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubRel(..) | Packet::PubComp(..)) => {
-                to_router.push(p)
-            }
+            p @ (Packet::PubAck(..)
+            | Packet::PubRec(..)
+            | Packet::PubRel(..)
+            | Packet::PubComp(..)) => to_router.push(p),
             Packet::PingReq(_) => self.write(Packet::PingResp(PingResp)),
             Packet::Disconnect(d, _) => {
                 return Err(Exit::ClientDisconnect {
@@ -864,7 +943,10 @@ impl Session {
             Some(Packet::Publish(publish, props)) => {
                 let b = Arc::clone(&self.broker);
                 b.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
-                self.entry.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                self.entry
+                    .counters
+                    .messages_out
+                    .fetch_add(1, Ordering::Relaxed);
                 if b.has_observers() {
                     let message_id = b.traced_message_id(&publish.topic, &publish.payload);
                     let qos = (publish.serialize()[0] >> 1) & 0b11;
@@ -928,9 +1010,12 @@ impl Session {
             }
             // UNSUBACKs are the broker's own (see on_client_packet)
             Some(Packet::UnsubAck(..)) => {}
-            Some(p @ (Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubRel(..) | Packet::PubComp(..))) => {
-                self.write(p)
-            }
+            Some(
+                p @ (Packet::PubAck(..)
+                | Packet::PubRec(..)
+                | Packet::PubRel(..)
+                | Packet::PubComp(..)),
+            ) => self.write(p),
             Some(other) => tracing::debug!("unexpected router packet {other:?}"),
             None => {}
         }
@@ -989,9 +1074,17 @@ impl Session {
         }
     }
 
-    async fn teardown(mut self, stream: &mut Stream, link: &mut RouterLink, exit: Exit, clean_start: bool) {
+    async fn teardown(
+        mut self,
+        stream: &mut Stream,
+        link: &mut RouterLink,
+        exit: Exit,
+        clean_start: bool,
+    ) {
         let (reason, v5_code, publish_will) = match &exit {
-            Exit::ClientDisconnect { publish_will } => (DisconnectReason::Normal, None, *publish_will),
+            Exit::ClientDisconnect { publish_will } => {
+                (DisconnectReason::Normal, None, *publish_will)
+            }
             Exit::Lost => (DisconnectReason::ConnectionLost, None, true),
             Exit::KeepaliveTimeout => (DisconnectReason::KeepaliveTimeout, Some(0x8D), true),
             Exit::TakenOver(_) => (DisconnectReason::TakenOver, Some(0x8E), true),
@@ -1007,7 +1100,13 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
         link.close().await;
 
-        let discard = matches!(exit, Exit::Kicked { discard_session: true, .. });
+        let discard = matches!(
+            exit,
+            Exit::Kicked {
+                discard_session: true,
+                ..
+            }
+        );
         let broker = Arc::clone(&self.broker);
         let client_id = self.entry.client_id.clone();
         let disconnected_at = now_ms();

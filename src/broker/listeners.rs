@@ -48,7 +48,11 @@ pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::Joi
 }
 
 /// Accepts MQTT over WebSocket on `path` until the broker shuts down.
-pub fn spawn_ws(broker: Arc<Broker>, listener: TcpListener, path: &str) -> tokio::task::JoinHandle<()> {
+pub fn spawn_ws(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    path: &str,
+) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new()
         .route(path, get(upgrade))
         .with_state(Arc::clone(&broker));
@@ -74,6 +78,11 @@ async fn upgrade(
 ) -> Response {
     ws.protocols(["mqtt", "mqttv3.1", "mqttv3.1.1"])
         .on_upgrade(move |socket| {
-            connection::serve(broker, Stream::Ws(Box::new(socket)), peer, Transport::WebSocket)
+            connection::serve(
+                broker,
+                Stream::Ws(Box::new(socket)),
+                peer,
+                Transport::WebSocket,
+            )
         })
 }

@@ -338,24 +338,34 @@ impl Broker {
             return Err(MgmtError::PayloadTooLarge);
         }
         let id = self.next_message_id();
-        self.counters.messages_received.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
         self.note_retained(&request.topic, request.retain, request.payload.is_empty());
         if self.has_observers() {
             self.trace_message(request.topic.as_bytes(), &request.payload, id);
-            self.emit(BrokerEvent::MessageIn(Box::new(mqgate_kit::history::MessageInEvent {
-                message_id: id,
-                client_id: request.sender.clone(),
-                connection_id: None,
-                topic: request.topic.clone(),
-                qos: request.qos,
-                retain: request.retain,
-                payload: request.payload.clone(),
-                at_ms: now_ms(),
-            })));
+            self.emit(BrokerEvent::MessageIn(Box::new(
+                mqgate_kit::history::MessageInEvent {
+                    message_id: id,
+                    client_id: request.sender.clone(),
+                    connection_id: None,
+                    topic: request.topic.clone(),
+                    qos: request.qos,
+                    retain: request.retain,
+                    payload: request.payload.clone(),
+                    at_ms: now_ms(),
+                },
+            )));
         }
         let properties = to_router_properties(&request.properties);
         self.internal
-            .publish(&request.topic, request.payload, request.qos, request.retain, properties)
+            .publish(
+                &request.topic,
+                request.payload,
+                request.qos,
+                request.retain,
+                properties,
+            )
             .await?;
         Ok(id)
     }
@@ -401,7 +411,11 @@ impl Broker {
     }
 
     /// Closes a client's connection and, if asked, its session.
-    pub async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError> {
+    pub async fn kick(
+        &self,
+        client_id: &str,
+        options: KickOptions,
+    ) -> Result<KickOutcome, MgmtError> {
         let entry = self.table.get(client_id);
         let Some(entry) = entry else {
             return Ok(KickOutcome::NotFound);
@@ -471,7 +485,9 @@ impl Broker {
         let entry = self.table.get(client_id);
         let control = entry.as_ref().and_then(|e| {
             let s = e.state.lock();
-            (s.kind == SessionKind::Connected).then(|| s.control.clone()).flatten()
+            (s.kind == SessionKind::Connected)
+                .then(|| s.control.clone())
+                .flatten()
         });
         if let Some(control) = control {
             let (done, wait) = oneshot::channel();
@@ -503,22 +519,32 @@ impl Broker {
                     state.unsynced.insert(filter.clone());
                     merge_subscription(&mut state.subscriptions, filter, options);
                 }
-                self.table.insert(table::SessionEntry::new(client_id.to_string(), state));
+                self.table
+                    .insert(table::SessionEntry::new(client_id.to_string(), state));
                 Ok(SubscribeOutcome::Pending)
             }
             None => Err(MgmtError::ClientNotFound),
         }
     }
 
-    pub async fn unsubscribe(&self, client_id: &str, filters: Vec<String>) -> Result<Vec<bool>, MgmtError> {
+    pub async fn unsubscribe(
+        &self,
+        client_id: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<bool>, MgmtError> {
         let _guard = self.client_lock(client_id).lock().await;
         let Some(entry) = self.table.get(client_id) else {
             return Err(MgmtError::ClientNotFound);
         };
         let (existed, control) = {
             let mut s = entry.state.lock();
-            let existed: Vec<bool> = filters.iter().map(|f| s.subscriptions.contains_key(f)).collect();
-            let control = (s.kind == SessionKind::Connected).then(|| s.control.clone()).flatten();
+            let existed: Vec<bool> = filters
+                .iter()
+                .map(|f| s.subscriptions.contains_key(f))
+                .collect();
+            let control = (s.kind == SessionKind::Connected)
+                .then(|| s.control.clone())
+                .flatten();
             if control.is_none() {
                 for f in &filters {
                     if s.subscriptions.remove(f).is_some() && !s.unsynced.remove(f) {
@@ -577,7 +603,9 @@ pub(crate) fn router_disconnect() -> Packet {
     )
 }
 
-pub(crate) fn to_router_properties(p: &PublishProperties) -> Option<rumqttd::protocol::PublishProperties> {
+pub(crate) fn to_router_properties(
+    p: &PublishProperties,
+) -> Option<rumqttd::protocol::PublishProperties> {
     if p.is_empty() {
         return None;
     }

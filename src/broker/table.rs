@@ -147,18 +147,15 @@ impl SessionEntry {
             return false;
         }
         f.client_id.as_deref().is_none_or(|id| id == self.client_id)
-            && f
-                .username
+            && f.username
                 .as_deref()
                 .is_none_or(|u| s.username.as_deref() == Some(u))
-            && f
-                .connected
+            && f.connected
                 .is_none_or(|c| c == (s.kind == SessionKind::Connected))
             && f.proto_name.as_deref().is_none_or(|n| n == "MQTT")
             && f.proto_ver.is_none_or(|v| v == s.proto_ver)
             && f.clean_start.is_none_or(|c| c == s.clean_start)
-            && f
-                .subscribed_filter
+            && f.subscribed_filter
                 .as_deref()
                 .is_none_or(|t| s.subscriptions.contains_key(t))
     }
@@ -244,10 +241,18 @@ impl SessionTable {
                 .into_iter()
                 .collect();
             let total = items.len();
-            let items = if page.offset() == 0 { items } else { Vec::new() };
+            let items = if page.offset() == 0 {
+                items
+            } else {
+                Vec::new()
+            };
             return Page { items, total };
         }
-        if unfiltered && !map.values().any(|e| e.state.lock().kind == SessionKind::Pending) {
+        if unfiltered
+            && !map
+                .values()
+                .any(|e| e.state.lock().kind == SessionKind::Pending)
+        {
             let total = map.len();
             let start = page.offset().min(total);
             let end = start.saturating_add(page.limit).min(total);
