@@ -105,7 +105,7 @@ pub fn router(mica: Mica, credentials: BasicCredentials) -> Router {
         }))
 }
 
-pub struct Dispatcher {
+struct Dispatcher {
     handlers: Router,
     credentials: BasicCredentials,
 }
