@@ -8,7 +8,7 @@
 //! reply's `not_applied` array (and logged) instead of being dropped silently. Writing
 //! back what was read is therefore always clean.
 
-use mqgate_kit::{ConfigView, HotConfigPatch};
+use mqgate_kit::{ConfigView, HotConfigPatch, Management};
 use serde_json::Value;
 
 /// NanoMQ's defaults for settings mqgate does not have; reported as they are.
@@ -40,11 +40,49 @@ pub fn kib(bytes: u32) -> u32 {
     bytes / 1024
 }
 
-/// A write mapped onto mqgate: the patch to apply and the key paths left unapplied.
+/// A write mapped onto mqgate: one single-setting patch per applicable key path, and
+/// the key paths that cannot be applied.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WritePlan {
-    pub patch: HotConfigPatch,
+    pub changes: Vec<(String, HotConfigPatch)>,
     pub not_applied: Vec<String>,
+}
+
+impl WritePlan {
+    /// Every change merged into one patch.
+    pub fn merged(&self) -> HotConfigPatch {
+        let mut all = HotConfigPatch::default();
+        for (_, p) in &self.changes {
+            all.allow_anonymous = p.allow_anonymous.or(all.allow_anonymous);
+            all.max_packet_size = p.max_packet_size.or(all.max_packet_size);
+            all.client_max_packet_size = p.client_max_packet_size.or(all.client_max_packet_size);
+            all.keepalive_backoff = p.keepalive_backoff.or(all.keepalive_backoff);
+            all.max_queued_messages = p.max_queued_messages.or(all.max_queued_messages);
+        }
+        all
+    }
+}
+
+/// Applies the plan one setting at a time, so that a value the broker refuses (NanoMQ
+/// takes any number) is reported with the others instead of failing the whole write.
+/// Returns every key path that was not applied, sorted, and logs them.
+pub fn apply(management: &dyn Management, origin: &str, plan: WritePlan) -> Vec<String> {
+    let mut not_applied = plan.not_applied;
+    for (path, patch) in plan.changes {
+        if let Err(e) = management.update_config(patch) {
+            tracing::warn!(origin, %path, error = %e, "nanomq: the broker refused a setting");
+            not_applied.push(path);
+        }
+    }
+    not_applied.sort();
+    if !not_applied.is_empty() {
+        tracing::warn!(
+            origin,
+            ?not_applied,
+            "nanomq: configuration values mqgate cannot apply"
+        );
+    }
+    not_applied
 }
 
 /// Puts one written value into the patch; `false` when the value has the wrong type or
@@ -146,7 +184,10 @@ fn walk(
         };
         let now = current.get(key).unwrap_or(&Value::Null);
         if let Some((_, setter)) = setters.iter().find(|(p, _)| *p == path) {
-            if !setter(value, &mut plan.patch) {
+            let mut patch = HotConfigPatch::default();
+            if setter(value, &mut patch) {
+                plan.changes.push((path, patch));
+            } else {
                 plan.not_applied.push(path);
             }
         } else if value.is_object() && (now.is_object() || now.is_null()) {
@@ -164,17 +205,6 @@ fn same_value(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
         }
         _ => a == b,
-    }
-}
-
-/// Logs what a write could not apply, so an operator sees it too.
-pub fn log_not_applied(api: &str, plan: &WritePlan) {
-    if !plan.not_applied.is_empty() {
-        tracing::warn!(
-            api,
-            not_applied = ?plan.not_applied,
-            "nanomq: configuration values mqgate cannot apply"
-        );
     }
 }
 
@@ -198,8 +228,8 @@ mod tests {
                 "tls":{"enable":true,"url":null},"qos_duration":"x","keepalive_backoff":"no"}),
             setters,
         );
-        assert_eq!(plan.patch.max_queued_messages, Some(10));
-        assert_eq!(plan.patch.max_packet_size, Some(3072));
+        assert_eq!(plan.merged().max_queued_messages, Some(10));
+        assert_eq!(plan.merged().max_packet_size, Some(3072));
         // serde_json objects iterate in key order, so the report is sorted.
         assert_eq!(
             plan.not_applied,

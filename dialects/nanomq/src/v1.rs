@@ -93,7 +93,7 @@ pub async fn handle(api: &Nanomq, request: &ApiRequest) -> Reply {
         5 => Ok(Some(data(&clients(api)))),
         10 => control(api, body.get("action")).map(|()| None),
         11 => Ok(Some(data(&config(api)))),
-        12 => set_config(api, body.get("data")),
+        12 => Ok(set_config(api, body.get("data"))),
         13 => Ok(Some(data(&topic_tree::levels(api, "client_id")))),
         _ => Err(ApiError::new(StatusCode::NOT_FOUND, 108)),
     };
@@ -325,27 +325,20 @@ fn config(api: &Nanomq) -> RpcConfig {
 
 /// req 12: applies `msq_len` and `allow_anonymous`; other changed values are reported
 /// in `not_applied`.
-fn set_config(api: &Nanomq, written: Option<&Value>) -> Result<Option<String>, ApiError> {
-    let Some(written) = written.filter(|v| v.is_object()) else {
-        return Ok(None);
-    };
+fn set_config(api: &Nanomq, written: Option<&Value>) -> Option<String> {
+    let written = written.filter(|v| v.is_object())?;
     let current = serde_json::to_value(config(api)).unwrap_or(Value::Null);
     let setters: &[(&str, Setter)] = &[
         ("msq_len", settings::set_queue_len),
         ("allow_anonymous", settings::set_allow_anonymous),
     ];
     let plan = settings::plan_write(&current, written, setters);
-    settings::log_not_applied("v1 req 12", &plan);
-    if plan.patch != Default::default() {
-        api.management
-            .update_config(plan.patch.clone())
-            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, 108))?;
-    }
-    if plan.not_applied.is_empty() {
-        Ok(None)
+    let not_applied = settings::apply(api.management.as_ref(), "v1 req 12", plan);
+    if not_applied.is_empty() {
+        None
     } else {
-        let list = serde_json::to_string(&plan.not_applied).unwrap_or_default();
-        Ok(Some(format!(",\"not_applied\":{list}")))
+        let list = serde_json::to_string(&not_applied).unwrap_or_default();
+        Some(format!(",\"not_applied\":{list}"))
     }
 }
 

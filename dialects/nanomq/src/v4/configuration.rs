@@ -303,7 +303,7 @@ const BASIC_SETTERS: &[(&str, Setter)] = &[
     request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)"),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}` not a JSON object; `{\"code\":108}` a value the broker refuses")
+        (status = 400, description = "`{\"code\":109}`: not a JSON object")
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -313,11 +313,11 @@ pub fn set_broker_configuration(api: &Nanomq, request: &ApiRequest) -> Result<Re
         return Ok(Reply::code(0));
     };
     let current = serde_json::to_value(configuration(api)).unwrap_or(Value::Null);
-    reload::apply(
+    Ok(reload::apply(
         api,
         "v4 /configuration",
         settings::plan_write(&current, written, BASIC_SETTERS),
-    )
+    ))
 }
 
 /// Keys of NanoMQ's HOCON file mqgate applies.
@@ -404,12 +404,7 @@ pub async fn update_configuration_file(
     // Nothing of the file exists in mqgate's own configuration except what the setters
     // map, so every other key is reported.
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
-    settings::log_not_applied("v4 /config_update", &plan);
-    if plan.patch != Default::default() {
-        api.management
-            .update_config(plan.patch)
-            .map_err(|_| ApiError::bad_param())?;
-    }
+    let not_applied = settings::apply(api.management.as_ref(), "v4 /config_update", plan);
     let path = api.data_dir.join(CONFIG_FILE_NAME);
     if let Err(e) = tokio::fs::write(&path, text.as_bytes()).await {
         tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write config_update file");
@@ -417,7 +412,7 @@ pub async fn update_configuration_file(
     }
     Ok(Reply::json(&WriteReply {
         code: 0,
-        not_applied: plan.not_applied,
+        not_applied,
     }))
 }
 
@@ -431,9 +426,10 @@ mod tests {
         let v = parse_hocon("mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n").unwrap();
         assert_eq!(v["mqtt"]["max_mqueue_len"], 512);
         let plan = settings::plan_write(&Value::Object(Default::default()), &v, HOCON_SETTERS);
-        assert_eq!(plan.patch.max_packet_size, Some(10240));
-        assert_eq!(plan.patch.max_queued_messages, Some(512));
-        assert_eq!(plan.patch.allow_anonymous, Some(false));
+        let patch = plan.merged();
+        assert_eq!(patch.max_packet_size, Some(10240));
+        assert_eq!(patch.max_queued_messages, Some(512));
+        assert_eq!(patch.allow_anonymous, Some(false));
         assert!(plan.not_applied.is_empty());
     }
 }

@@ -71,19 +71,13 @@ pub const HOT_SETTERS: &[(&str, Setter)] = &[
     ("keepalive_backoff", settings::set_keepalive_backoff),
 ];
 
-/// Applies a plan and answers with NanoMQ's success, or 400 `{"code":108}` when the
-/// broker refuses a value.
-pub fn apply(api: &Nanomq, origin: &str, plan: settings::WritePlan) -> Result<Reply, ApiError> {
-    settings::log_not_applied(origin, &plan);
-    if plan.patch != Default::default() {
-        api.management
-            .update_config(plan.patch)
-            .map_err(|_| ApiError::bad_param())?;
-    }
-    Ok(Reply::json(&WriteReply {
+/// Applies a plan and answers NanoMQ's success, listing what was not applied.
+pub fn apply(api: &Nanomq, origin: &str, plan: settings::WritePlan) -> Reply {
+    let not_applied = settings::apply(api.management.as_ref(), origin, plan);
+    Reply::json(&WriteReply {
         code: 0,
-        not_applied: plan.not_applied,
-    }))
+        not_applied,
+    })
 }
 
 #[utoipa::path(
@@ -107,7 +101,7 @@ pub fn get_hot_updatable_configuration(api: &Nanomq) -> Reply {
     request_body(content = Object, description = "`{\"data\":{...}}` with any keys of GET /reload's data"),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}` not a JSON object; `{\"code\":108}` a value the broker refuses")
+        (status = 400, description = "`{\"code\":109}`: not a JSON object")
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -120,9 +114,9 @@ pub fn set_hot_updatable_configuration(
         return Ok(Reply::code(0));
     };
     let current = serde_json::to_value(hot_config(api)).unwrap_or(Value::Null);
-    apply(
+    Ok(apply(
         api,
         "v4 /reload",
         settings::plan_write(&current, written, HOT_SETTERS),
-    )
+    ))
 }
