@@ -1019,8 +1019,14 @@ async fn clients_info_doc_example_for_a_v5_client() {
     assert_eq!(data["connectedAt"], created);
     assert!(created >= before - 1000 && created <= now_ms());
     // The same client through the list.
+    // The docs' list example, by GET: the same client, one row.
     let list = mica.get("/api/v1/clients?_page=1&_limit=100").await.json();
     assert_eq!(list["data"]["list"][0], Value::Object(data.clone()));
+    let doc_page = &docs()["clients"]["response"]["data"];
+    for key in ["pageNumber", "pageSize", "totalRow"] {
+        assert_eq!(list["data"][key], doc_page[key], "{key}");
+    }
+    assert_eq!(list["code"], 1);
     client.disconnect().await.unwrap();
     let _ = task.await;
     gw.shutdown().await;
@@ -1472,5 +1478,101 @@ async fn publish_retained_with_a_lifetime_prefix() {
     .await
     .assert(400, json!({"code": 102}));
     no_publish(&mut late, 300).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn kick_of_an_offline_persistent_session_discards_it() {
+    let gw = common::start().await;
+    let mica = Mica::new(&gw);
+    let mut options = gw.v4_options("offline-kick");
+    options.set_clean_session(false);
+    let c = connect_v4(options.clone()).await;
+    c.client
+        .subscribe("mine/t", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut c = c;
+    wait_suback(&mut c).await;
+    c.client.disconnect().await.unwrap();
+    assert!(eventually(5, || c.task.is_finished()).await);
+    let mut offline = false;
+    for _ in 0..100 {
+        if mica
+            .get("/api/v1/clients/info?clientId=offline-kick")
+            .await
+            .status
+            == StatusCode::BAD_REQUEST
+        {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(offline);
+    assert_eq!(
+        topic_filters(&mica.subscriptions("offline-kick").await),
+        ["mine/t"]
+    );
+    mica.post("/api/v1/clients/delete?clientId=offline-kick", "")
+        .await
+        .assert(200, json!({"code": 1}));
+    assert_eq!(
+        mica.subscriptions("offline-kick").await,
+        json!({"data":[],"code":1})
+    );
+    // Back with clean_session=false: no session to resume, nothing subscribed.
+    let mut back = connect_v4(options).await;
+    let mut present = None;
+    while let Ok(event) = back.events.try_recv() {
+        if let Event::Incoming(Packet::ConnAck(ack)) = event {
+            present = Some(ack.session_present);
+        }
+    }
+    assert_eq!(present, Some(false));
+    let publisher = connect_v4(gw.v4_options("pub-ok")).await;
+    publisher
+        .client
+        .publish("mine/t", QoS::AtLeastOnce, false, "x")
+        .await
+        .unwrap();
+    no_publish(&mut back, 500).await;
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn shared_subscriptions_on_behalf_keep_their_prefix() {
+    let gw = common::start().await;
+    let mica = Mica::new(&gw);
+    let mut worker = connect_v4(gw.v4_options("worker")).await;
+    mica.post(
+        "/api/v1/mqtt/subscribe",
+        r#"{"topic":"$share/g1/jobs/+","clientId":"worker","qos":1}"#,
+    )
+    .await
+    .assert(200, json!({"code": 1}));
+    assert_eq!(
+        mica.subscriptions("worker").await,
+        json!({"data":[{"topicFilter":"$share/g1/jobs/+","clientId":"worker","mqttQoS":1,"noLocal":false}],"code":1})
+    );
+    mica.post(
+        "/api/v1/mqtt/publish",
+        r#"{"topic":"jobs/1","clientId":"httpApi","payload":"job","qos":1}"#,
+    )
+    .await
+    .assert(200, json!({"code": 1}));
+    let p = next_publish(&mut worker, 5).await.expect("shared delivery");
+    assert_eq!((p.topic.as_str(), &p.payload[..]), ("jobs/1", &b"job"[..]));
+    mica.post(
+        "/api/v1/mqtt/unsubscribe",
+        r#"{"topic":"$share/g1/jobs/+","clientId":"worker"}"#,
+    )
+    .await
+    .assert(200, json!({"code": 1}));
+    assert_eq!(
+        mica.subscriptions("worker").await,
+        json!({"data":[],"code":1})
+    );
+    assert_no_suback(&mut worker);
     gw.shutdown().await;
 }
