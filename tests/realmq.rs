@@ -1336,3 +1336,48 @@ async fn registry_survives_a_restart() {
     assert!(newer["id"].as_i64().unwrap() > last["id"].as_i64().unwrap());
     gw.shutdown().await;
 }
+
+/// The CONNACK reason code an MQTT 5 client gets, or the error text.
+async fn try_connect_v5(
+    options: rumqttc::v5::MqttOptions,
+) -> Result<rumqttc::v5::mqttbytes::v5::ConnectReturnCode, String> {
+    use rumqttc::v5::mqttbytes::v5::Packet as P5;
+    let (_client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 10);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(P5::ConnAck(ack))) => return Ok(ack.code),
+                Ok(_) => continue,
+                Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => return Ok(code),
+                Err(e) => return Err(format!("{e:?}")),
+            }
+        }
+    })
+    .await
+    .expect("answer in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_5_devices_get_reason_codes_0x86_and_0x87() {
+    use rumqttc::v5::mqttbytes::v5::ConnectReturnCode as Reason;
+    let gw = common::start().await;
+    let api = Api::new(&gw);
+    let (_, key) = api.product("v5").await;
+    let id = api.device("five", &key, Some("pw")).await["id"]
+        .as_i64()
+        .unwrap();
+    let attempt = |pass: &str| {
+        let mut o = gw.v5_options("c-five");
+        o.set_credentials("u-five", pass);
+        try_connect_v5(o)
+    };
+    assert_eq!(attempt("bad").await, Ok(Reason::BadUserNamePassword));
+    assert_eq!(attempt("pw").await, Ok(Reason::Success));
+    api.put(
+        &format!("/api/v1/devices/{id}"),
+        json!({"name":"five","enable":false}),
+    )
+    .await;
+    assert_eq!(attempt("pw").await, Ok(Reason::NotAuthorized));
+    gw.shutdown().await;
+}

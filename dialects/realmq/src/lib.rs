@@ -303,3 +303,44 @@ impl Dialect for RealmqDialect {
         Some(self.observer.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_lists_every_route_with_both_auth_schemes() {
+        let doc = openapi("http://127.0.0.1:8090");
+        let json = serde_json::to_value(&doc).unwrap();
+        let paths = json["paths"].as_object().unwrap();
+        let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                "/api/v1/auth",
+                "/api/v1/devices",
+                "/api/v1/devices/{id}",
+                "/api/v1/mqtt/publish",
+                "/api/v1/mqtt/publish_batch",
+                "/api/v1/mqtt/subscribe",
+                "/api/v1/mqtt/subscribe_batch",
+                "/api/v1/mqtt/unsubscribe",
+                "/api/v1/mqtt/unsubscribe_batch",
+                "/api/v1/products",
+                "/api/v1/products/{id}",
+            ]
+        );
+        let schemes = &json["components"]["securitySchemes"];
+        assert_eq!(schemes["basic"]["scheme"], "basic");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(json["servers"][0]["url"], "http://127.0.0.1:8090");
+        // Login is the one route that needs no credentials.
+        assert_eq!(
+            paths["/api/v1/auth"]["post"]["security"],
+            serde_json::json!([{}])
+        );
+        let list = &json["components"]["schemas"]["DeviceSummary"]["properties"];
+        assert!(list["status"].is_object() && list["connected_at"].is_object());
+    }
+}
