@@ -64,7 +64,7 @@ pub struct MessageStats {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStats {
-    /// Distinct peer addresses of open MQTT connections.
+    /// Open MQTT connections (mica keys them by peer address and port).
     pub client_nodes: u64,
     /// Open MQTT connections.
     pub connections: u64,
