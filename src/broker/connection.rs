@@ -410,6 +410,8 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         connection_id,
         will: will.map(|w| to_pending_will(w, will_props)),
     };
+    session.count_sent(); // the CONNACK
+
     if !inject.is_empty() {
         let filters: Vec<Filter> = {
             let s = entry.state.lock();
