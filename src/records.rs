@@ -111,6 +111,37 @@ CREATE INDEX records_message_events_message ON records_message_events (message_i
 CREATE INDEX records_message_events_time ON records_message_events (at_ms);
 "];
 
+/// The record tables, in the order of [`RowCounts`].
+const TABLES: [&str; 3] = [
+    "records_connections",
+    "records_messages",
+    "records_message_events",
+];
+
+/// Rows per record table, kept in memory so retention by row count needs no
+/// `count(*)` scan: counted once at open, then adjusted by every insert and delete.
+#[derive(Default)]
+struct RowCounts([AtomicU64; 3]);
+
+impl RowCounts {
+    fn add(&self, added: [u64; 3]) {
+        for (count, n) in self.0.iter().zip(added) {
+            count.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn remove(&self, table: usize, n: u64) {
+        let count = &self.0[table];
+        let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+            Some(c.saturating_sub(n))
+        });
+    }
+
+    fn get(&self, table: usize) -> u64 {
+        self.0[table].load(Ordering::Relaxed)
+    }
+}
+
 const KIND_CONNECT: i64 = 0;
 const KIND_DISCONNECT: i64 = 1;
 const DIRECTION_UPLINK: i64 = 0;
@@ -128,12 +159,20 @@ pub struct Records {
     enabled: AtomicBool,
     queue: SyncSender<Command>,
     dropped: AtomicU64,
+    counts: Arc<RowCounts>,
 }
 
 impl Records {
     /// Creates the record tables if needed and starts the writer thread.
     pub fn open(store: Arc<Store>, config: &RecordsConfig) -> Result<Arc<Records>, StoreError> {
         store.migrate("records", MIGRATIONS)?;
+        let counts = Arc::new(RowCounts::default());
+        for (i, table) in TABLES.iter().enumerate() {
+            let n: i64 = store.read(|c| {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            })?;
+            counts.0[i].store(n as u64, Ordering::Relaxed);
+        }
         let (queue, receiver) = mpsc::sync_channel(config.queue_capacity.max(1));
         let writer = Writer {
             store: Arc::clone(&store),
@@ -145,6 +184,7 @@ impl Records {
                 max_rows: config.max_rows,
             },
             prune_interval: Duration::from_secs(config.prune_interval_secs.max(1)),
+            counts: Arc::clone(&counts),
         };
         std::thread::Builder::new()
             .name("records-writer".into())
@@ -155,6 +195,7 @@ impl Records {
             enabled: AtomicBool::new(config.enabled),
             queue,
             dropped: AtomicU64::new(0),
+            counts,
         }))
     }
 
@@ -178,7 +219,9 @@ impl Records {
     /// Writes `events` in one transaction, now, bypassing the queue (bulk loads and
     /// benchmarks; the broker goes through [`BrokerObserver::on_event`]).
     pub fn write_now(&self, events: &[BrokerEvent]) -> Result<(), StoreError> {
-        self.store.write(|tx| insert_events(tx, events))
+        let added = self.store.write(|tx| insert_events(tx, events))?;
+        self.counts.add(added);
+        Ok(())
     }
 
     /// Applies the retention policy now.
@@ -187,7 +230,8 @@ impl Records {
             max_age_ms: (config.max_age_hours as i64).saturating_mul(3_600_000),
             max_rows: config.max_rows,
         };
-        self.store.write(|tx| retention.apply(tx, now_ms))
+        self.store
+            .write(|tx| retention.apply(tx, now_ms, &self.counts))
     }
 }
 
@@ -211,35 +255,26 @@ struct Retention {
 }
 
 impl Retention {
-    fn apply(&self, tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<()> {
-        for table in [
-            "records_connections",
-            "records_messages",
-            "records_message_events",
-        ] {
+    fn apply(&self, tx: &Transaction<'_>, now_ms: i64, counts: &RowCounts) -> rusqlite::Result<()> {
+        for (i, table) in TABLES.iter().enumerate() {
             if self.max_age_ms > 0 {
-                tx.execute(
+                let removed = tx.execute(
                     &format!("DELETE FROM {table} WHERE at_ms < ?1"),
                     [now_ms.saturating_sub(self.max_age_ms)],
                 )?;
+                counts.remove(i, removed as u64);
             }
-            if self.max_rows > 0 {
-                // The time of the newest row beyond the limit; everything at or before
-                // it goes (ties at that millisecond go too, which keeps this one
-                // indexed range delete).
-                let cutoff: Option<i64> = tx
-                    .query_row(
-                        &format!("SELECT at_ms FROM {table} ORDER BY at_ms DESC LIMIT 1 OFFSET ?1"),
-                        [self.max_rows.min(i64::MAX as u64) as i64],
-                        |r| r.get(0),
-                    )
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
-                    })?;
-                if let Some(cutoff) = cutoff {
-                    tx.execute(&format!("DELETE FROM {table} WHERE at_ms <= ?1"), [cutoff])?;
-                }
+            let rows = counts.get(i);
+            if self.max_rows > 0 && rows > self.max_rows {
+                let excess = (rows - self.max_rows).min(i64::MAX as u64) as i64;
+                let removed = tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE rowid IN
+                         (SELECT rowid FROM {table} ORDER BY at_ms ASC LIMIT ?1)"
+                    ),
+                    [excess],
+                )?;
+                counts.remove(i, removed as u64);
             }
         }
         Ok(())
@@ -253,6 +288,7 @@ struct Writer {
     batch_interval: Duration,
     retention: Retention,
     prune_interval: Duration,
+    counts: Arc<RowCounts>,
 }
 
 impl Writer {
@@ -295,7 +331,10 @@ impl Writer {
             }
             if Instant::now() >= next_prune {
                 let now = mqgate_kit::http::time::now_ms();
-                if let Err(e) = self.store.write(|tx| self.retention.apply(tx, now)) {
+                if let Err(e) = self
+                    .store
+                    .write(|tx| self.retention.apply(tx, now, &self.counts))
+                {
                     tracing::warn!("records retention failed: {e}");
                 }
                 next_prune = Instant::now() + self.prune_interval;
@@ -307,8 +346,9 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        if let Err(e) = self.store.write(|tx| insert_events(tx, batch)) {
-            tracing::warn!("{} records lost: {e}", batch.len());
+        match self.store.write(|tx| insert_events(tx, batch)) {
+            Ok(added) => self.counts.add(added),
+            Err(e) => tracing::warn!("{} records lost: {e}", batch.len()),
         }
         batch.clear();
     }
@@ -330,7 +370,9 @@ fn transport_name(t: Transport) -> &'static str {
     }
 }
 
-fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Result<()> {
+/// Inserts `events`; returns the rows added per table (see [`TABLES`]).
+fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Result<[u64; 3]> {
+    let mut added = [0u64; 3];
     let mut connections = tx.prepare_cached(
         "INSERT INTO records_connections (connection_id, client_id, at_ms, kind, reason, username,
              peer, transport, proto_ver, keepalive, clean_start, will_topic, will_payload)
@@ -364,6 +406,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Resu
                     c.will.as_ref().map(|w| w.topic.as_str()),
                     c.will.as_ref().map(|w| w.payload.as_ref()),
                 ])?;
+                added[0] += 1;
             }
             BrokerEvent::Disconnected {
                 client_id,
@@ -387,6 +430,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Resu
                     Option::<String>::None,
                     Option::<Vec<u8>>::None,
                 ])?;
+                added[0] += 1;
             }
             BrokerEvent::MessageIn(m) => {
                 messages.execute(params![
@@ -399,6 +443,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Resu
                     m.payload.as_ref(),
                     m.at_ms,
                 ])?;
+                added[1] += 1;
                 if let Some(client_id) = &m.client_id {
                     message_events.execute(params![
                         id_to_sql(m.message_id),
@@ -409,6 +454,7 @@ fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Resu
                         m.qos,
                         m.at_ms,
                     ])?;
+                    added[2] += 1;
                 }
             }
             BrokerEvent::MessageDelivered {
@@ -428,10 +474,11 @@ fn insert_events(tx: &Transaction<'_>, events: &[BrokerEvent]) -> rusqlite::Resu
                     qos,
                     at_ms,
                 ])?;
+                added[2] += 1;
             }
         }
     }
-    Ok(())
+    Ok(added)
 }
 
 /// A WHERE clause and its parameters, built from a [`RecordQuery`].

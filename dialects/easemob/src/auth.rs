@@ -138,7 +138,12 @@ pub struct TokenAuthenticator {
 #[async_trait]
 impl ConnectAuthenticator for TokenAuthenticator {
     async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
-        if !credentials.client_id.contains('@') {
+        // Decide NotMine before touching the store: most clients are not Easemob's.
+        let easemob_shaped = credentials
+            .client_id
+            .rsplit_once('@')
+            .is_some_and(|(_, suffix)| is_app_id(suffix));
+        if !easemob_shaped {
             return AuthDecision::NotMine;
         }
         let password = credentials
