@@ -424,6 +424,9 @@ async fn document_examples_in_order() {
     gw.shutdown().await;
 }
 
+/// A request and the status and code it must get.
+type ErrorCase = (Method, &'static str, Auth, Option<&'static str>, u16, u64);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_use_the_code_message_envelope() {
     let gw = common::start().await;
@@ -431,7 +434,7 @@ async fn errors_use_the_code_message_envelope() {
     let (_, key) = api.product("p").await;
     api.device("d", &key, Some("pw")).await;
 
-    let cases: Vec<(Method, &str, Auth, Option<&str>, u16, u64)> = vec![
+    let cases: Vec<ErrorCase> = vec![
         (Method::GET, "/api/v1/products", Auth::None, None, 401, 104),
         (
             Method::GET,
