@@ -509,7 +509,12 @@ impl Registry {
             .await?;
         let mut after = before.clone();
         after.fields = fields;
-        self.state.write().put_device(after.clone());
+        let mut state = self.state.write();
+        // Presence may have moved on while the store was written.
+        if let Some(current) = state.device(id) {
+            after.presence = current.presence.clone();
+        }
+        state.put_device(after.clone());
         Ok((before, after))
     }
 
