@@ -1223,3 +1223,78 @@ async fn user_tokens_expire() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn tokens_and_records_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let gw = common::start_with(|c| c.data_dir = path.clone()).await;
+    let api = Api::new(&gw).await;
+    let token = api.user_token("keeper", None).await;
+    let id = format!("keeper@{APP_ID}");
+    let client = common::connect_v4(options(&gw, &id, "keeper", &token)).await;
+    let (begin, end) = window();
+    let w = [
+        ("clientid", id.as_str()),
+        ("beginTime", begin.as_str()),
+        ("endTime", end.as_str()),
+    ];
+    api.get_until("/openapi/rm/device/record", &w, |b| {
+        b["body"]["totalCount"] == 1
+    })
+    .await;
+    client.client.disconnect().await.unwrap();
+    let app_token = api.token.clone();
+    gw.shutdown().await;
+
+    let gw = common::start_with(|c| c.data_dir = path.clone()).await;
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: gw.base_url("easemob"),
+        token: app_token,
+    };
+    // The app token still authorizes, the user token still logs in, and the
+    // connect and disconnect before the restart are still on record.
+    let records = api.get("/openapi/rm/device/record", &w).await;
+    assert_eq!(records.0, 200);
+    assert_eq!(records.1["body"]["totalCount"], 2, "{}", records.1);
+    assert_eq!(records.1["body"]["data"][1]["status"], "disconnect");
+    assert_eq!(
+        common::try_connect_v4(options(&gw, &id, "keeper", &token)).await,
+        Ok(ConnectReturnCode::Success)
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_clients_are_recorded_as_such() {
+    let gw = common::start().await;
+    let api = Api::new(&gw).await;
+    let token = api.user_token("web", None).await;
+    let id = format!("browser@{APP_ID}");
+    let ws = gw.ws_addr();
+    let mut o = rumqttc::MqttOptions::new(&id, format!("ws://{ws}/mqtt"), ws.port());
+    o.set_transport(rumqttc::Transport::Ws);
+    o.set_keep_alive(Duration::from_secs(60));
+    o.set_credentials("web", token);
+    let _client = common::connect_v4(o).await;
+    let (begin, end) = window();
+    let records = api
+        .get_until(
+            "/openapi/rm/device/record",
+            &[
+                ("clientid", id.as_str()),
+                ("beginTime", begin.as_str()),
+                ("endTime", end.as_str()),
+            ],
+            |b| b["body"]["totalCount"] == 1,
+        )
+        .await;
+    let detail: Value =
+        serde_json::from_str(records["body"]["data"][0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["network"], "mod_mqtt_ws");
+    assert_eq!(detail["keep_alive"], 60);
+    let (_, all) = api.get("/openapi/rm/users/appid", &[]).await;
+    assert_eq!(all["body"]["data"][0]["protocol"], "ws");
+    gw.shutdown().await;
+}
