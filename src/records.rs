@@ -243,7 +243,11 @@ impl BrokerObserver for Records {
         match self.queue.try_send(Command::Event(event.clone())) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                // Logged at 1, 2, 4, 8, … drops: visible without flooding the log.
+                if dropped.is_power_of_two() {
+                    tracing::warn!("records: queue full, {dropped} events dropped so far");
+                }
             }
         }
     }
