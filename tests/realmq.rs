@@ -661,6 +661,14 @@ async fn errors_use_the_code_message_envelope() {
             404,
             105,
         ),
+        (
+            Method::GET,
+            "/api/v1/devices/%FF",
+            Auth::Basic,
+            None,
+            400,
+            108,
+        ),
     ];
     for (method, path, auth, body, status, code) in cases {
         let label = format!("{method} {path} {body:?}");
@@ -670,6 +678,22 @@ async fn errors_use_the_code_message_envelope() {
         assert!(!answer["message"].as_str().unwrap().is_empty(), "{label}");
         assert_eq!(answer.as_object().unwrap().len(), 2, "{label}: {answer}");
     }
+    let huge = format!(r#"{{"topic":"a","payload":"{}"}}"#, "x".repeat(3 << 20));
+    let (status, too_large) = api
+        .send(
+            Method::POST,
+            "/api/v1/mqtt/publish",
+            Auth::Basic,
+            Some(&huge),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), too_large),
+        (
+            400,
+            json!({"code":108,"message":"the request body is too large"})
+        )
+    );
     let (_, dup) = api
         .post(
             "/api/v1/devices",

@@ -29,6 +29,7 @@ pub mod wire;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -232,13 +233,35 @@ async fn no_such_path() -> ApiError {
     ApiError::not_found("no such path")
 }
 
-/// RealMQ's status table has no 405: a known path with another method is a path
-/// that does not exist, in the vendor's envelope.
-async fn method_not_allowed_as_not_found(response: Response) -> Response {
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
-        return ApiError::not_found("no such path for this method").into_response();
+/// Answers that axum produces on its own (wrong method, undecodable path,
+/// oversized body) are plain text; they are rewritten into the vendor envelope
+/// with a status from RealMQ's table, which has no 405 or 413.
+async fn vendor_envelope(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = response.status();
+    if is_json || status.is_success() {
+        return response;
     }
-    response
+    let detail = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => {
+            ApiError::not_found("no such path for this method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::invalid_parameter("the request body is too large")
+        }
+        s if s.is_client_error() => {
+            ApiError::invalid_parameter(format!("invalid request: {detail}"))
+        }
+        _ => ApiError::internal(detail),
+    };
+    error.into_response()
 }
 
 fn router(app: Arc<App>) -> Router {
@@ -277,9 +300,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/v1/auth", post(auth::login))
         .merge(guarded)
         .fallback(no_such_path)
-        .layer(axum::middleware::map_response(
-            method_not_allowed_as_not_found,
-        ))
+        .layer(axum::middleware::map_response(vendor_envelope))
         .with_state(app)
 }
 
