@@ -161,6 +161,7 @@ pub struct LoginResponse {
 #[utoipa::path(
     post,
     path = "/api/v1/auth",
+    operation_id = "login",
     tag = "auth",
     request_body = LoginRequest,
     responses(

@@ -337,6 +337,7 @@ async fn kick(app: &App, client_id: &str, discard_session: bool) {
 #[utoipa::path(
     post,
     path = "/api/v1/devices",
+    operation_id = "create_device",
     tag = "devices",
     request_body = DeviceRequest,
     responses(
@@ -355,6 +356,7 @@ pub async fn create(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Don
 #[utoipa::path(
     get,
     path = "/api/v1/devices",
+    operation_id = "list_devices",
     tag = "devices",
     params(
         ("_page" = Option<i64>, Query, description = "Page number, from 1 (default 1)"),
@@ -437,6 +439,7 @@ pub async fn list(
 #[utoipa::path(
     get,
     path = "/api/v1/devices/{id}",
+    operation_id = "get_device",
     tag = "devices",
     params(("id" = i64, Path, description = "Device id")),
     responses(
@@ -497,6 +500,7 @@ pub async fn detail(
 #[utoipa::path(
     put,
     path = "/api/v1/devices/{id}",
+    operation_id = "update_device",
     tag = "devices",
     params(("id" = i64, Path, description = "Device id")),
     request_body = DeviceRequest,
@@ -533,6 +537,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/devices/{id}",
+    operation_id = "delete_device",
     tag = "devices",
     params(("id" = i64, Path, description = "Device id")),
     responses(

@@ -361,6 +361,19 @@ mod tests {
             paths["/api/v1/auth"]["post"]["security"],
             serde_json::json!([{}])
         );
+        let mut operation_ids: Vec<&str> = paths
+            .values()
+            .flat_map(|p| p.as_object().unwrap().values())
+            .map(|op| op["operationId"].as_str().unwrap())
+            .collect();
+        operation_ids.sort();
+        let count = operation_ids.len();
+        operation_ids.dedup();
+        assert_eq!(
+            (count, operation_ids.len()),
+            (17, 17),
+            "unique operation ids"
+        );
         let list = &json["components"]["schemas"]["DeviceSummary"]["properties"];
         assert!(list["status"].is_object() && list["connected_at"].is_object());
     }

@@ -307,6 +307,7 @@ impl Unsubscription {
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish",
+    operation_id = "publish",
     tag = "mqtt",
     request_body = PublishRequest,
     responses(
@@ -327,6 +328,7 @@ pub async fn publish(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Do
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe",
+    operation_id = "subscribe",
     tag = "mqtt",
     request_body = SubscribeRequest,
     responses(
@@ -347,6 +349,7 @@ pub async fn subscribe(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe",
+    operation_id = "unsubscribe",
     tag = "mqtt",
     request_body = UnsubscribeRequest,
     responses(
@@ -367,6 +370,7 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, body: Bytes) -> Result<Jso
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish_batch",
+    operation_id = "publish_batch",
     tag = "mqtt",
     request_body = Vec<PublishRequest>,
     responses(
@@ -421,6 +425,7 @@ fn topic_result(topic: String, outcome: Result<(), ApiError>) -> TopicResult {
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe_batch",
+    operation_id = "subscribe_batch",
     tag = "mqtt",
     request_body = Vec<SubscribeRequest>,
     responses(
@@ -447,6 +452,7 @@ pub async fn subscribe_batch(
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe_batch",
+    operation_id = "unsubscribe_batch",
     tag = "mqtt",
     request_body = Vec<UnsubscribeRequest>,
     responses(

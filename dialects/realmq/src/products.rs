@@ -162,6 +162,7 @@ fn product_id(raw: &str) -> Result<i64, ApiError> {
 #[utoipa::path(
     post,
     path = "/api/v1/products",
+    operation_id = "create_product",
     tag = "products",
     request_body = ProductRequest,
     responses(
@@ -189,6 +190,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/api/v1/products",
+    operation_id = "list_products",
     tag = "products",
     params(
         ("_page" = Option<i64>, Query, description = "Page number, from 1 (default 1)"),
@@ -248,6 +250,7 @@ pub async fn list(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Jso
 #[utoipa::path(
     get,
     path = "/api/v1/products/{id}",
+    operation_id = "get_product",
     tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     responses(
@@ -306,6 +309,7 @@ pub async fn detail(
 #[utoipa::path(
     put,
     path = "/api/v1/products/{id}",
+    operation_id = "update_product",
     tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     request_body = ProductRequest,
@@ -334,6 +338,7 @@ pub async fn update(
 #[utoipa::path(
     delete,
     path = "/api/v1/products/{id}",
+    operation_id = "delete_product",
     tag = "products",
     params(("id" = i64, Path, description = "Product id")),
     responses(
