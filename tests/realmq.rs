@@ -1408,3 +1408,45 @@ async fn mqtt_5_devices_get_reason_codes_0x86_and_0x87() {
     assert_eq!(attempt("pw").await, Ok(Reason::NotAuthorized));
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_a_client_that_is_not_connected_yet_applies_when_it_connects() {
+    let gw = common::start().await;
+    let api = Api::new(&gw);
+    let (status, answer) = api
+        .post(
+            "/api/v1/mqtt/subscribe",
+            json!({"topic":"later/t","qos":1,"clientid":"later"}),
+        )
+        .await;
+    assert_eq!((status.as_u16(), answer), (200, json!({"code":0})));
+    let mut later = connect_v4(gw.v4_options("later")).await;
+    api.post(
+        "/api/v1/mqtt/publish",
+        json!({"topic":"later/t","payload":"waited","qos":1}),
+    )
+    .await;
+    expect_publish(&mut later, "later/t", "waited").await;
+    let (status, answer) = api
+        .post(
+            "/api/v1/mqtt/unsubscribe",
+            json!({"topic":"later/t","clientid":"later"}),
+        )
+        .await;
+    assert_eq!((status.as_u16(), answer), (200, json!({"code":0})));
+    api.post(
+        "/api/v1/mqtt/publish",
+        json!({"topic":"later/t","payload":"gone"}),
+    )
+    .await;
+    expect_silence(&mut later).await;
+    // Unsubscribing a client nobody knows is not an error: nothing is subscribed.
+    let (status, answer) = api
+        .post(
+            "/api/v1/mqtt/unsubscribe_batch",
+            json!([{"topic":"x","clientid":"nobody"}]),
+        )
+        .await;
+    assert_eq!((status.as_u16(), answer), (200, json!({"code":0})));
+    gw.shutdown().await;
+}
