@@ -332,20 +332,76 @@ const HOCON_SETTERS: &[(&str, Setter)] = &[
     ("auth.allow_anonymous", settings::set_allow_anonymous),
 ];
 
-/// Parses HOCON text into JSON values; `None` when it is not a HOCON object.
+/// Limits that keep the third-party HOCON parser safe on hostile input: it recurses per
+/// nesting level (a few hundred levels overflow a thread stack, which aborts the
+/// process) and slows down quadratically with the number of keys. A NanoMQ config file
+/// is a few hundred lines and five levels deep.
+pub const MAX_HOCON_BYTES: usize = 64 * 1024;
+pub const MAX_HOCON_LINES: usize = 1500;
+pub const MAX_HOCON_DEPTH: usize = 32;
+const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Whether `text` is small and shallow enough to hand to the parser.
+pub fn within_parser_limits(text: &str) -> bool {
+    if text.len() > MAX_HOCON_BYTES || text.lines().count() > MAX_HOCON_LINES {
+        return false;
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '{' | '[' | '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest <= MAX_HOCON_DEPTH
+}
+
+/// Parses HOCON text into JSON values; `None` when it is not a HOCON object (or is
+/// beyond [`within_parser_limits`]). Blocks: call it off the async runtime.
 pub fn parse_hocon(text: &str) -> Option<Value> {
+    if !within_parser_limits(text) {
+        return None;
+    }
     let text = text.to_string();
-    // The parser is third-party code fed by the client: a panic in it must not take
-    // the request task (or anything else) down.
-    let parsed = std::panic::catch_unwind(move || {
-        hocon::HoconLoader::new()
-            .no_system()
-            .strict()
-            .load_str(&text)
-            .and_then(|loader| loader.hocon())
-    })
-    .ok()?
-    .ok()?;
+    // Its own thread: a stack of known size for the recursive parser, and a panic in
+    // third-party code fed by the client stays there.
+    let parser = std::thread::Builder::new()
+        .name("nanomq-hocon".to_string())
+        .stack_size(PARSER_STACK_BYTES)
+        .spawn(move || {
+            hocon::HoconLoader::new()
+                .no_system()
+                .strict()
+                .load_str(&text)
+                .and_then(|loader| loader.hocon())
+                .ok()
+        })
+        .ok()?;
+    let parsed = parser.join().ok()??;
     match hocon_to_json(parsed)? {
         v @ Value::Object(_) => Some(v),
         _ => None,
@@ -423,6 +479,15 @@ mod tests {
     #[test]
     fn hocon_parsing() {
         assert!(parse_hocon("this is { not hocon").is_none());
+        let deep = format!("{}{}", "a {".repeat(33), "}".repeat(33));
+        assert!(!within_parser_limits(&deep));
+        assert!(parse_hocon(&deep).is_none());
+        let ok = format!("{}{}", "a {".repeat(32), "}".repeat(32));
+        assert!(parse_hocon(&ok).is_some());
+        assert!(within_parser_limits("s = \"{{{{\" # [[[[\n"));
+        assert!(!within_parser_limits(
+            &"k = 1\n".repeat(MAX_HOCON_LINES + 1)
+        ));
         let v = parse_hocon("mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n").unwrap();
         assert_eq!(v["mqtt"]["max_mqueue_len"], 512);
         let plan = settings::plan_write(&Value::Object(Default::default()), &v, HOCON_SETTERS);
