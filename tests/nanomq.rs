@@ -1385,3 +1385,138 @@ fn transcript_fixture_parses() {
     assert_eq!(basic("admin:public"), "Basic YWRtaW46cHVibGlj");
     assert_eq!(base64_encode(b"Hi", true), "SGk");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_writes_apply_or_report() {
+    let gw = common::start().await;
+    let addr = nanomq_addr(&gw);
+    // Writing back what was read is clean.
+    let whole = send(addr, &get("/api/v4/configuration")).await.text();
+    let data = &whole[whole.find("\"data\":").unwrap() + 7..whole.len() - 1];
+    let r = send(
+        addr,
+        &post("/api/v4/configuration", &format!("{{\"data\":{data}}}")),
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str()), (200, r#"{"code":0}"#));
+    // Changed values: applied where mqgate has the setting, reported otherwise.
+    let r = send(
+        addr,
+        &post(
+            "/api/v4/configuration/basic",
+            r#"{"data":{"basic":{"msq_len":99,"allow_anonymous":false,"max_packet_size":2,"num_taskq_thread":1234},"http_server":{"port":1},"sqlite":{"enable":false},"webhook":{"enable":true}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.text(),
+        r#"{"code":0,"not_applied":["basic.num_taskq_thread","http_server.port","webhook.enable"]}"#
+    );
+    let hot = gw.gateway.management().config().hot;
+    assert_eq!(
+        (
+            hot.max_queued_messages,
+            hot.allow_anonymous,
+            hot.max_packet_size
+        ),
+        (99, false, 2048)
+    );
+    let r = send(addr, &get("/api/v4/configuration/basic")).await.text();
+    assert!(
+        r.contains(r#""max_packet_size":2,"client_max_packet_size":0,"msq_len":99"#),
+        "{r}"
+    );
+    // A refused value is reported, the others still applied.
+    let r = send(
+        addr,
+        &post(
+            "/api/v4/reload",
+            r#"{"data":{"keepalive_backoff":0.5,"msq_len":100,"allow_anonymous":"yes"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.text(),
+        r#"{"code":0,"not_applied":["allow_anonymous","keepalive_backoff"]}"#
+    );
+    assert_eq!(
+        gw.gateway.management().config().hot.max_queued_messages,
+        100
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_control_and_limits() {
+    let mut gw = common::start().await;
+    let addr = nanomq_addr(&gw);
+    let r = send(addr, &post("/api/v1", r#"{"req":10,"seq":3}"#)).await;
+    assert_eq!(
+        (r.status, r.text().as_str(), r.header("content-type")),
+        (
+            400,
+            r#"{"code":107,"seq":3,"rep":10}"#,
+            Some("application/json")
+        )
+    );
+    let big = format!(r#"{{"req":2,"seq":1,"pad":"{}"}}"#, "x".repeat(128 * 1024));
+    let r = send(addr, &post("/api/v1", &big)).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
+    let r = send(addr, &post("/api/v1", r#"{"req":13,"seq":4}"#)).await;
+    assert_eq!(
+        r.text(),
+        r#"{"code":0,"seq":4,"rep":13,"data":[[{"topic":"","cld_cnt":0}]]}"#
+    );
+    let r = send(
+        addr,
+        &post("/api/v1", r#"{"req":10,"seq":5,"action":"stop"}"#),
+    )
+    .await;
+    assert_eq!(r.text(), r#"{"code":0,"seq":5,"rep":10}"#);
+    tokio::time::timeout(Duration::from_secs(10), gw.gateway.stopped())
+        .await
+        .expect("stopped by v1 req 10");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_persistent_sessions_are_listed_as_disconnected() {
+    let gw = common::start().await;
+    let addr = nanomq_addr(&gw);
+    let mut o = gw.v4_options("sleeper");
+    o.set_clean_session(false);
+    let c = common::connect_v4(o).await;
+    c.client
+        .subscribe("sleep/t", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    wait_for_subscriptions(&gw, 1).await;
+    c.client.disconnect().await.unwrap();
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = send(addr, &get("/api/v4/clients?conn_state=disconnected"))
+            .await
+            .text();
+        if listed.contains("sleeper") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed,
+        r#"{"code":0,"data":[{"client_id":"sleeper","username":"","keepalive":30,"conn_state":"disconnected","clean_start":false,"proto_name":"MQTT","proto_ver":4}]}"#
+    );
+    let r = send(addr, &post("/api/v1", r#"{"req":5,"seq":1}"#)).await;
+    assert!(r.text().contains(r#""connect_status":0"#), "{}", r.text());
+    // Subscribing on behalf of the offline session works too.
+    let r = send(
+        addr,
+        &post(
+            "/api/v4/mqtt/subscribe",
+            r#"{"topic":"sleep/u","clientid":"sleeper"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(r.text(), r#"{"code":0}"#);
+    gw.shutdown().await;
+}
