@@ -12,10 +12,27 @@ use crate::v4::json_object;
     get,
     path = "/api/v4/bridges",
     tag = "v4 bridges",
-    responses((status = 200, description = "`{\"code\":0,\"data\":{\"bridge\":{\"nodes\":[]}}}` (also for `/bridges/{name}`)")),
+    responses((status = 200, description = "`{\"code\":0,\"data\":{\"bridge\":{\"nodes\":[]}}}`")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_mqtt_bridges() -> Reply {
+pub fn list_mqtt_bridges() -> Reply {
+    no_bridges()
+}
+
+/// An unknown name gets the same empty list, as in NanoMQ.
+#[utoipa::path(
+    get,
+    path = "/api/v4/bridges/{name}",
+    tag = "v4 bridges",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "`{\"code\":0,\"data\":{\"bridge\":{\"nodes\":[]}}}`")),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn get_mqtt_bridge(_name: &str) -> Reply {
+    no_bridges()
+}
+
+fn no_bridges() -> Reply {
     let mut reply = Reply::code(0);
     reply.body = r#"{"code":0,"data":{"bridge":{"nodes":[]}}}"#.into();
     reply
@@ -34,7 +51,7 @@ pub fn get_mqtt_bridges() -> Reply {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn put_mqtt_bridge(request: &ApiRequest) -> Result<Reply, ApiError> {
+pub fn put_mqtt_bridge(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
     json_object(request)?;
     Err(ApiError::new(StatusCode::NOT_FOUND, 115))
 }
@@ -53,7 +70,7 @@ pub fn put_mqtt_bridge(request: &ApiRequest) -> Result<Reply, ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn put_mqtt_bridge_switch(request: &ApiRequest) -> Result<Reply, ApiError> {
+pub fn put_mqtt_bridge_switch(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
     let body = json_object(request)?;
     let switch = body
         .get("data")
@@ -89,7 +106,7 @@ fn data_array(request: &ApiRequest, key: &str) -> Result<(), ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn bridge_subscribe(request: &ApiRequest) -> Result<Reply, ApiError> {
+pub fn bridge_subscribe(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
     data_array(request, "subscription").map(|()| Reply::code(0))
 }
 
@@ -105,6 +122,6 @@ pub fn bridge_subscribe(request: &ApiRequest) -> Result<Reply, ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn bridge_unsubscribe(request: &ApiRequest) -> Result<Reply, ApiError> {
+pub fn bridge_unsubscribe(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
     data_array(request, "unsubscription").map(|()| Reply::code(0))
 }

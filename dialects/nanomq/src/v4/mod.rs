@@ -85,16 +85,17 @@ async fn route(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
         ("POST", ["mqtt", "unsubscribe"]) => mqtt::unsubscribe(api, request).await,
         ("POST", ["mqtt", "subscribe_batch"]) => mqtt::subscribe_batch(api, request).await,
         ("POST", ["mqtt", "unsubscribe_batch"]) => mqtt::unsubscribe_batch(api, request).await,
-        ("GET", ["bridges"]) => Ok(bridges::get_mqtt_bridges()),
-        ("GET", ["bridges", _name]) => Ok(bridges::get_mqtt_bridges()),
-        ("PUT", ["bridges", _name]) => bridges::put_mqtt_bridge(request),
-        ("POST", ["bridges", "switch", _name]) => bridges::put_mqtt_bridge_switch(request),
-        ("POST", ["bridges", "sub", _name]) => bridges::bridge_subscribe(request),
-        ("POST", ["bridges", "unsub", _name]) => bridges::bridge_unsubscribe(request),
-        ("GET", ["rules"]) | ("GET", ["rules", _]) | ("DELETE", ["rules", _]) => {
-            Ok(rules::no_rule_engine())
-        }
-        ("POST", ["rules"]) | ("PUT", ["rules", _]) => rules::rule_write(request),
+        ("GET", ["bridges"]) => Ok(bridges::list_mqtt_bridges()),
+        ("GET", ["bridges", name]) => Ok(bridges::get_mqtt_bridge(name)),
+        ("PUT", ["bridges", name]) => bridges::put_mqtt_bridge(request, name),
+        ("POST", ["bridges", "switch", name]) => bridges::put_mqtt_bridge_switch(request, name),
+        ("POST", ["bridges", "sub", name]) => bridges::bridge_subscribe(request, name),
+        ("POST", ["bridges", "unsub", name]) => bridges::bridge_unsubscribe(request, name),
+        ("GET", ["rules"]) => Ok(rules::list_rules()),
+        ("GET", ["rules", rule_id]) => Ok(rules::get_rule_details(rule_id)),
+        ("POST", ["rules"]) => rules::create_rule(request),
+        ("PUT", ["rules", rule_id]) => rules::update_rule(request, rule_id),
+        ("DELETE", ["rules", rule_id]) => Ok(rules::delete_rule(rule_id)),
         _ => Err(ApiError::no_route()),
     }
 }

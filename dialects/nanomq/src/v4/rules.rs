@@ -5,7 +5,11 @@ use crate::reply::{ApiError, Reply};
 use crate::server::ApiRequest;
 use crate::v4::json_object;
 
-/// GET `/rules`, GET and DELETE `/rules/{id}`.
+/// The rule engine's absence.
+fn plugin_closed() -> Reply {
+    Reply::code(111)
+}
+
 #[utoipa::path(
     get,
     path = "/api/v4/rules",
@@ -13,23 +17,63 @@ use crate::v4::json_object;
     responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn no_rule_engine() -> Reply {
-    Reply::code(111)
+pub fn list_rules() -> Reply {
+    plugin_closed()
 }
 
-/// POST `/rules`, PUT `/rules/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v4/rules/{ruleid}",
+    tag = "v4 rules",
+    params(("ruleid" = String, Path, description = "`rule:N`")),
+    responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn get_rule_details(_rule_id: &str) -> Reply {
+    plugin_closed()
+}
+
 #[utoipa::path(
     post,
     path = "/api/v4/rules",
     tag = "v4 rules",
-    request_body(content = Object),
+    request_body(content = Object, description = "`{\"rawsql\":...,\"actions\":[...],\"description\":...}`"),
     responses(
         (status = 200, description = "`{\"code\":111}`: no rule engine"),
         (status = 400, description = "`{\"code\":109}`: not a JSON object")
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn rule_write(request: &ApiRequest) -> Result<Reply, ApiError> {
+pub fn create_rule(request: &ApiRequest) -> Result<Reply, ApiError> {
     json_object(request)?;
-    Ok(Reply::code(111))
+    Ok(plugin_closed())
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v4/rules/{ruleid}",
+    tag = "v4 rules",
+    params(("ruleid" = String, Path, description = "`rule:N`")),
+    request_body(content = Object, description = "`{\"rawsql\"?,\"enabled\"?,\"actions\"?}`"),
+    responses(
+        (status = 200, description = "`{\"code\":111}`: no rule engine"),
+        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn update_rule(request: &ApiRequest, _rule_id: &str) -> Result<Reply, ApiError> {
+    json_object(request)?;
+    Ok(plugin_closed())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v4/rules/{ruleid}",
+    tag = "v4 rules",
+    params(("ruleid" = String, Path, description = "`rule:N`")),
+    responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub fn delete_rule(_rule_id: &str) -> Reply {
+    plugin_closed()
 }

@@ -16,6 +16,7 @@ pub struct TreeNode {
     pub topic: String,
     pub cld_cnt: usize,
     /// Omitted when no filter ends here.
+    #[schema(required = false)]
     pub clientid: Vec<String>,
     #[schema(ignore)]
     pub client_key: &'static str,
