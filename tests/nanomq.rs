@@ -490,6 +490,14 @@ async fn replay(addr: SocketAddr, t: &Transcript, strictness: Strictness<'_>) ->
     } else if t.command.contains(" -I ") {
         assert!(got.body.is_empty(), "{what}");
     } else {
+        // The fixture lost trailing newlines; its Content-Length still counts them.
+        let mut expected = expected.to_string();
+        let declared: Option<usize> = t.header("content-length").and_then(|l| l.parse().ok());
+        while declared.is_some_and(|n| expected.len() < n)
+            && expected.len() + 2 > declared.unwrap_or(0)
+        {
+            expected.push('\n');
+        }
         assert_eq!(got.text(), expected, "body of {what}");
     }
     got
@@ -1272,7 +1280,7 @@ async fn ctrl_restart_comes_back_and_stop_stops() {
     let mut gw = common::start().await;
     let addr = nanomq_addr(&gw);
     let before = gw.gateway.management().stats().started_at_ms;
-    let r = send(addr, &post("/api/v4/ctrl/restart", "")).await;
+    let r = send(addr, &post("/api/v4/ctrl/Restart", "")).await;
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"code":0}"#));
     let mut back = false;
     for _ in 0..100 {
@@ -1294,8 +1302,7 @@ async fn ctrl_restart_comes_back_and_stop_stops() {
     }
     assert!(back, "the gateway came back on the same address");
     common::connect_v4(gw.v4_options("after-restart")).await;
-    let r = send(addr, &post("/api/v4/ctrl/STOP", "")).await;
-    assert_eq!(r.text(), r#"{"code":0}"#);
+    replay(addr, &transcript(1170), Strictness::ExceptKeys(&[])).await;
     tokio::time::timeout(Duration::from_secs(10), gw.gateway.stopped())
         .await
         .expect("stopped in time");
@@ -1320,23 +1327,21 @@ async fn static_dir_and_cors_are_opt_in() {
     std::fs::create_dir(dist.path().join("assets")).unwrap();
     std::fs::write(dist.path().join("assets/app.js"), "console.log(1);\n").unwrap();
     let dir = dist.path().to_path_buf();
+    std::fs::write(dist.path().join("x.json"), "{\"a\":1}").unwrap();
     let gw = common::start_with(|c| {
         c.nanomq.static_dir = Some(dir.clone());
         c.nanomq.cors_origins = vec!["http://localhost:5173".to_string()];
     })
     .await;
     let addr = nanomq_addr(&gw);
-    let mut bare = get("/");
-    bare.headers.clear();
-    let r = send(addr, &bare).await;
+    // 8.D's static files, without credentials.
+    replay_lines(addr, &[1108, 1116, 1132], Strictness::ExceptKeys(&[])).await;
+    // JavaScript is labelled with today's registered type (RFC 9239), not nng's.
+    let r = send(addr, &parse_curl(&transcript(1124).command)).await;
     assert_eq!(
-        (r.status, r.text().as_str()),
-        (200, "<!doctype html><title>t</title>\n")
+        (r.status, r.header("content-type"), r.text().as_str()),
+        (200, Some("text/javascript"), "console.log(1);\n")
     );
-    assert!(r.header("content-type").unwrap().starts_with("text/html"));
-    bare.target = "/assets/app.js".to_string();
-    let r = send(addr, &bare).await;
-    assert_eq!(r.text(), "console.log(1);\n");
     replay(addr, &transcript(1139), Strictness::ExceptKeys(&[])).await;
     replay(addr, &transcript(1149), Strictness::ExceptKeys(&[])).await;
     // The preflight is answered for the configured origin, before auth.
