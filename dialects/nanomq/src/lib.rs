@@ -22,7 +22,7 @@
 //! - [`settings`]: mqgate's real configuration seen through NanoMQ's config shapes, and
 //!   NanoMQ-shaped writes mapped back onto [`mqgate_kit::HotConfigPatch`]; what cannot be
 //!   applied is reported in `not_applied`.
-//! - [`openapi`]: the OpenAPI document, generated from the handlers' annotations.
+//! - [`mod@openapi`]: the OpenAPI document, generated from the handlers' annotations.
 //!
 //! Beyond NanoMQ and off by default: `cors_origins` (tower-http's CORS layer) and
 //! `static_dir` (tower-http's ServeDir, NanoMQ's `./dist` handler made configurable).
