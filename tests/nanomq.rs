@@ -1525,3 +1525,84 @@ async fn offline_persistent_sessions_are_listed_as_disconnected() {
     assert_eq!(r.text(), r#"{"code":0}"#);
     gw.shutdown().await;
 }
+
+/// The v1 documentation's examples, as written (one client like the docs' own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_documentation_examples() {
+    let gw = common::start().await;
+    let addr = nanomq_addr(&gw);
+    let mut o = gw.v4_options("nanomq-ebd54382");
+    o.set_keep_alive(Duration::from_secs(60));
+    o.set_credentials("nanmq", "");
+    let c = common::connect_v4(o).await;
+    c.client
+        .subscribe("a/b/c", rumqttc::QoS::AtMostOnce)
+        .await
+        .unwrap();
+    wait_for_subscriptions(&gw, 1).await;
+    let doc = |command: &str| parse_curl(&format!("$ curl {command}"));
+    let cases = [
+        (
+            r#"-i -u admin:public -X POST http://localhost:8081/api/v1 -d '{"req": 2,"seq": 1111111}'"#,
+            r#"{"code":0,"seq":1111111,"rep":2,"data":{"client_size":1,"message_in":4,"message_out":0,"message_drop":4}}"#,
+        ),
+        (
+            r#"-i -u admin:public -X POST http://localhost:8081/api/v1 -d '{"req": 4,"seq": 1111111}'"#,
+            r#"{"code":0,"seq":1111111,"rep":4,"data":[{"client_id":"nanomq-ebd54382","subscriptions":[{"topic":"a/b/c","qos":0}]}]}"#,
+        ),
+        (
+            r#"-i -u admin:public -X POST http://localhost:8081/api/v1 -d '{"req": 5,"seq": 1111111}'"#,
+            r#"{"code":0,"seq":1111111,"rep":5,"data":[{"client_id":"nanomq-ebd54382","username":"nanmq","keepalive":60,"protocol":4,"connect_status":1,"message_receive":0}]}"#,
+        ),
+    ];
+    for (command, expected) in cases {
+        let r = send(addr, &doc(command)).await;
+        assert_eq!(r.status, 200, "{command}");
+        assert_like(
+            &parse_json(expected.as_bytes()),
+            &r.json(),
+            "$",
+            Strictness::ExceptKeys(&[]),
+        );
+    }
+    // req 11 with GET and a JSON body, as the docs send it.
+    let r = send(
+        addr,
+        &doc(r#"-X GET -H 'Authorization: Basic YWRtaW46cHVibGlj' -H 'Content-Type: application/json' http://localhost:8081/api/v1 -d '{"req": 11, "seq": 9999}'"#),
+    )
+    .await;
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let text = r.text();
+    assert!(
+        text.starts_with(r#"{"code":0,"seq":9999,"rep":11,"data":{"url":"nmq-tcp://"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""http_server":{"enable":true,"port":"#),
+        "{text}"
+    );
+    // req 12 with the documented body: what mqgate has is applied, the rest reported.
+    let mut req = doc(
+        r#"-X POST -H 'Authorization: Basic YWRtaW46cHVibGlj' -H 'Content-Type: application/json' http://localhost:8081/api/v1"#,
+    );
+    req.body = Some(include_bytes!("fixtures/nanomq/v1-doc-req12.json").to_vec());
+    let r = send(addr, &req).await;
+    let text = r.text();
+    assert!(
+        text.starts_with(r#"{"code":0,"seq":111,"rep":12,"not_applied":["#),
+        "{text}"
+    );
+    for reported in [
+        "\"bridge.bridge_mode\"",
+        "\"num_taskq_thread\"",
+        "\"tls.url\"",
+    ] {
+        assert!(text.contains(reported), "{text}");
+    }
+    assert!(
+        !text.contains("\"msq_len\"") && !text.contains("\"allow_anonymous\""),
+        "{text}"
+    );
+    assert_eq!(gw.gateway.management().config().hot.max_queued_messages, 64);
+    gw.shutdown().await;
+}
