@@ -39,6 +39,24 @@ impl Reply {
         }
     }
 
+    /// 200 with JSON text composed by hand (where a `Value` would reorder keys).
+    pub fn json_text(body: String) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            content_type: Some(APPLICATION_JSON),
+            body: Bytes::from(body),
+        }
+    }
+
+    /// 204 without a body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            content_type: None,
+            body: Bytes::new(),
+        }
+    }
+
     /// 200 `{"code":N}`: NanoMQ reports several handler outcomes this way.
     pub fn code(code: u16) -> Reply {
         Reply {

@@ -33,9 +33,7 @@ pub fn get_mqtt_bridge(_name: &str) -> Reply {
 }
 
 fn no_bridges() -> Reply {
-    let mut reply = Reply::code(0);
-    reply.body = r#"{"code":0,"data":{"bridge":{"nodes":[]}}}"#.into();
-    reply
+    Reply::json_text(r#"{"code":0,"data":{"bridge":{"nodes":[]}}}"#.to_string())
 }
 
 /// NanoMQ 0.25.3: 404 `{"code":115}` whether or not the body names the bridge.
@@ -79,11 +77,7 @@ pub fn put_mqtt_bridge_switch(request: &ApiRequest, _name: &str) -> Result<Reply
     if switch.is_none() {
         return Err(ApiError::bad_param());
     }
-    let mut reply = Reply::code(0);
-    reply.status = StatusCode::NO_CONTENT;
-    reply.content_type = None;
-    reply.body = Default::default();
-    Ok(reply)
+    Ok(Reply::no_content())
 }
 
 fn data_array(request: &ApiRequest, key: &str) -> Result<(), ApiError> {

@@ -279,9 +279,7 @@ pub fn get_configuration_section(api: &Nanomq, section: &str) -> Result<Reply, A
     .unwrap_or_else(|_| "null".to_string());
     // Written by hand because a `Value` object would sort the section's keys.
     let body = format!("{{\"code\":0,\"data\":{{\"{section}\":{section_json}}}}}");
-    let mut reply = Reply::code(0);
-    reply.body = body.into();
-    Ok(reply)
+    Ok(Reply::json_text(body))
 }
 
 /// Keys of `basic` mqgate applies, as paths inside the written `data`.
