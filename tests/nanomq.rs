@@ -781,6 +781,25 @@ async fn v4_raw_paths_and_connections() {
             "{target}"
         );
     }
+    // NanoMQ's headers: Content-Length, then Content-Type, nothing else (the HTTP
+    // server's Date header aside).
+    let raw = exchange(format!(
+        "GET /api/v4/nodes HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(raw.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let r = parse_response(&raw);
+    let names: Vec<String> = r
+        .headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .filter(|k| k != "date" && k != "connection")
+        .collect();
+    assert_eq!(names, ["content-length", "content-type"]);
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str())
+    );
     // HTTP/1.0: answered, then closed.
     let raw = exchange(format!("GET /api/v4/nodes HTTP/1.0\r\n{auth}\r\n")).await;
     let r = parse_response(&raw);
