@@ -1108,6 +1108,43 @@ async fn config_update_bad_hocon_leaves_the_broker_running() {
     assert_eq!(hot.keepalive_backoff, 2.0);
     let written = std::fs::read_to_string(gw.data_dir.path().join("nanomq.conf")).unwrap();
     assert_eq!(written, hocon);
+
+    // A whole NanoMQ-style file, includes and all (mqgate never reads included files).
+    let file = include_str!("fixtures/nanomq/nanomq.conf");
+    let r = send(addr, &post("/api/v4/config_update", file)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.starts_with(r#"{"code":0,"not_applied":["#), "{text}");
+    for reported in [
+        "\"auth.password\"",
+        "\"auth.acl\"",
+        "\"listeners.tcp.bind\"",
+        "\"http_server.jwt.public.keyfile\"",
+        "\"mqtt.property_size\"",
+    ] {
+        assert!(text.contains(reported), "{reported} in {text}");
+    }
+    for applied in [
+        "max_packet_size",
+        "max_mqueue_len",
+        "keepalive_multiplier",
+        "allow_anonymous",
+    ] {
+        assert!(!text.contains(applied), "{applied} in {text}");
+    }
+    let hot = gw.gateway.management().config().hot;
+    assert_eq!(
+        (
+            hot.max_packet_size,
+            hot.max_queued_messages,
+            hot.keepalive_backoff
+        ),
+        (260 * 1024 * 1024, 2048, 1.25)
+    );
+    assert_eq!(
+        std::fs::read_to_string(gw.data_dir.path().join("nanomq.conf")).unwrap(),
+        file
+    );
     gw.shutdown().await;
 }
 

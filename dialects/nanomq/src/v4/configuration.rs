@@ -378,13 +378,99 @@ pub fn within_parser_limits(text: &str) -> bool {
     deepest <= MAX_HOCON_DEPTH
 }
 
+/// NanoMQ's own config file includes its password and ACL files
+/// (`password = {include "/etc/nanomq_pwd.conf"}`). mqgate never reads a file a client
+/// names, and the parser refuses includes in text, so each `include "path"` becomes a
+/// string: `{include "p"}` the value `"include p"`, a bare one the key `"include"`. Both
+/// are then reported in `not_applied` like any other key.
+pub fn neutralise_includes(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut in_string = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            out.push(c);
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(chars[i + 1]);
+                i += 1;
+            } else if c == '"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '#' || (c == '/' && chars.get(i + 1) == Some(&'/')) {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(chars[i]);
+                i += 1;
+            }
+            continue;
+        }
+        if let Some((path, end)) = include_at(&chars, i) {
+            let before = out.trim_end();
+            let after = chars[end..]
+                .iter()
+                .position(|c| !c.is_whitespace())
+                .map(|p| end + p);
+            if before.ends_with('{') && after.is_some_and(|p| chars[p] == '}') {
+                out.truncate(before.len() - 1);
+                out.push_str(&format!("\"include {path}\""));
+                i = after.map_or(end, |p| p + 1);
+            } else {
+                out.push_str(&format!("\"include\" = \"{path}\""));
+                i = end;
+            }
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// `include "path"` starting at `at` (as a whole word): the path and the index after
+/// its closing quote.
+fn include_at(chars: &[char], at: usize) -> Option<(String, usize)> {
+    let word: Vec<char> = "include".chars().collect();
+    if chars.get(at..at + word.len())? != word.as_slice() {
+        return None;
+    }
+    if at > 0 && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_' || chars[at - 1] == '.') {
+        return None;
+    }
+    let mut i = at + word.len();
+    let spaces = chars[i..]
+        .iter()
+        .take_while(|c| *c == &' ' || *c == &'\t')
+        .count();
+    if spaces == 0 {
+        return None;
+    }
+    i += spaces;
+    if chars.get(i) != Some(&'"') {
+        return None;
+    }
+    let len = chars[i + 1..]
+        .iter()
+        .position(|c| *c == '"' || *c == '\n')?;
+    if chars[i + 1 + len] != '"' {
+        return None;
+    }
+    Some((chars[i + 1..i + 1 + len].iter().collect(), i + len + 2))
+}
+
 /// Parses HOCON text into JSON values; `None` when it is not a HOCON object (or is
 /// beyond [`within_parser_limits`]). Blocks: call it off the async runtime.
 pub fn parse_hocon(text: &str) -> Option<Value> {
     if !within_parser_limits(text) {
         return None;
     }
-    let text = text.to_string();
+    let text = neutralise_includes(text);
     // Its own thread: a stack of known size for the recursive parser, and a panic in
     // third-party code fed by the client stays there.
     let parser = std::thread::Builder::new()
