@@ -904,6 +904,21 @@ async fn v1_rpc_transcripts() {
     )
     .await;
     replay(addr, &transcript(375), Strictness::Shape).await;
+    // NanoMQ 0.25 answers /api/v1 with nng's HTML pages; mqgate serves v1 there too.
+    for (line, status, body) in [
+        (619, 200, None),
+        (629, 401, Some(r#"{"code":104,"seq":1111111,"rep":2}"#)),
+        (639, 400, Some(r#"{"code":109,"seq":0}"#)),
+    ] {
+        let r = send(addr, &parse_curl(&transcript(line).command)).await;
+        assert_eq!(r.status, status, "line {line}");
+        match body {
+            Some(body) => assert_eq!(r.text(), body),
+            None => assert!(r
+                .text()
+                .starts_with(r#"{"code":0,"seq":1111111,"rep":2,"data":{"client_size":2,"#)),
+        }
+    }
     // req 12: msq_len applied; a changed value mqgate does not have is reported.
     let t = transcript(525);
     replay(addr, &t, Strictness::ExceptKeys(&[])).await;
