@@ -32,6 +32,18 @@ enum Command {
         #[arg(long, default_value = "openapi")]
         out: PathBuf,
     },
+    /// Sign an RS256 JWT for the NanoMQ API's `auth_type = "jwt"` mode; prints it.
+    NanomqToken {
+        /// PEM file of the RSA private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Issuer; NanoMQ requires the base name of its public key file.
+        #[arg(long)]
+        issuer: String,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        lifetime: u64,
+    },
 }
 
 /// Exit code of a configuration that cannot be used.
@@ -46,6 +58,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Openapi { out } => write_openapi(&out),
+        Command::NanomqToken {
+            key,
+            issuer,
+            lifetime,
+        } => {
+            let pem = match std::fs::read(&key) {
+                Ok(pem) => pem,
+                Err(e) => {
+                    eprintln!("mqgate: {}: {e}", key.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match mqgate_nanomq::sign_token(&pem, &issuer, lifetime) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mqgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig => match Config::load(cli.config.as_deref()) {
             Ok(c) => {
                 println!(

@@ -35,7 +35,9 @@ fn unknown_key_exits_2_and_names_it() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.starts_with("mqgate: bad configuration at `mqtt.max_conections`: unknown field `max_conections`"),
+        err.starts_with(
+            "mqgate: bad configuration at `mqtt.max_conections`: unknown field `max_conections`"
+        ),
         "{err}"
     );
 }

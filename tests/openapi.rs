@@ -8,14 +8,19 @@ use std::path::Path;
 #[test]
 fn checked_in_openapi_documents_match_the_code() {
     for (name, json) in mqgate::openapi::documents() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi").join(&name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("openapi")
+            .join(&name);
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             on_disk == json,
             "openapi/{name} differs from what the code generates: run `cargo run -- openapi --out openapi`"
         );
         let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{name}: OpenAPI 3.1");
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{name}: OpenAPI 3.1"
+        );
         assert!(
             doc["paths"].as_object().is_some_and(|p| !p.is_empty()),
             "{name}: documents its paths"
@@ -28,7 +33,11 @@ async fn swagger_ui_lists_every_enabled_dialect() {
     let gw = common::start_with(|c| c.realmq.enabled = false).await;
     let docs = format!("http://{}", gw.gateway.docs_addr().unwrap());
     let http = reqwest::Client::new();
-    let ui = http.get(format!("{docs}/swagger-ui/")).send().await.unwrap();
+    let ui = http
+        .get(format!("{docs}/swagger-ui/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
     let config = http
@@ -47,7 +56,11 @@ async fn swagger_ui_lists_every_enabled_dialect() {
         .collect();
     assert_eq!(
         urls,
-        vec!["/api-docs/mica.json", "/api-docs/nanomq.json", "/api-docs/easemob.json"]
+        vec![
+            "/api-docs/mica.json",
+            "/api-docs/nanomq.json",
+            "/api-docs/easemob.json"
+        ]
     );
     for name in ["mica", "nanomq", "easemob"] {
         let doc: serde_json::Value = http
@@ -58,7 +71,11 @@ async fn swagger_ui_lists_every_enabled_dialect() {
             .json()
             .await
             .unwrap();
-        assert_eq!(doc["servers"][0]["url"], gw.base_url(name), "{name}: Try it out reaches the live listener");
+        assert_eq!(
+            doc["servers"][0]["url"],
+            gw.base_url(name),
+            "{name}: Try it out reaches the live listener"
+        );
     }
     gw.shutdown().await;
 }

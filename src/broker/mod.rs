@@ -22,7 +22,7 @@ use mqgate_kit::{
     SubscribeOutcome, SubscriptionRequest,
 };
 use parking_lot::{Mutex, RwLock};
-use rumqttd::local::{LinkBuilder, LinkError, LinkRx, LinkTx};
+use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
 use rumqttd::{Notification, Router, RouterConfig};
 use tokio::sync::{oneshot, watch};
@@ -33,8 +33,9 @@ use self::table::{SessionKind, SessionTable, SubOptions};
 
 /// Builds a router link: `(router client id, clean session)`. The router's event
 /// sender type is private to rumqttd, so it is kept inside this closure.
+/// Errors become text at once: rumqttd's `LinkError` is over 800 bytes.
 type LinkFactory =
-    Arc<dyn Fn(&str, bool) -> Result<(LinkTx, LinkRx, Notification), LinkError> + Send + Sync>;
+    Arc<dyn Fn(&str, bool) -> Result<(LinkTx, LinkRx, Notification), String> + Send + Sync>;
 
 /// What the broker needs from the configuration.
 #[derive(Debug, Clone)]
@@ -160,6 +161,7 @@ impl Broker {
                 .clean_session(clean)
                 .dynamic_filters(true)
                 .build()
+                .map_err(|e| e.to_string())
         });
         let factory = Arc::clone(&link_factory);
         let (tx, rx, _) = tokio::task::spawn_blocking(move || factory(INTERNAL_LINK_ID, true))
@@ -243,7 +245,6 @@ impl Broker {
         tokio::task::spawn_blocking(move || factory(&id, clean))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
     }
 
     pub(crate) fn has_observers(&self) -> bool {

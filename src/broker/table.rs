@@ -330,10 +330,6 @@ impl SessionTable {
         g
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.read().len()
-    }
-
     /// Every entry, for shutdown.
     pub fn all(&self) -> Vec<Arc<SessionEntry>> {
         self.entries.read().values().cloned().collect()

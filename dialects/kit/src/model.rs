@@ -211,7 +211,8 @@ pub enum OnBehalf {
 pub enum SubscribeOutcome {
     /// The client is connected and receives matching messages from now on.
     Live,
-    /// The client's offline persistent session holds it; messages are queued.
+    /// The client's offline persistent session holds it; it takes effect when the
+    /// client reconnects (messages published meanwhile are not queued for it).
     Offline,
     /// Kept for a client id that has no session yet.
     Pending,
