@@ -39,7 +39,10 @@ impl TestGateway {
 
     /// `http://127.0.0.1:<port>` of a dialect's listener.
     pub fn base_url(&self, dialect: &str) -> String {
-        format!("http://{}", self.gateway.dialect_addr(dialect).expect("dialect enabled"))
+        format!(
+            "http://{}",
+            self.gateway.dialect_addr(dialect).expect("dialect enabled")
+        )
     }
 
     /// MQTT 3.1.1 options for this gateway.
@@ -53,8 +56,7 @@ impl TestGateway {
     /// MQTT 5 options for this gateway.
     pub fn v5_options(&self, client_id: &str) -> rumqttc::v5::MqttOptions {
         let addr = self.mqtt_addr();
-        let mut o =
-            rumqttc::v5::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        let mut o = rumqttc::v5::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
         o.set_keep_alive(Duration::from_secs(30));
         o
     }
@@ -119,7 +121,9 @@ pub async fn connect_v4(options: rumqttc::MqttOptions) -> V4Client {
 
 /// Connects with a v3.1.1 client and returns the CONNACK code or the error text,
 /// without keeping the connection.
-pub async fn try_connect_v4(options: rumqttc::MqttOptions) -> Result<rumqttc::ConnectReturnCode, String> {
+pub async fn try_connect_v4(
+    options: rumqttc::MqttOptions,
+) -> Result<rumqttc::ConnectReturnCode, String> {
     let (_client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
     let result = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
