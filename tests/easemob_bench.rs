@@ -334,6 +334,48 @@ async fn one_to_one_qos1(gw: &common::TestGateway, count: usize, run: usize) -> 
     count as f64 / elapsed.as_secs_f64()
 }
 
+/// With records on, every message of a run is on record (none dropped by the queue).
+async fn assert_all_recorded(gw: &common::TestGateway, topic: &str, count: usize) {
+    let http = reqwest::Client::new();
+    let base = gw.base_url("easemob");
+    let reply: Value = http
+        .post(format!("{base}/openapi/rm/app/token"))
+        .json(&json!({"appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn", "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reply["body"]["access_token"].as_str().unwrap().to_string();
+    let begin = format_datetime(now_ms() - 600_000);
+    let end = format_datetime(now_ms() + 600_000);
+    let mut total = Value::Null;
+    for _ in 0..100 {
+        let body: Value = http
+            .get(format!("{base}/openapi/rm/message/messages"))
+            .header("Authorization", &token)
+            .query(&[
+                ("topic", topic),
+                ("beginTime", &begin),
+                ("endTime", &end),
+                ("pageSize", "1"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        total = body["body"]["total"].clone();
+        if total == json!(count) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{topic}: {total} of {count} messages on record");
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -342,13 +384,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo test --release --test easemob_bench -- --ignored --nocapture"]
 async fn mqtt_qos1_throughput_with_records_on_and_off() {
-    const COUNT: usize = 20_000;
+    const COUNT: usize = 50_000;
     let mut results = Vec::new();
     for enabled in [true, false] {
         let gw = common::start_with(|c| c.records.enabled = enabled).await;
         let mut rates = Vec::new();
         for run in 0..5 {
             rates.push(one_to_one_qos1(&gw, COUNT, run).await);
+            if enabled {
+                assert_all_recorded(&gw, &format!("bench/throughput/{run}"), COUNT).await;
+            }
         }
         println!(
             "records {:>3}: runs {:?} msg/s",
