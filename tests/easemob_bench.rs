@@ -27,6 +27,9 @@ const CLIENTS: u64 = 1000;
 const TOPICS: u64 = 100;
 const FIRST_ID: u64 = 0x0100_0000_0000_0000;
 
+/// Builds the path and query of the i-th request of a case.
+type RequestMaker<'a> = Box<dyn Fn(u64) -> (String, Vec<(String, String)>) + 'a>;
+
 fn percentiles(mut samples: Vec<Duration>) -> String {
     samples.sort();
     let at = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
@@ -206,10 +209,7 @@ async fn record_query_latency_over_1m_messages() {
     let begin = format_datetime(start_ms);
     let end = format_datetime(end_ms);
     println!("-- HTTP (dialect + gateway), 100 runs each --");
-    let cases: Vec<(
-        &str,
-        Box<dyn Fn(u64) -> (String, Vec<(String, String)>) + '_>,
-    )> = vec![
+    let cases: Vec<(&str, RequestMaker<'_>)> = vec![
         (
             "GET message/record: client, 24 h, page 1",
             Box::new(|i| {
