@@ -658,13 +658,12 @@ impl Session {
                 return Exit::Lost;
             }
         }
+        // One timer for the connection's life: it is re-armed only when it fires
+        // early, not on every packet (timer updates per packet are costly).
+        let far = Duration::from_secs(365 * 24 * 3600);
+        let keepalive_timer = tokio::time::sleep(keepalive.unwrap_or(far));
+        tokio::pin!(keepalive_timer);
         loop {
-            let keepalive_expired = async {
-                match keepalive {
-                    Some(d) => tokio::time::sleep_until(last_heard + d).await,
-                    None => std::future::pending().await,
-                }
-            };
             let step: Result<(), Exit> = tokio::select! {
                 _ = shutdown.changed() => Err(Exit::Shutdown),
                 Some(cmd) = control.recv() => self.on_control(cmd, link).await,
@@ -683,7 +682,15 @@ impl Session {
                     Ok(n) => self.on_notifications(n).await,
                     Err(_) => Err(Exit::Shutdown),
                 },
-                _ = keepalive_expired => Err(Exit::KeepaliveTimeout),
+                _ = &mut keepalive_timer, if keepalive.is_some() => {
+                    let deadline = last_heard + keepalive.unwrap_or(far);
+                    if Instant::now() >= deadline {
+                        Err(Exit::KeepaliveTimeout)
+                    } else {
+                        keepalive_timer.as_mut().reset(deadline);
+                        Ok(())
+                    }
+                }
             };
             if let Err(exit) = step {
                 return exit;
@@ -797,7 +804,7 @@ impl Session {
                     .fetch_add(1, Ordering::Relaxed);
                 let topic = String::from_utf8_lossy(&publish.topic);
                 b.note_retained(&topic, publish.retain, publish.payload.is_empty());
-                if b.has_observers() {
+                if b.has_message_observers() {
                     let id = b.next_message_id();
                     b.trace_message(&publish.topic, &publish.payload, id);
                     let qos = (publish.serialize()[0] >> 1) & 0b11;
@@ -949,7 +956,7 @@ impl Session {
                     .counters
                     .messages_out
                     .fetch_add(1, Ordering::Relaxed);
-                if b.has_observers() {
+                if b.has_message_observers() {
                     let message_id = b.traced_message_id(&publish.topic, &publish.payload);
                     let qos = (publish.serialize()[0] >> 1) & 0b11;
                     b.emit(BrokerEvent::MessageDelivered {

@@ -109,6 +109,8 @@ pub struct Broker {
     hot: RwLock<HotConfig>,
     authenticators: RwLock<Vec<Arc<dyn ConnectAuthenticator>>>,
     observers: RwLock<Arc<[Arc<dyn BrokerObserver>]>>,
+    /// Whether any observer wants per-message events (checked on every message).
+    message_observers: std::sync::atomic::AtomicBool,
     internal: Arc<InternalLink>,
     next_connection_id: AtomicU64,
     next_message_id: AtomicU64,
@@ -178,6 +180,7 @@ impl Broker {
             settings,
             authenticators: RwLock::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
+            message_observers: std::sync::atomic::AtomicBool::new(false),
             internal,
             next_connection_id: AtomicU64::new(1),
             next_message_id: AtomicU64::new(initial_message_id()),
@@ -199,6 +202,9 @@ impl Broker {
     pub fn add_observer(&self, o: Arc<dyn BrokerObserver>) {
         let mut obs = self.observers.write();
         let mut list: Vec<_> = obs.iter().cloned().collect();
+        if o.wants_messages() {
+            self.message_observers.store(true, Ordering::Relaxed);
+        }
         list.push(o);
         *obs = Arc::from(list);
     }
@@ -247,14 +253,21 @@ impl Broker {
             .map_err(|e| e.to_string())?
     }
 
-    pub(crate) fn has_observers(&self) -> bool {
-        !self.observers.read().is_empty()
+    /// Whether message events are worth building.
+    pub(crate) fn has_message_observers(&self) -> bool {
+        self.message_observers.load(Ordering::Relaxed)
     }
 
     pub(crate) fn emit(&self, event: BrokerEvent) {
+        let is_message = matches!(
+            event,
+            BrokerEvent::MessageIn(_) | BrokerEvent::MessageDelivered { .. }
+        );
         let observers = Arc::clone(&self.observers.read());
         for o in observers.iter() {
-            o.on_event(&event);
+            if !is_message || o.wants_messages() {
+                o.on_event(&event);
+            }
         }
     }
 
@@ -343,7 +356,7 @@ impl Broker {
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
         self.note_retained(&request.topic, request.retain, request.payload.is_empty());
-        if self.has_observers() {
+        if self.has_message_observers() {
             self.trace_message(request.topic.as_bytes(), &request.payload, id);
             self.emit(BrokerEvent::MessageIn(Box::new(
                 mqgate_kit::history::MessageInEvent {

@@ -67,6 +67,12 @@ pub struct MessageInEvent {
 /// not block (queue the work and return).
 pub trait BrokerObserver: Send + Sync {
     fn on_event(&self, event: &BrokerEvent);
+
+    /// Whether this observer wants `MessageIn` and `MessageDelivered` events. Those
+    /// cost work on every message; an observer of connections only says no.
+    fn wants_messages(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -49,6 +49,10 @@ impl BrokerObserver for PresenceObserver {
         // while the observer lives.
         let _ = self.queue.send(event);
     }
+
+    fn wants_messages(&self) -> bool {
+        false
+    }
 }
 
 /// Most events written in one transaction.
