@@ -105,7 +105,10 @@ impl Store {
     }
 
     /// Runs `f` on the read connection.
-    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+    pub fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
         let conn = self.reader.lock();
         Ok(f(&conn)?)
     }
@@ -141,7 +144,10 @@ mod tests {
     fn migrations_apply_once_and_data_survives_reopen() {
         let dir = std::env::temp_dir().join(format!("mqgate-store-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let steps = ["CREATE TABLE t (v INTEGER)", "ALTER TABLE t ADD COLUMN w TEXT"];
+        let steps = [
+            "CREATE TABLE t (v INTEGER)",
+            "ALTER TABLE t ADD COLUMN w TEXT",
+        ];
         {
             let store = Store::open(&dir).unwrap();
             store.migrate("test", &steps).unwrap();

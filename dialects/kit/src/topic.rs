@@ -5,9 +5,7 @@ pub const MAX_TOPIC_LEN: usize = 65535;
 
 /// A topic name a message may be published to: non-empty, no wildcards, no NUL.
 pub fn is_valid_topic_name(topic: &str) -> bool {
-    !topic.is_empty()
-        && topic.len() <= MAX_TOPIC_LEN
-        && !topic.contains(['+', '#', '\0'])
+    !topic.is_empty() && topic.len() <= MAX_TOPIC_LEN && !topic.contains(['+', '#', '\0'])
 }
 
 /// A subscription filter: `#` only as the whole last level, `+` only as a whole
@@ -76,10 +74,28 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in ["#", "a/#", "+", "a/+/c", "+/+", "/", "$SYS/#", "$share/g/a/+"] {
+        for ok in [
+            "#",
+            "a/#",
+            "+",
+            "a/+/c",
+            "+/+",
+            "/",
+            "$SYS/#",
+            "$share/g/a/+",
+        ] {
             assert!(is_valid_topic_filter(ok), "{ok}");
         }
-        for bad in ["", "a/#/b", "a#", "a/b+", "#/a", "$share//a", "$share/g", "$share/g/"] {
+        for bad in [
+            "",
+            "a/#/b",
+            "a#",
+            "a/b+",
+            "#/a",
+            "$share//a",
+            "$share/g",
+            "$share/g/",
+        ] {
             assert!(!is_valid_topic_filter(bad), "{bad}");
         }
     }

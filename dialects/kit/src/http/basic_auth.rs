@@ -70,12 +70,10 @@ impl BasicCredentials {
                 Some(t) => t,
                 None => return BasicOutcome::NotBasic,
             },
-            SchemeCheck::CaseInsensitive => {
-                match value.split_once(' ') {
-                    Some((s, t)) if s.eq_ignore_ascii_case("basic") => t.trim_start(),
-                    _ => return BasicOutcome::NotBasic,
-                }
-            }
+            SchemeCheck::CaseInsensitive => match value.split_once(' ') {
+                Some((s, t)) if s.eq_ignore_ascii_case("basic") => t.trim_start(),
+                _ => return BasicOutcome::NotBasic,
+            },
             SchemeCheck::Ignored => match value.get(6..) {
                 Some(t) if !t.is_empty() => t,
                 _ => return BasicOutcome::NotBasic,
@@ -96,7 +94,9 @@ impl BasicCredentials {
 
 /// Decodes a Basic token into `(user, password)`.
 pub fn decode_basic_token(token: &str) -> Option<(String, String)> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
@@ -110,14 +110,35 @@ mod tests {
     fn outcomes() {
         let c = BasicCredentials::new("admin", "public");
         assert_eq!(c.token(), "YWRtaW46cHVibGlj");
-        assert_eq!(c.check_value("Basic YWRtaW46cHVibGlj", SchemeCheck::Exact), BasicOutcome::Authorized);
-        assert_eq!(c.check_value("basic YWRtaW46cHVibGlj", SchemeCheck::Exact), BasicOutcome::NotBasic);
-        assert_eq!(c.check_value("basic YWRtaW46cHVibGlj", SchemeCheck::CaseInsensitive), BasicOutcome::Authorized);
-        assert_eq!(c.check_value("xxxxx YWRtaW46cHVibGlj", SchemeCheck::Ignored), BasicOutcome::Authorized);
-        assert_eq!(c.check_value("Basic", SchemeCheck::Exact), BasicOutcome::NotBasic);
+        assert_eq!(
+            c.check_value("Basic YWRtaW46cHVibGlj", SchemeCheck::Exact),
+            BasicOutcome::Authorized
+        );
+        assert_eq!(
+            c.check_value("basic YWRtaW46cHVibGlj", SchemeCheck::Exact),
+            BasicOutcome::NotBasic
+        );
+        assert_eq!(
+            c.check_value("basic YWRtaW46cHVibGlj", SchemeCheck::CaseInsensitive),
+            BasicOutcome::Authorized
+        );
+        assert_eq!(
+            c.check_value("xxxxx YWRtaW46cHVibGlj", SchemeCheck::Ignored),
+            BasicOutcome::Authorized
+        );
+        assert_eq!(
+            c.check_value("Basic", SchemeCheck::Exact),
+            BasicOutcome::NotBasic
+        );
         assert_eq!(c.check_value("", SchemeCheck::Exact), BasicOutcome::Missing);
-        assert_eq!(c.check_value("Basic YWRt", SchemeCheck::Exact), BasicOutcome::Malformed);
-        assert_eq!(c.check_value("Basic !!!!****", SchemeCheck::Exact), BasicOutcome::Malformed);
+        assert_eq!(
+            c.check_value("Basic YWRt", SchemeCheck::Exact),
+            BasicOutcome::Malformed
+        );
+        assert_eq!(
+            c.check_value("Basic !!!!****", SchemeCheck::Exact),
+            BasicOutcome::Malformed
+        );
         assert_eq!(
             c.check_value("Basic YWRtaW46cHVibGljeA==", SchemeCheck::Exact),
             BasicOutcome::WrongCredentials

@@ -31,10 +31,22 @@ mod tests {
 
     #[test]
     fn lenient() {
-        assert_eq!(page_request(None, None, 10000, 20), PageRequest::new(1, 10000));
-        assert_eq!(page_request(Some("0"), Some("0"), 10000, 20), PageRequest::new(1, 20));
-        assert_eq!(page_request(Some("x"), Some("y"), 10, 10), PageRequest::new(1, 10));
-        assert_eq!(page_request(Some("3"), Some("5"), 10, 10), PageRequest::new(3, 5));
+        assert_eq!(
+            page_request(None, None, 10000, 20),
+            PageRequest::new(1, 10000)
+        );
+        assert_eq!(
+            page_request(Some("0"), Some("0"), 10000, 20),
+            PageRequest::new(1, 20)
+        );
+        assert_eq!(
+            page_request(Some("x"), Some("y"), 10, 10),
+            PageRequest::new(1, 10)
+        );
+        assert_eq!(
+            page_request(Some("3"), Some("5"), 10, 10),
+            PageRequest::new(3, 5)
+        );
         assert_eq!(PageRequest::new(3, 5).offset(), 10);
     }
 }

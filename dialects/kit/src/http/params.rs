@@ -38,9 +38,8 @@ impl Params {
     }
 
     fn extend_urlencoded(&mut self, raw: &[u8]) {
-        self.pairs.extend(
-            form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())),
-        );
+        self.pairs
+            .extend(form_urlencoded::parse(raw).map(|(k, v)| (k.into_owned(), v.into_owned())));
     }
 
     /// The first non-empty value of `name`.
@@ -53,7 +52,10 @@ impl Params {
 
     /// The first value of `name`, empty or not.
     pub fn get_raw(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn pairs(&self) -> &[(String, String)] {
@@ -68,7 +70,10 @@ mod tests {
     #[test]
     fn query_and_form() {
         let mut h = HeaderMap::new();
-        h.insert(CONTENT_TYPE, "application/x-www-form-urlencoded".parse().unwrap());
+        h.insert(
+            CONTENT_TYPE,
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
         let p = Params::from_query_and_form(Some("a=1&b=&c=x%20y"), &h, b"clientId=z&a=2");
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None);

@@ -68,14 +68,35 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        assert_eq!(PayloadEncoding::Hex.decode("48690a").unwrap(), Bytes::from_static(b"Hi\n"));
-        assert_eq!(PayloadEncoding::Hex.decode("486"), Err(PayloadError::BadHex));
-        assert_eq!(PayloadEncoding::Base64.decode("SGk=").unwrap(), Bytes::from_static(b"Hi"));
-        assert_eq!(PayloadEncoding::Base64.decode("SGk").unwrap(), Bytes::from_static(b"Hi"));
-        assert_eq!(PayloadEncoding::Base64.decode("SGk=="), Err(PayloadError::BadBase64));
-        assert_eq!(PayloadEncoding::Base64.decode("S-k_"), Err(PayloadError::BadBase64));
+        assert_eq!(
+            PayloadEncoding::Hex.decode("48690a").unwrap(),
+            Bytes::from_static(b"Hi\n")
+        );
+        assert_eq!(
+            PayloadEncoding::Hex.decode("486"),
+            Err(PayloadError::BadHex)
+        );
+        assert_eq!(
+            PayloadEncoding::Base64.decode("SGk=").unwrap(),
+            Bytes::from_static(b"Hi")
+        );
+        assert_eq!(
+            PayloadEncoding::Base64.decode("SGk").unwrap(),
+            Bytes::from_static(b"Hi")
+        );
+        assert_eq!(
+            PayloadEncoding::Base64.decode("SGk=="),
+            Err(PayloadError::BadBase64)
+        );
+        assert_eq!(
+            PayloadEncoding::Base64.decode("S-k_"),
+            Err(PayloadError::BadBase64)
+        );
         assert_eq!(PayloadEncoding::Base64.encode(b"Hi"), "SGk=");
-        assert_eq!(PayloadEncoding::parse("BASE64"), Some(PayloadEncoding::Base64));
+        assert_eq!(
+            PayloadEncoding::parse("BASE64"),
+            Some(PayloadEncoding::Base64)
+        );
         assert_eq!(PayloadEncoding::parse("utf8"), None);
     }
 }
