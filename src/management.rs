@@ -54,15 +54,12 @@ impl Management for GatewayManagement {
     }
 
     fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
+        // a pending entry is only subscriptions kept for a client never seen
         self.broker
             .table
             .get(client_id)
+            .filter(|e| e.state.lock().kind != crate::broker::table::SessionKind::Pending)
             .map(|e| e.info())
-            .filter(|_| {
-                self.broker.table.get(client_id).is_some_and(|e| {
-                    e.state.lock().kind != crate::broker::table::SessionKind::Pending
-                })
-            })
     }
 
     async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError> {

@@ -284,9 +284,7 @@ impl Broker {
     /// non-retained empty publish.
     pub(crate) fn note_retained(&self, topic: &str, retain: bool, payload_empty: bool) {
         if payload_empty {
-            if !self.retained.lock().is_empty() {
-                self.retained.lock().remove(topic);
-            }
+            self.retained.lock().remove(topic);
         } else if retain {
             self.retained.lock().insert(topic.to_string());
         }

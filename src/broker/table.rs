@@ -117,6 +117,10 @@ impl SessionEntry {
         })
     }
 
+    fn is_pending(&self) -> bool {
+        self.state.lock().kind == SessionKind::Pending
+    }
+
     pub fn info(&self) -> ClientInfo {
         let s = self.state.lock();
         ClientInfo {
@@ -187,6 +191,9 @@ impl SessionEntry {
 #[derive(Default)]
 pub struct SessionTable {
     entries: RwLock<IndexMap<String, Arc<SessionEntry>>>,
+    /// Pending entries in `entries` (an entry's kind is Pending for its whole
+    /// life, or never); while there are none, unfiltered pages are read by index.
+    pending: AtomicUsize,
 }
 
 /// Gauges derived from the table in one pass.
@@ -205,7 +212,14 @@ impl SessionTable {
     }
 
     pub fn insert(&self, entry: Arc<SessionEntry>) {
-        self.entries.write().insert(entry.client_id.clone(), entry);
+        let now_pending = entry.is_pending();
+        let old = self.entries.write().insert(entry.client_id.clone(), entry);
+        if old.is_some_and(|o| o.is_pending()) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        if now_pending {
+            self.pending.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Removes the entry only if it is still `entry` (a newer connection may have
@@ -217,11 +231,10 @@ impl SessionTable {
             .is_some_and(|e| Arc::ptr_eq(e, entry))
         {
             map.swap_remove(&entry.client_id);
+            if entry.is_pending() {
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+            }
         }
-    }
-
-    pub fn remove(&self, client_id: &str) -> Option<Arc<SessionEntry>> {
-        self.entries.write().swap_remove(client_id)
     }
 
     pub fn list(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
