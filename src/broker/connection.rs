@@ -167,8 +167,9 @@ impl Drop for RouterLink {
     }
 }
 
-/// The state of an offline-capable session that is not connected.
-pub fn pending_state(_client_id: &str) -> SessionState {
+/// The state of an entry that only holds subscriptions made on behalf of a client
+/// id that has not connected yet.
+pub fn pending_state() -> SessionState {
     SessionState {
         kind: SessionKind::Pending,
         connection_id: 0,

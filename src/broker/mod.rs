@@ -526,7 +526,7 @@ impl Broker {
                 Ok(outcome)
             }
             None if mode == OnBehalf::CreateIfAbsent => {
-                let mut state = connection::pending_state(client_id);
+                let mut state = connection::pending_state();
                 for (filter, options) in filters {
                     state.unsynced.insert(filter.clone());
                     merge_subscription(&mut state.subscriptions, filter, options);
