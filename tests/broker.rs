@@ -641,6 +641,19 @@ async fn stats_count_an_exchange() {
     assert_eq!(after.messages_sent - before.messages_sent, 3);
     assert_eq!(after.subscriptions, 1);
     assert_eq!(after.topics, 1);
+    assert_eq!(
+        after.messages_dropped, before.messages_dropped,
+        "all had a subscriber"
+    );
+    p.client
+        .publish("nobody/listens", QoS::AtMostOnce, false, "lost")
+        .await
+        .unwrap();
+    assert!(
+        eventually(5, || m.stats().messages_dropped
+            == before.messages_dropped + 1)
+        .await
+    );
     assert!(after.bytes_received > before.bytes_received);
     assert!(after.packets_received - before.packets_received >= 2 + 1 + 3);
     p.client.disconnect().await.unwrap();

@@ -805,6 +805,9 @@ impl Session {
                     .fetch_add(1, Ordering::Relaxed);
                 let topic = String::from_utf8_lossy(&publish.topic);
                 b.note_retained(&topic, publish.retain, publish.payload.is_empty());
+                if !b.table.has_subscriber(&topic) {
+                    b.counters.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 if b.has_message_observers() {
                     let id = b.next_message_id();
                     b.trace_message(&publish.topic, &publish.payload, id);
@@ -878,11 +881,12 @@ impl Session {
             Packet::Unsubscribe(unsubscribe, _) => {
                 let reasons: Vec<u8> = {
                     let mut s = self.entry.state.lock();
+                    let table = &self.broker.table;
                     unsubscribe
                         .filters
                         .iter()
                         .map(|f| {
-                            if s.subscriptions.remove(f).is_some() {
+                            if table.remove_subscription(&mut s.subscriptions, f) {
                                 0x00
                             } else {
                                 0x11
@@ -990,7 +994,8 @@ impl Session {
                     let mut s = self.entry.state.lock();
                     for (filter, code) in pending.forwarded.iter().zip(&ack.return_codes) {
                         if let Some(qos) = granted_qos(code) {
-                            s.subscriptions.insert(
+                            self.broker.table.set_subscription(
+                                &mut s.subscriptions,
                                 filter.path.clone(),
                                 SubOptions {
                                     qos,
@@ -1049,7 +1054,9 @@ impl Session {
                         .into_iter()
                         .map(|(path, options)| {
                             let f = router_filter(&path, &options);
-                            super::merge_subscription(&mut s.subscriptions, path, options);
+                            self.broker
+                                .table
+                                .set_subscription(&mut s.subscriptions, path, options);
                             f
                         })
                         .collect()
@@ -1071,7 +1078,9 @@ impl Session {
                 {
                     let mut s = self.entry.state.lock();
                     for f in &filters {
-                        s.subscriptions.remove(f);
+                        self.broker
+                            .table
+                            .remove_subscription(&mut s.subscriptions, f);
                     }
                 }
                 let _ = link

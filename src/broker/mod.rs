@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod connection;
+pub mod filters;
 pub mod internal;
 pub mod listeners;
 pub mod table;
@@ -353,6 +354,11 @@ impl Broker {
         self.counters
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
+        if !self.table.has_subscriber(&request.topic) {
+            self.counters
+                .messages_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.note_retained(&request.topic, request.retain, request.payload.is_empty());
         if self.has_message_observers() {
             self.trace_message(request.topic.as_bytes(), &request.payload, id);
@@ -520,7 +526,8 @@ impl Broker {
                     _ => SubscribeOutcome::Pending,
                 };
                 for (filter, options) in filters {
-                    merge_subscription(&mut s.subscriptions, filter.clone(), options);
+                    self.table
+                        .set_subscription(&mut s.subscriptions, filter.clone(), options);
                     s.unsynced.insert(filter);
                 }
                 Ok(outcome)
@@ -529,7 +536,7 @@ impl Broker {
                 let mut state = connection::pending_state();
                 for (filter, options) in filters {
                     state.unsynced.insert(filter.clone());
-                    merge_subscription(&mut state.subscriptions, filter, options);
+                    state.subscriptions.insert(filter, options);
                 }
                 self.table
                     .insert(table::SessionEntry::new(client_id.to_string(), state));
@@ -559,7 +566,9 @@ impl Broker {
                 .flatten();
             if control.is_none() {
                 for f in &filters {
-                    if s.subscriptions.remove(f).is_some() && !s.unsynced.remove(f) {
+                    if self.table.remove_subscription(&mut s.subscriptions, f)
+                        && !s.unsynced.remove(f)
+                    {
                         s.removed_offline.insert(f.clone());
                     }
                 }
@@ -594,16 +603,6 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-/// A subscription to a filter the session already has replaces it (MQTT 3.1.1
-/// §3.8.4), as the router does for a client's own SUBSCRIBE.
-pub(crate) fn merge_subscription(
-    subs: &mut std::collections::BTreeMap<String, SubOptions>,
-    filter: String,
-    options: SubOptions,
-) {
-    subs.insert(filter, options);
 }
 
 pub(crate) fn router_disconnect() -> Packet {

@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use super::connection::Control;
+use super::filters::FilterIndex;
 
 /// Options of one subscription as the session holds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +195,8 @@ pub struct SessionTable {
     /// Pending entries in `entries` (an entry's kind is Pending for its whole
     /// life, or never); while there are none, unfiltered pages are read by index.
     pending: AtomicUsize,
+    /// Every filter held by an entry in `entries`, for "does anyone subscribe?".
+    filters: RwLock<FilterIndex>,
 }
 
 /// Gauges derived from the table in one pass.
@@ -213,13 +216,54 @@ impl SessionTable {
 
     pub fn insert(&self, entry: Arc<SessionEntry>) {
         let now_pending = entry.is_pending();
+        let added: Vec<String> = entry.state.lock().subscriptions.keys().cloned().collect();
         let old = self.entries.write().insert(entry.client_id.clone(), entry);
+        let removed: Vec<String> = match &old {
+            Some(o) => o.state.lock().subscriptions.keys().cloned().collect(),
+            None => Vec::new(),
+        };
+        {
+            let mut filters = self.filters.write();
+            removed.iter().for_each(|f| filters.remove(f));
+            added.iter().for_each(|f| filters.add(f));
+        }
         if old.is_some_and(|o| o.is_pending()) {
             self.pending.fetch_sub(1, Ordering::Relaxed);
         }
         if now_pending {
             self.pending.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Adds (or replaces) a subscription of an entry that is in the table; the
+    /// caller holds the entry's state lock and passes its map.
+    pub fn set_subscription(
+        &self,
+        subscriptions: &mut BTreeMap<String, SubOptions>,
+        filter: String,
+        options: SubOptions,
+    ) {
+        if subscriptions.insert(filter.clone(), options).is_none() {
+            self.filters.write().add(&filter);
+        }
+    }
+
+    /// Removes a subscription of an entry that is in the table; whether it existed.
+    pub fn remove_subscription(
+        &self,
+        subscriptions: &mut BTreeMap<String, SubOptions>,
+        filter: &str,
+    ) -> bool {
+        let existed = subscriptions.remove(filter).is_some();
+        if existed {
+            self.filters.write().remove(filter);
+        }
+        existed
+    }
+
+    /// Whether any session holds a filter matching `topic`.
+    pub fn has_subscriber(&self, topic: &str) -> bool {
+        self.filters.read().matches(topic)
     }
 
     /// Removes the entry only if it is still `entry` (a newer connection may have
@@ -231,9 +275,13 @@ impl SessionTable {
             .is_some_and(|e| Arc::ptr_eq(e, entry))
         {
             map.swap_remove(&entry.client_id);
+            drop(map);
             if entry.is_pending() {
                 self.pending.fetch_sub(1, Ordering::Relaxed);
             }
+            let removed: Vec<String> = entry.state.lock().subscriptions.keys().cloned().collect();
+            let mut filters = self.filters.write();
+            removed.iter().for_each(|f| filters.remove(f));
         }
     }
 
