@@ -150,6 +150,21 @@ fn device_record(r: ConnectionRecord) -> DeviceRecord {
     }
 }
 
+/// The record query of one client's time window, as `device/record` and
+/// `message/record` read it.
+fn client_record_query(app: &App, p: &DeviceRecordParams) -> Result<RecordQuery, ApiError> {
+    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
+    let (from_ms, to_ms) = params::window(p.begin_time.as_deref(), p.end_time.as_deref())?;
+    let mut q = record_query(
+        from_ms,
+        to_ms,
+        params::page(p.current_page.as_deref(), p.page_size.as_deref()),
+        params::order(p.order.as_deref(), SortOrder::Asc),
+    );
+    q.client_id = Some(client_id);
+    Ok(q)
+}
+
 /// A client's connect and disconnect records.
 #[utoipa::path(
     get,
@@ -170,15 +185,7 @@ pub async fn device_records(
 ) -> Result<Reply<RecordList<DeviceRecord>>, ApiError> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: DeviceRecordParams = from_query(raw.as_deref());
-    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
-    let (from_ms, to_ms) = params::window(p.begin_time.as_deref(), p.end_time.as_deref())?;
-    let mut q = record_query(
-        from_ms,
-        to_ms,
-        params::page(p.current_page.as_deref(), p.page_size.as_deref()),
-        params::order(p.order.as_deref(), SortOrder::Asc),
-    );
-    q.client_id = Some(client_id);
+    let q = client_record_query(&app, &p)?;
     let page = query(&app, move |h| h.connection_records(&q)).await?;
     Ok(Reply::ok(RecordList {
         data: page.items.into_iter().map(device_record).collect(),
@@ -219,15 +226,7 @@ pub async fn message_records(
 ) -> Result<Reply<RecordList<ClientMessageRecord>>, ApiError> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: DeviceRecordParams = from_query(raw.as_deref());
-    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
-    let (from_ms, to_ms) = params::window(p.begin_time.as_deref(), p.end_time.as_deref())?;
-    let mut q = record_query(
-        from_ms,
-        to_ms,
-        params::page(p.current_page.as_deref(), p.page_size.as_deref()),
-        params::order(p.order.as_deref(), SortOrder::Asc),
-    );
-    q.client_id = Some(client_id);
+    let q = client_record_query(&app, &p)?;
     let page = query(&app, move |h| h.message_records(&q)).await?;
     Ok(Reply::ok(RecordList {
         data: page
