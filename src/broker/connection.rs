@@ -230,27 +230,6 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         stream.close().await;
         return;
     };
-    let mut out = BytesMut::new();
-
-    let refuse = |r: ConnectRefusal, out: &mut BytesMut| {
-        let (v4_code, v5_code) = refusal_codes(r);
-        match version {
-            Version::V4 => codec::write_v4_connack_refusal(v4_code, out),
-            Version::V5 => {
-                let _ = codec::write(
-                    version,
-                    Packet::ConnAck(
-                        ConnAck {
-                            session_present: false,
-                            code: v5_code,
-                        },
-                        None,
-                    ),
-                    out,
-                );
-            }
-        }
-    };
 
     // Client identifier: an empty one gets a broker-assigned id (3.1.1 only with
     // clean session).
@@ -258,8 +237,13 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
     let mut assigned_id = None;
     if client_id.is_empty() {
         if version == Version::V4 && !connect.clean_session {
-            refuse(ConnectRefusal::ClientIdentifierNotValid, &mut out);
-            finish_refused(&broker, &mut stream, &out).await;
+            refuse_connect(
+                &broker,
+                &mut stream,
+                version,
+                ConnectRefusal::ClientIdentifierNotValid,
+            )
+            .await;
             return;
         }
         client_id = format!("mqgate-{:016x}", rand::random::<u64>());
@@ -282,15 +266,19 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         })
         .await;
     if let AuthDecision::Deny(r) = decision {
-        refuse(r, &mut out);
-        finish_refused(&broker, &mut stream, &out).await;
+        refuse_connect(&broker, &mut stream, version, r).await;
         return;
     }
     if broker.is_shutting_down()
         || broker.table_connected() >= broker.settings.max_connections as u64
     {
-        refuse(ConnectRefusal::ServerUnavailable, &mut out);
-        finish_refused(&broker, &mut stream, &out).await;
+        refuse_connect(
+            &broker,
+            &mut stream,
+            version,
+            ConnectRefusal::ServerUnavailable,
+        )
+        .await;
         return;
     }
 
@@ -304,8 +292,13 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         Err(e) => {
             drop(lock);
             tracing::warn!(client_id, "router refused the link: {e}");
-            refuse(ConnectRefusal::ServerUnavailable, &mut out);
-            finish_refused(&broker, &mut stream, &out).await;
+            refuse_connect(
+                &broker,
+                &mut stream,
+                version,
+                ConnectRefusal::ServerUnavailable,
+            )
+            .await;
             return;
         }
     };
@@ -380,7 +373,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
     broker.note_connected();
     drop(lock);
 
-    // CONNACK
+    let mut out = BytesMut::new();
     let connack_props = match version {
         Version::V5 => Some(ConnAckProperties {
             assigned_client_identifier: assigned_id,
@@ -468,13 +461,31 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
         .await;
 }
 
-async fn finish_refused(broker: &Arc<Broker>, stream: &mut Stream, out: &BytesMut) {
+/// Answers a CONNECT with a refusal in the client's protocol version and closes.
+async fn refuse_connect(
+    broker: &Arc<Broker>,
+    stream: &mut Stream,
+    version: Version,
+    refusal: ConnectRefusal,
+) {
+    let (v4_code, v5_code) = refusal_codes(refusal);
+    let mut out = BytesMut::new();
+    match version {
+        Version::V4 => codec::write_v4_connack_refusal(v4_code, &mut out),
+        Version::V5 => {
+            let connack = ConnAck {
+                session_present: false,
+                code: v5_code,
+            };
+            let _ = codec::write(version, Packet::ConnAck(connack, None), &mut out);
+        }
+    }
     broker.counters.packets_sent.fetch_add(1, Ordering::Relaxed);
     broker
         .counters
         .bytes_sent
         .fetch_add(out.len() as u64, Ordering::Relaxed);
-    let _ = stream.write_all(out).await;
+    let _ = stream.write_all(&out).await;
     stream.close().await;
 }
 
