@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::{check_client_id, App, ClientIdCheck};
 use crate::auth::AppToken;
 use crate::error::{ApiError, ErrorBody, ErrorReply, Reply};
-use crate::params::{self, from_query, hex_id, slice_page};
+use crate::params::{self, from_query, hex_id};
 
 // ---- broker/clientInfo ----------------------------------------------------------
 
@@ -130,6 +130,17 @@ pub struct OnlineList<T> {
     pub data: Vec<T>,
 }
 
+impl<T> OnlineList<T> {
+    /// The requested page of all matching rows.
+    fn page(rows: Vec<T>, current_page: Option<&str>, page_size: Option<&str>) -> Self {
+        let page = mqgate_kit::http::paging::slice(rows, params::page(current_page, page_size));
+        OnlineList {
+            total: page.total,
+            data: page.items,
+        }
+    }
+}
+
 fn protocol(t: Transport) -> &'static str {
     match t {
         Transport::Tcp => "tcp",
@@ -233,12 +244,11 @@ pub async fn clients_by_topic(
                 }),
         );
     }
-    let total = rows.len();
-    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
-    Ok(Reply::ok(OnlineList {
-        total,
-        data: slice_page(rows, page),
-    }))
+    Ok(Reply::ok(OnlineList::page(
+        rows,
+        p.current_page.as_deref(),
+        p.page_size.as_deref(),
+    )))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -310,12 +320,11 @@ pub async fn clients_by_user(
                 }),
         );
     }
-    let total = rows.len();
-    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
-    Ok(Reply::ok(OnlineList {
-        total,
-        data: slice_page(rows, page),
-    }))
+    Ok(Reply::ok(OnlineList::page(
+        rows,
+        p.current_page.as_deref(),
+        p.page_size.as_deref(),
+    )))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -373,12 +382,11 @@ pub async fn clients_of_app(
             connid: hex_id(c.connection_id),
         })
         .collect();
-    let total = rows.len();
-    let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
-    Ok(Reply::ok(OnlineList {
-        total,
-        data: slice_page(rows, page),
-    }))
+    Ok(Reply::ok(OnlineList::page(
+        rows,
+        p.current_page.as_deref(),
+        p.page_size.as_deref(),
+    )))
 }
 
 #[cfg(test)]

@@ -96,15 +96,6 @@ pub fn parse_hex_id(text: &str) -> Option<u64> {
     u64::from_str_radix(text, 16).ok()
 }
 
-/// Items `offset..offset+limit` of an in-memory list.
-pub fn slice_page<T>(items: Vec<T>, page: PageRequest) -> Vec<T> {
-    items
-        .into_iter()
-        .skip(page.offset())
-        .take(page.limit)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

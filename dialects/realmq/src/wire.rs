@@ -3,9 +3,9 @@
 //! string `meta.page`/`meta.limit`, and the bare `{"code":0}` success reply.
 
 use mqgate_kit::http::body::{parse_json, JsonBodyError};
-use mqgate_kit::http::paging::page_request;
+use mqgate_kit::http::paging::{self, page_request};
 use mqgate_kit::http::params::Params;
-use mqgate_kit::PageRequest;
+use mqgate_kit::{Page, PageRequest};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -180,16 +180,15 @@ pub fn page_of(params: &Params) -> PageRequest {
 
 /// Cuts one page out of `items` and describes it.
 pub fn paginate<T>(items: Vec<T>, page: PageRequest) -> (Vec<T>, Meta) {
-    let count = items.len();
-    let offset = page.offset().min(count);
-    let page_items: Vec<T> = items.into_iter().skip(offset).take(page.limit).collect();
+    let offset = page.offset();
+    let Page { items, total } = paging::slice(items, page);
     let meta = Meta {
         page: page.page.to_string(),
         limit: page.limit.to_string(),
-        hasnext: offset + page_items.len() < count,
-        count,
+        hasnext: offset.saturating_add(items.len()) < total,
+        count: total,
     };
-    (page_items, meta)
+    (items, meta)
 }
 
 /// Case-insensitive substring match, the fuzzy search of the name filters.

@@ -1,6 +1,6 @@
 //! `_page` / `_limit` style paging parameters, read leniently as the vendors do.
 
-use crate::model::PageRequest;
+use crate::model::{Page, PageRequest};
 
 /// Parses a decimal integer; anything else (absent, empty, non-numeric, overflow)
 /// gives `None`.
@@ -23,6 +23,17 @@ pub fn page_request(
         Some(l) => l as usize,
     };
     PageRequest::new(page, limit)
+}
+
+/// One page of an in-memory list, with the list's length as the total.
+pub fn slice<T>(items: Vec<T>, page: PageRequest) -> Page<T> {
+    let total = items.len();
+    let items = items
+        .into_iter()
+        .skip(page.offset())
+        .take(page.limit)
+        .collect();
+    Page { items, total }
 }
 
 #[cfg(test)]
@@ -48,5 +59,10 @@ mod tests {
             PageRequest::new(3, 5)
         );
         assert_eq!(PageRequest::new(3, 5).offset(), 10);
+        let page = slice((0..12).collect(), PageRequest::new(3, 5));
+        assert_eq!((page.items, page.total), (vec![10, 11], 12));
+        assert!(slice((0..3).collect::<Vec<_>>(), PageRequest::new(9, 5))
+            .items
+            .is_empty());
     }
 }
