@@ -1,8 +1,8 @@
 //! Connected clients: one page of them (`GET /api/v1/clients`), one of them
 //! (`GET /api/v1/clients/info`), and the kick (`POST /api/v1/clients/delete`).
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use mqgate_kit::http::paging::page_request;
 use mqgate_kit::{ClientFilter, ClientInfo as BrokerClient, KickOptions, MgmtError, Transport};
@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{json_response, ok_without_data, CodeResponse, MicaError, CODE_OK};
-use crate::form::{self, RawBody};
+use crate::form::{self, FormParams};
 use crate::Mica;
 
 pub const CLIENTS: &str = "/api/v1/clients";
@@ -153,13 +153,7 @@ pub struct ClientInfoResponse {
         (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
     )
 )]
-pub async fn list_clients(
-    State(mica): State<Mica>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let params = form::params(query.as_deref(), &headers, &body);
+pub async fn list_clients(State(mica): State<Mica>, FormParams(params): FormParams) -> Response {
     let request = page_request(
         form::int_param(&params, "_page"),
         form::int_param(&params, "_limit"),
@@ -199,11 +193,8 @@ pub async fn list_clients(
 )]
 pub async fn client_info(
     State(mica): State<Mica>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    FormParams(params): FormParams,
 ) -> Result<Response, MicaError> {
-    let params = form::params(query.as_deref(), &headers, &body);
     let client_id = form::required(&params, "clientId")?;
     let client = mica
         .mgmt
@@ -239,11 +230,8 @@ pub async fn client_info(
 )]
 pub async fn kick_client(
     State(mica): State<Mica>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    FormParams(params): FormParams,
 ) -> Result<Response, MicaError> {
-    let params = form::params(query.as_deref(), &headers, &body);
     let client_id = form::required(&params, "clientId")?;
     let options = KickOptions {
         discard_session: true,

@@ -7,7 +7,6 @@
 //! [`lenient`] field readers accept the same and refuse what Jackson refuses.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::HeaderMap;
 use bytes::Bytes;
 use mqgate_kit::http::body::{parse_json, JsonBodyError};
 use mqgate_kit::http::params::Params;
@@ -33,9 +32,24 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// Parameters of the query string and of a urlencoded body.
-pub fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
-    Params::from_query_and_form(query, headers, body)
+/// Parameters of the query string and of a urlencoded body: mica reads
+/// `clientId`, `_page`, `_limit` and `delay` from either.
+pub struct FormParams(pub Params);
+
+#[axum::async_trait]
+impl<S: Send + Sync> FromRequest<S> for FormParams {
+    type Rejection = MicaError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let query = req.uri().query().map(str::to_owned);
+        let headers = req.headers().clone();
+        let RawBody(body) = RawBody::from_request(req, state).await?;
+        Ok(FormParams(Params::from_query_and_form(
+            query.as_deref(),
+            &headers,
+            &body,
+        )))
+    }
 }
 
 /// A required parameter: missing or blank (whitespace only) is 400 `{"code":101}`.
@@ -222,15 +236,15 @@ mod tests {
 
     #[test]
     fn query_parameters() {
-        let p = params(
-            Some("clientId=%20&_page=abc&_limit=99999999999"),
-            &HeaderMap::new(),
-            b"",
-        );
+        let p = Params::from_query(Some("clientId=%20&_page=abc&_limit=99999999999"));
         assert_eq!(required(&p, "clientId"), Err(MicaError::MissingParam));
         assert_eq!(int_param(&p, "_page"), None);
         assert_eq!(int_param(&p, "_limit"), None);
-        let p = params(None, &HeaderMap::new(), b"clientId=c1&_page=-2");
+        let p = Params::from_query_and_form(
+            None,
+            &axum::http::HeaderMap::new(),
+            b"clientId=c1&_page=-2",
+        );
         assert_eq!(required(&p, "clientId"), Ok("c1"));
         assert_eq!(int_param(&p, "_page"), Some("-2"));
     }

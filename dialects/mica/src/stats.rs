@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use mqgate_kit::Stats;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{json_response, CodeResponse, CODE_OK};
-use crate::form::{self, RawBody};
+use crate::form::{self, FormParams};
 use crate::Mica;
 
 pub const STATS: &str = "/api/v1/stats";
@@ -152,13 +152,7 @@ pub async fn get_stats(State(mica): State<Mica>) -> Response {
         (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
     )
 )]
-pub async fn stream_stats(
-    State(mica): State<Mica>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> Response {
-    let params = form::params(query.as_deref(), &headers, &body);
+pub async fn stream_stats(State(mica): State<Mica>, FormParams(params): FormParams) -> Response {
     let delay_ms = form::int_param(&params, "delay")
         .and_then(|d| d.trim().parse::<i64>().ok())
         .filter(|d| *d > 0)

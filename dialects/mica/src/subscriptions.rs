@@ -7,8 +7,8 @@
 //! with [`OnBehalf::CreateIfAbsent`]. Subscribing again to a filter keeps the
 //! higher of the two QoS, as mica 2.6.8.3 does.
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use mqgate_kit::topic::is_valid_topic_filter;
 use mqgate_kit::{
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{json_response, ok_without_data, CodeResponse, MicaError, CODE_OK};
-use crate::form::{self, lenient, RawBody};
+use crate::form::{self, lenient, FormParams, RawBody};
 use crate::Mica;
 
 pub const SUBSCRIBE: &str = "/api/v1/mqtt/subscribe";
@@ -322,11 +322,8 @@ pub async fn unsubscribe_batch(
 )]
 pub async fn client_subscriptions(
     State(mica): State<Mica>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    FormParams(params): FormParams,
 ) -> Result<Response, MicaError> {
-    let params = form::params(query.as_deref(), &headers, &body);
     let client_id = form::required(&params, "clientId")?;
     let page = mica.mgmt.list_subscriptions(
         &SubscriptionFilter {
