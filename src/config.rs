@@ -238,6 +238,16 @@ impl Config {
         c
     }
 
+    /// Every dialect's section by name, in start-up order.
+    pub fn dialects(&self) -> [(&'static str, &dyn DialectConfig); 4] {
+        [
+            ("mica", &self.mica),
+            ("nanomq", &self.nanomq),
+            ("realmq", &self.realmq),
+            ("easemob", &self.easemob),
+        ]
+    }
+
     /// Every enabled listener by name.
     pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
         let mut out = Vec::new();
@@ -250,13 +260,7 @@ impl Config {
         if self.docs.enabled {
             out.push(("docs", self.docs.listen));
         }
-        let dialects: [(&'static str, &dyn DialectConfig); 4] = [
-            ("mica", &self.mica),
-            ("nanomq", &self.nanomq),
-            ("realmq", &self.realmq),
-            ("easemob", &self.easemob),
-        ];
-        for (name, d) in dialects {
+        for (name, d) in self.dialects() {
             if d.enabled() {
                 out.push((name, d.listen()));
             }

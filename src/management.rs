@@ -150,23 +150,14 @@ impl Management for GatewayManagement {
                 max_inflight: 100,
             },
             hot: self.broker.hot(),
-            dialects: ["mica", "nanomq", "realmq", "easemob"]
+            dialects: self
+                .config
+                .dialects()
                 .into_iter()
-                .map(|name| {
-                    let configured = self
-                        .config
-                        .listeners()
-                        .into_iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, a)| a);
-                    DialectListenerView {
-                        name: name.to_string(),
-                        enabled: configured.is_some(),
-                        listen: self
-                            .bound(name)
-                            .or(configured)
-                            .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
-                    }
+                .map(|(name, d)| DialectListenerView {
+                    name: name.to_string(),
+                    enabled: d.enabled(),
+                    listen: self.bound(name).unwrap_or(d.listen()),
                 })
                 .collect(),
             docs_listen: self.bound("docs"),
