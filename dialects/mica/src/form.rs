@@ -7,8 +7,9 @@
 //! [`lenient`] field readers accept the same and refuse what Jackson refuses.
 
 use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use mqgate_kit::http::body::{parse_json, JsonBodyError};
+use mqgate_kit::http::body::{closing_connection, parse_json, JsonBodyError};
 use mqgate_kit::http::params::Params;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -17,18 +18,18 @@ use crate::error::MicaError;
 
 /// The request body as bytes. A body over the size limit (2 MiB, as mica's) is a
 /// 500 `{"code":105}` rather than axum's plain-text 413 (mica drops the
-/// connection instead; we answer).
+/// connection instead; we answer, then close it, as the rest is unread).
 pub struct RawBody(pub Bytes);
 
 #[axum::async_trait]
 impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = MicaError;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
-            .map_err(|_| MicaError::Unknown)
+            .map_err(|_| closing_connection(MicaError::Unknown.into_response()))
     }
 }
 
@@ -38,7 +39,7 @@ pub struct FormParams(pub Params);
 
 #[axum::async_trait]
 impl<S: Send + Sync> FromRequest<S> for FormParams {
-    type Rejection = MicaError;
+    type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let query = req.uri().query().map(str::to_owned);

@@ -11,6 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use mqgate_kit::http::body::closing_connection;
 use mqgate_kit::Management;
 use parking_lot::Mutex;
 use tower::ServiceExt;
@@ -144,7 +145,7 @@ async fn serve(State(api): State<Arc<Nanomq>>, request: Request) -> Response {
         V1_MAX_BODY
     };
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return html_error(StatusCode::BAD_REQUEST);
+        return closing_connection(html_error(StatusCode::BAD_REQUEST));
     };
     let request = ApiRequest {
         method: parts.method,

@@ -34,6 +34,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use mqgate_kit::http::body::closing_connection;
 use mqgate_kit::{
     BrokerObserver, ConnectAuthenticator, Dialect, DialectBuildError, DialectConfig,
     DialectContext, Management,
@@ -254,7 +255,9 @@ async fn vendor_envelope(response: Response) -> Response {
             ApiError::not_found("no such path for this method")
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::invalid_parameter("the request body is too large")
+            return closing_connection(
+                ApiError::invalid_parameter("the request body is too large").into_response(),
+            );
         }
         s if s.is_client_error() => {
             ApiError::invalid_parameter(format!("invalid request: {detail}"))
