@@ -103,7 +103,7 @@ impl Management for GatewayManagement {
             a.fetch_max(now, Ordering::Relaxed).max(now)
         };
         let (memory_bytes, memory_bytes_max, cpu_percent) = self.process.lock().sample();
-        let now = mqgate_kit::http::time::now_ms();
+        let now = mqgate_kit::clock::now_ms();
         Stats {
             sockets_accepted: load(&c.sockets_accepted),
             sockets_open: load(&c.sockets_open),
@@ -145,7 +145,9 @@ impl Management for GatewayManagement {
             mqtt: MqttConfigView {
                 tcp_listen: self.bound("mqtt.tcp"),
                 ws_listen: self.bound("mqtt.ws"),
-                ws_path: self.config.mqtt.ws.path.clone(),
+                ws_paths: vec![self.config.mqtt.ws.path.clone()],
+                acl_file: None,
+                password_file: None,
                 max_connections: self.config.mqtt.max_connections,
                 max_inflight: 100,
             },

@@ -334,7 +334,7 @@ impl Writer {
                 }
             }
             if Instant::now() >= next_prune {
-                let now = mqgate_kit::http::time::now_ms();
+                let now = mqgate_kit::clock::now_ms();
                 if let Err(e) = self
                     .store
                     .write(|tx| self.retention.apply(tx, now, &self.counts))

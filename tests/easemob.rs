@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use mqgate_kit::http::time::{format_datetime, now_ms};
+use mqgate_kit::clock::now_ms;
+use mqgate_kit::http::time::format_datetime;
 use rumqttc::{ConnectReturnCode, QoS};
 use serde_json::{json, Value};
 

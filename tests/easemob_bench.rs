@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqgate::records::{Records, RecordsConfig};
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{
     BrokerEvent, Direction, History, MessageInEvent, RecordQuery, SortOrder,
 };
-use mqgate_kit::http::time::{format_datetime, now_ms};
+use mqgate_kit::http::time::format_datetime;
 use mqgate_kit::{PageRequest, Store};
 use rumqttc::QoS;
 use serde_json::{json, Value};

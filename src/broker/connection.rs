@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{Bytes, BytesMut};
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{BrokerEvent, ConnectedEvent, MessageInEvent};
-use mqgate_kit::http::time::now_ms;
 use mqgate_kit::{
     AuthDecision, ConnectCredentials, ConnectRefusal, DisconnectReason, PublishProperties,
     Transport, WillInfo,
@@ -263,6 +263,10 @@ pub async fn serve(broker: Arc<Broker>, stream: Stream, peer: SocketAddr, transp
             peer,
             transport,
             proto_ver: version.level(),
+            already_connected: broker
+                .table
+                .get(&client_id)
+                .is_some_and(|e| e.state.lock().kind == SessionKind::Connected),
         })
         .await;
     if let AuthDecision::Deny(r) = decision {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{BrokerEvent, BrokerObserver};
-use mqgate_kit::http::time::now_ms;
 use mqgate_kit::{
     AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal, HotConfig, KickOptions,
     KickOutcome, MessageId, MgmtError, OnBehalf, PublishProperties, PublishRequest,

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use axum::extract::{FromRequestParts, OriginalUri};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use mqgate_kit::http::time::now_ms;
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
 
 use crate::app::{check_client_id, is_app_id, App, ClientIdCheck, Token, TokenKind};
@@ -169,11 +169,7 @@ impl ConnectAuthenticator for TokenAuthenticator {
         );
         if decision == AuthDecision::Allow
             && self.app.config.duplicate_client_id == DuplicateClientId::Reject
-            && self
-                .app
-                .management
-                .get_client(credentials.client_id)
-                .is_some_and(|c| c.connected)
+            && credentials.already_connected
         {
             return AuthDecision::Deny(ConnectRefusal::ClientIdentifierNotValid);
         }
@@ -198,6 +194,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             transport: Transport::Tcp,
             proto_ver: 4,
+            already_connected: false,
         }
     }
 

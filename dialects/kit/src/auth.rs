@@ -15,6 +15,9 @@ pub struct ConnectCredentials<'a> {
     pub peer: SocketAddr,
     pub transport: Transport,
     pub proto_ver: u8,
+    /// Whether a live connection holds this client id right now (the CONNECT would
+    /// take it over). Decided by the broker under the client id's lock.
+    pub already_connected: bool,
 }
 
 /// Why a CONNECT is refused; the broker maps each onto the MQTT 3.1.1 return code

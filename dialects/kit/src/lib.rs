@@ -7,6 +7,7 @@
 //! - [`model`]: domain types (clients, subscriptions, publish requests, stats, config).
 //! - [`history`]: broker events for observers, and stored connection/message records.
 //! - [`auth`]: the CONNECT authentication hook dialects contribute.
+//! - [`clock`]: the wall clock.
 //! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
 //! - [`store`]: the embedded database handle.
 //! - [`topic`]: MQTT topic validation and matching.
@@ -14,6 +15,7 @@
 //!   payload encodings, timestamps).
 
 pub mod auth;
+pub mod clock;
 pub mod dialect;
 pub mod history;
 pub mod http;

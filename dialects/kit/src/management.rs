@@ -47,6 +47,11 @@ pub trait Management: Send + Sync + 'static {
 
     fn get_client(&self, client_id: &str) -> Option<ClientInfo>;
 
+    /// [`Self::get_client`] for many ids at once, in the same order.
+    fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        client_ids.iter().map(|id| self.get_client(id)).collect()
+    }
+
     /// Closes the client's connection (its will is published, as for any abnormal
     /// close) and, with `discard_session`, drops its session.
     async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError>;

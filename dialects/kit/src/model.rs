@@ -281,7 +281,12 @@ pub struct ConfigView {
 pub struct MqttConfigView {
     pub tcp_listen: Option<SocketAddr>,
     pub ws_listen: Option<SocketAddr>,
-    pub ws_path: String,
+    /// URL paths the WebSocket listener upgrades, the main one first.
+    pub ws_paths: Vec<String>,
+    /// NanoMQ-format ACL file the broker enforces, if configured.
+    pub acl_file: Option<String>,
+    /// NanoMQ-format password file the broker checks CONNECTs against, if configured.
+    pub password_file: Option<String>,
     pub max_connections: usize,
     pub max_inflight: u16,
 }

@@ -30,9 +30,10 @@ pub fn tcp_url(view: &ConfigView) -> Option<String> {
 
 /// `nmq-ws://host:port/path` of the MQTT WebSocket listener.
 pub fn ws_url(view: &ConfigView) -> Option<String> {
-    view.mqtt
-        .ws_listen
-        .map(|a| format!("nmq-ws://{a}{}", view.mqtt.ws_path))
+    view.mqtt.ws_listen.map(|a| {
+        let path = view.mqtt.ws_paths.first().map_or("/mqtt", String::as_str);
+        format!("nmq-ws://{a}{path}")
+    })
 }
 
 /// NanoMQ reports packet sizes in KiB.

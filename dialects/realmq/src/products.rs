@@ -6,8 +6,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::http::params::Params;
-use mqgate_kit::http::time::{format_datetime, now_ms};
+use mqgate_kit::http::time::format_datetime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

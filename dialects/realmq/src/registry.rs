@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use mqgate_kit::http::time::now_ms;
+use mqgate_kit::clock::now_ms;
 use mqgate_kit::store::StoreError;
 use mqgate_kit::{ConnectionId, Store};
 use parking_lot::RwLock;

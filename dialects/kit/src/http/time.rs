@@ -1,15 +1,8 @@
-//! Clock and the timestamp formats vendors use. Local time is the process's time
-//! zone (UTC in the container image unless `TZ` says otherwise).
+//! The timestamp formats vendors use. Local time is the process's time zone (UTC
+//! in the container image unless `TZ` says otherwise). The clock itself is
+//! [`crate::clock`].
 
 use chrono::{Local, LocalResult, NaiveDateTime, TimeZone};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn local(ms: i64) -> Option<chrono::DateTime<Local>> {
     match Local.timestamp_millis_opt(ms) {

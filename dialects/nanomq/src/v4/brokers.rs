@@ -1,7 +1,8 @@
 //! `GET /brokers` and `GET /nodes`: the one node that exists, with mqgate's live uptime,
 //! version and connection count.
 
-use mqgate_kit::http::time::{format_datetime, now_ms};
+use mqgate_kit::clock::now_ms;
+use mqgate_kit::http::time::format_datetime;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -1,0 +1,10 @@
+//! The wall clock every part of mqgate reads, so that a test or a cluster node
+//! can reason about one source of time.
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
