@@ -39,8 +39,9 @@ fn run_rumqttd(port: u16) -> ! {
     let router = rumqttd::RouterConfig {
         max_connections: defaults.mqtt.max_connections + 2,
         max_outgoing_packet_count: defaults.mqtt.max_queued_messages as u64,
-        max_segment_size: defaults.mqtt.router_segment_size,
-        max_segment_count: defaults.mqtt.router_segment_count,
+        // rumqttd's own defaults: with smaller segments its router drops messages
+        max_segment_size: 100 * 1024 * 1024,
+        max_segment_count: 10,
         custom_segment: None,
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),

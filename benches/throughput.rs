@@ -86,13 +86,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// rumqttd's own server with the router settings mqgate's defaults give it.
+/// rumqttd's own server with its default router settings.
 fn start_rumqttd(addr: SocketAddr, defaults: &mqgate::config::Config) {
     let router = rumqttd::RouterConfig {
         max_connections: defaults.mqtt.max_connections + 2,
         max_outgoing_packet_count: defaults.mqtt.max_queued_messages as u64,
-        max_segment_size: defaults.mqtt.router_segment_size,
-        max_segment_count: defaults.mqtt.router_segment_count,
+        // rumqttd's own defaults: with smaller segments its router drops messages
+        max_segment_size: 100 * 1024 * 1024,
+        max_segment_count: 10,
         custom_segment: None,
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),

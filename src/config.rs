@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mqgate_kit::DialectConfig;
 use serde::{Deserialize, Serialize};
@@ -56,18 +57,41 @@ pub struct MqttConfig {
     pub allow_anonymous: bool,
     /// Largest packet accepted from a client, bytes.
     pub max_packet_size: u32,
-    /// Largest packet sent to a client, bytes (0: no limit).
+    /// Largest packet sent to a client, bytes (0: no limit beyond the client's own).
     pub client_max_packet_size: u32,
     /// Keepalive × this factor without a packet disconnects a client.
     pub keepalive_backoff: f32,
-    /// Outgoing messages the router queues per client.
+    /// Messages queued per session (live: publishers wait for room; offline: QoS 1/2 kept up to this).
     pub max_queued_messages: u32,
+    /// Milliseconds a publisher waits for room in a live subscriber's full queue
+    /// before that subscriber is disconnected as too slow.
+    pub slow_subscriber_timeout_ms: u64,
+    /// Seconds a write to a client may make no progress before the connection is dropped.
+    pub write_timeout_secs: u64,
+    /// QoS 1/2 deliveries in flight per client (lowered to the client's Receive Maximum).
+    pub max_inflight: u16,
+    /// Receive Maximum announced to MQTT 5 clients (QoS 2 messages awaiting PUBREL).
+    pub receive_maximum: u16,
+    /// Topic aliases per connection, each way (MQTT 5).
+    pub topic_alias_maximum: u16,
+    /// Subscriptions one client may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Levels of a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Bytes of a client id.
+    pub max_client_id_len: usize,
+    /// Largest keepalive, seconds: MQTT 5 clients asking more are told this one,
+    /// MQTT 3.1.1 clients asking more are refused.
+    pub max_keepalive_secs: u16,
+    /// Longest a session outlives its connection, seconds; also the expiry of
+    /// MQTT 3.1.1 persistent sessions.
+    pub max_session_expiry_secs: u32,
+    /// Retained messages kept at most.
+    pub max_retained_messages: usize,
+    /// Seconds between `$SYS/broker/...` statistics (0: none).
+    pub sys_interval_secs: u64,
     /// Users of the general auth policy: `[{ username = "...", password = "..." }]`.
     pub users: Vec<MqttUser>,
-    /// Bytes per commit-log segment of the router (per topic filter).
-    pub router_segment_size: usize,
-    /// Segments kept per topic filter.
-    pub router_segment_count: usize,
 }
 
 impl Default for MqttConfig {
@@ -81,10 +105,50 @@ impl Default for MqttConfig {
             max_packet_size: 1024 * 1024,
             client_max_packet_size: 0,
             keepalive_backoff: 1.5,
-            max_queued_messages: 200,
+            max_queued_messages: 1000,
+            slow_subscriber_timeout_ms: 5000,
+            write_timeout_secs: 30,
+            max_inflight: 100,
+            receive_maximum: 1024,
+            topic_alias_maximum: 64,
+            max_subscriptions_per_client: 1000,
+            max_topic_levels: 128,
+            max_client_id_len: 256,
+            max_keepalive_secs: u16::MAX,
+            max_session_expiry_secs: 7 * 24 * 3600,
+            max_retained_messages: 1_000_000,
+            sys_interval_secs: 10,
             users: Vec::new(),
-            router_segment_size: 1024 * 1024,
-            router_segment_count: 4,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// What the broker takes from this section.
+    pub fn broker_settings(&self, hot: mqgate_kit::HotConfig) -> mqgate_broker::BrokerSettings {
+        mqgate_broker::BrokerSettings {
+            max_connections: self.max_connections,
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            users: self
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), u.password.clone()))
+                .collect(),
+            max_inflight: self.max_inflight,
+            receive_maximum: self.receive_maximum,
+            topic_alias_maximum: self.topic_alias_maximum,
+            max_subscriptions_per_client: self.max_subscriptions_per_client,
+            max_topic_levels: self.max_topic_levels,
+            max_client_id_len: self.max_client_id_len,
+            max_keepalive: self.max_keepalive_secs,
+            max_session_expiry: self.max_session_expiry_secs,
+            slow_subscriber_timeout: Duration::from_millis(self.slow_subscriber_timeout_ms),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            max_retained: self.max_retained_messages,
+            sys_interval: (self.sys_interval_secs > 0)
+                .then(|| Duration::from_secs(self.sys_interval_secs)),
+            max_ws_message: self.max_packet_size as usize + 16,
+            hot,
         }
     }
 }
@@ -119,8 +183,8 @@ impl Default for TcpListenerConfig {
 pub struct WsListenerConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
-    /// URL path of the WebSocket endpoint.
-    pub path: String,
+    /// URL paths of the WebSocket endpoint (each also with a trailing slash).
+    pub paths: Vec<String>,
 }
 
 impl Default for WsListenerConfig {
@@ -128,7 +192,8 @@ impl Default for WsListenerConfig {
         WsListenerConfig {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8083)),
-            path: "/mqtt".to_string(),
+            // EMQX/NanoMQ's path, and MQTT.js's default (mica-mqtt-dashboard uses it)
+            paths: vec!["/mqtt".to_string(), "/".to_string()],
         }
     }
 }
@@ -293,8 +358,11 @@ impl Config {
                 message: message.into(),
             })
         };
-        if !self.mqtt.ws.path.starts_with('/') {
-            return invalid("mqtt.ws.path", "must start with `/`");
+        if self.mqtt.ws.paths.is_empty() || self.mqtt.ws.paths.iter().any(|p| !p.starts_with('/')) {
+            return invalid(
+                "mqtt.ws.paths",
+                "give at least one path, each starting with `/`",
+            );
         }
         if !(self.mqtt.keepalive_backoff >= 1.0 && self.mqtt.keepalive_backoff <= 10.0) {
             return invalid("mqtt.keepalive_backoff", "must be between 1.0 and 10.0");
@@ -302,10 +370,16 @@ impl Config {
         if self.mqtt.max_connections == 0 {
             return invalid("mqtt.max_connections", "must be at least 1");
         }
-        if self.mqtt.router_segment_size < 1024 || self.mqtt.router_segment_count == 0 {
+        if self.mqtt.max_inflight == 0 || self.mqtt.receive_maximum == 0 {
             return invalid(
-                "mqtt.router_segment_size",
-                "segments must hold at least 1024 bytes, and at least one segment is kept",
+                "mqtt.max_inflight",
+                "max_inflight and receive_maximum must be at least 1",
+            );
+        }
+        if self.mqtt.max_topic_levels == 0 || self.mqtt.max_client_id_len < 23 {
+            return invalid(
+                "mqtt.max_topic_levels",
+                "topics need at least one level and client ids at least 23 bytes (MQTT's minimum)",
             );
         }
         Ok(())

@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::broker::{listeners, Broker, BrokerSettings};
 use crate::config::Config;
 use crate::management::GatewayManagement;
 use crate::records::Records;
+use mqgate_broker::{listeners, Broker};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -206,22 +206,7 @@ impl Instance {
         } else {
             None
         };
-        let broker = Broker::start(BrokerSettings {
-            max_connections: config.mqtt.max_connections,
-            connect_timeout: Duration::from_secs(config.mqtt.connect_timeout_secs),
-            hot: config.hot(),
-            users: config
-                .mqtt
-                .users
-                .iter()
-                .map(|u| (u.username.clone(), u.password.clone()))
-                .collect(),
-            max_segment_size: config.mqtt.router_segment_size,
-            max_segment_count: config.mqtt.router_segment_count,
-            max_outgoing_packet_count: config.mqtt.max_queued_messages as u64,
-        })
-        .await
-        .map_err(StartError::Broker)?;
+        let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
         if let Some(r) = &records {
             broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
         }
@@ -314,7 +299,7 @@ impl Instance {
         for (kind, listener) in mqtt_listeners {
             tasks.push(match kind {
                 "tcp" => listeners::spawn_tcp(Arc::clone(&broker), listener),
-                _ => listeners::spawn_ws(Arc::clone(&broker), listener, &config.mqtt.ws.path),
+                _ => listeners::spawn_ws(Arc::clone(&broker), listener, &config.mqtt.ws.paths),
             });
         }
         for (name, addr) in &addrs {

@@ -2,8 +2,7 @@
 //!
 //! One MQTT broker that speaks five vendors' management APIs at once.
 //!
-//! - [`broker`]: rumqttd's router behind mqgate's own MQTT network layer, and the
-//!   session table.
+//! - The broker itself is the `mqgate-broker` crate (`broker/`).
 //! - [`management`]: the `Management` implementation dialects reach the broker by.
 //! - [`records`]: connection and message records in the embedded store.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
@@ -11,7 +10,6 @@
 //! - [`docs`]: Swagger UI over every dialect's OpenAPI document.
 //! - [`openapi`]: writing the checked-in OpenAPI documents.
 
-pub mod broker;
 pub mod config;
 pub mod docs;
 pub mod gateway;

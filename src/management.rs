@@ -1,7 +1,6 @@
 //! The gateway's implementation of [`Management`]: the broker, the records and
 //! the running configuration behind the one interface dialects see.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,9 +9,9 @@ use mqgate_kit::*;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::broker::Broker;
 use crate::config::Config;
 use crate::records::Records;
+use mqgate_broker::Broker;
 
 pub struct GatewayManagement {
     broker: Arc<Broker>,
@@ -50,16 +49,15 @@ impl GatewayManagement {
 #[async_trait]
 impl Management for GatewayManagement {
     fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
-        self.broker.table.list(filter, page)
+        self.broker.list_clients(filter, page)
     }
 
     fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
-        // a pending entry is only subscriptions kept for a client never seen
-        self.broker
-            .table
-            .get(client_id)
-            .filter(|e| e.state.lock().kind != crate::broker::table::SessionKind::Pending)
-            .map(|e| e.info())
+        self.broker.get_client(client_id)
+    }
+
+    fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        self.broker.get_clients(client_ids)
     }
 
     async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError> {
@@ -71,7 +69,7 @@ impl Management for GatewayManagement {
         filter: &SubscriptionFilter,
         page: PageRequest,
     ) -> Page<SubscriptionInfo> {
-        self.broker.table.subscriptions(filter, page)
+        self.broker.list_subscriptions(filter, page)
     }
 
     async fn subscribe(
@@ -96,43 +94,13 @@ impl Management for GatewayManagement {
     }
 
     fn stats(&self) -> Stats {
-        let c = &self.broker.counters;
-        let g = self.broker.table.gauges();
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let max = |a: &std::sync::atomic::AtomicU64, now: u64| {
-            a.fetch_max(now, Ordering::Relaxed).max(now)
-        };
         let (memory_bytes, memory_bytes_max, cpu_percent) = self.process.lock().sample();
-        let now = mqgate_kit::clock::now_ms();
         Stats {
-            sockets_accepted: load(&c.sockets_accepted),
-            sockets_open: load(&c.sockets_open),
-            sockets_closed: load(&c.sockets_closed),
-            connections: load(&c.connections),
-            connections_max: load(&c.connections_max),
-            connections_accepted: load(&c.connections_accepted),
-            sessions: g.sessions,
-            sessions_max: max(&c.sessions_max, g.sessions),
-            subscriptions: g.subscriptions,
-            subscriptions_max: max(&c.subscriptions_max, g.subscriptions),
-            topics: g.topics,
-            topics_max: max(&c.topics_max, g.topics),
-            retained: self.broker.retained_count(),
-            messages_received: load(&c.messages_received),
-            messages_sent: load(&c.messages_sent),
-            messages_dropped: load(&c.messages_dropped),
-            packets_received: load(&c.packets_received),
-            packets_sent: load(&c.packets_sent),
-            bytes_received: load(&c.bytes_received),
-            bytes_sent: load(&c.bytes_sent),
-            socket_reads: load(&c.socket_reads),
-            users: g.users,
-            started_at_ms: self.broker.started_at_ms,
-            uptime_ms: (now - self.broker.started_at_ms).max(0) as u64,
             memory_bytes,
             memory_bytes_max,
             cpu_percent,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            ..self.broker.stats()
         }
     }
 
@@ -145,11 +113,11 @@ impl Management for GatewayManagement {
             mqtt: MqttConfigView {
                 tcp_listen: self.bound("mqtt.tcp"),
                 ws_listen: self.bound("mqtt.ws"),
-                ws_paths: vec![self.config.mqtt.ws.path.clone()],
+                ws_paths: self.config.mqtt.ws.paths.clone(),
                 acl_file: None,
                 password_file: None,
                 max_connections: self.config.mqtt.max_connections,
-                max_inflight: 100,
+                max_inflight: self.config.mqtt.max_inflight,
             },
             hot: self.broker.hot(),
             dialects: self

@@ -352,12 +352,13 @@ async fn keepalive_timeout_closes_silent_client() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dollar_sys_subscription_is_refused_without_disconnect() {
+async fn sys_statistics_are_served_and_other_dollar_filters_refused_without_disconnect() {
     let gw = start().await;
     let mut c = connect_v4(gw.v4_options("sys-curious")).await;
     c.client
         .subscribe_many([
-            rumqttc::SubscribeFilter::new("$SYS/#".into(), QoS::AtMostOnce),
+            rumqttc::SubscribeFilter::new("$SYS/broker/version".into(), QoS::AtMostOnce),
+            rumqttc::SubscribeFilter::new("$internal/#".into(), QoS::AtMostOnce),
             rumqttc::SubscribeFilter::new("plain/t".into(), QoS::AtLeastOnce),
         ])
         .await
@@ -366,10 +367,17 @@ async fn dollar_sys_subscription_is_refused_without_disconnect() {
     assert_eq!(
         codes,
         vec![
+            rumqttc::SubscribeReasonCode::Success(QoS::AtMostOnce),
             rumqttc::SubscribeReasonCode::Failure,
             rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)
         ]
     );
+    // $SYS messages are retained: the version arrives at once
+    let version = next_publish(&mut c, 5).await.expect("$SYS/broker/version");
+    assert_eq!(version.topic, "$SYS/broker/version");
+    assert!(std::str::from_utf8(&version.payload)
+        .unwrap()
+        .starts_with("mqgate "));
     let p = connect_v4(gw.v4_options("sys-pub")).await;
     p.client
         .publish("plain/t", QoS::AtLeastOnce, false, "still here")
@@ -587,7 +595,11 @@ async fn graceful_shutdown_sends_v5_disconnect_0x8b() {
     let mut s = raw_connect(&gw, 5, "v5-raw", 60).await;
     let shutdown = tokio::spawn(async move { gw.shutdown().await });
     let bytes = read_some(&mut s, Duration::from_secs(5)).await;
-    assert_eq!(bytes, vec![0xE0, 0x02, 0x8B, 0x00]);
+    // DISCONNECT, reason 0x8B (server shutting down), with a reason string property
+    assert_eq!(bytes[0], 0xE0);
+    assert_eq!(bytes[2], 0x8B);
+    assert_eq!(bytes[4], 0x1F, "reason string property: {bytes:?}");
+    assert_eq!(bytes.len(), 2 + bytes[1] as usize);
     shutdown.await.unwrap();
 }
 

@@ -626,7 +626,7 @@ async fn v4_read_transcripts_with_two_clients() {
     let reload = send(addr, &get("/api/v4/reload")).await;
     assert_eq!(
         reload.text(),
-        r#"{"code":0,"data":{"property_size":32,"max_packet_size":1024,"client_max_packet_size":0,"msq_len":200,"qos_duration":10,"keepalive_backoff":1.5,"allow_anonymous":true,"enable_mqtt_stream":false,"bridge_mode":false}}"#
+        r#"{"code":0,"data":{"property_size":32,"max_packet_size":1024,"client_max_packet_size":0,"msq_len":1000,"qos_duration":10,"keepalive_backoff":1.5,"allow_anonymous":true,"enable_mqtt_stream":false,"bridge_mode":false}}"#
     );
     let http = send(addr, &get("/api/v4/configuration/http_server")).await;
     assert_eq!(
@@ -1329,7 +1329,7 @@ async fn nanomq_ci_smoke_sequence() {
         );
     }
     for body in [
-        r#"{"data":{"property_size":32,"max_packet_size":1024,"client_max_packet_size":0,"msq_len":200,"qos_duration":10,"keepalive_backoff":1.5,"allow_anonymous":true}}"#,
+        r#"{"data":{"property_size":32,"max_packet_size":1024,"client_max_packet_size":0,"msq_len":1000,"qos_duration":10,"keepalive_backoff":1.5,"allow_anonymous":true}}"#,
         r#"{"data":{"msq_len":2048,"allow_anonymous":true}}"#,
     ] {
         let r = send(addr, &post("/api/v4/reload", body)).await;

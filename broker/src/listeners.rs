@@ -1,4 +1,5 @@
-//! MQTT listeners: plain TCP and WebSocket (binary frames, subprotocol `mqtt`).
+//! MQTT listeners: plain TCP, and WebSocket (binary messages, subprotocol
+//! `mqtt`) on a list of URL paths.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use axum::routing::get;
 use mqgate_kit::Transport;
 use tokio::net::{TcpListener, TcpSocket};
 
-use super::connection::{self, Stream};
-use super::Broker;
+use crate::connection::{self, Stream};
+use crate::Broker;
 
 /// Binds with SO_REUSEADDR so a restart can take the same port at once.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -38,6 +39,7 @@ pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::Joi
                         tokio::spawn(connection::serve(broker, Stream::Tcp(socket), peer, Transport::Tcp));
                     }
                     Err(e) => {
+                        // out of file descriptors, typically: back off instead of spinning
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
@@ -47,15 +49,31 @@ pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::Joi
     })
 }
 
-/// Accepts MQTT over WebSocket on `path` until the broker shuts down.
+/// The WebSocket endpoint on each of `paths` (a trailing slash is tolerated).
+pub fn ws_router(broker: Arc<Broker>, paths: &[String]) -> axum::Router {
+    let mut router = axum::Router::new();
+    for path in paths {
+        router = router.route(path, get(upgrade));
+        let trimmed = path.trim_end_matches('/');
+        let alternate = if path.ends_with('/') {
+            trimmed.to_string()
+        } else {
+            format!("{path}/")
+        };
+        if !alternate.is_empty() && !paths.contains(&alternate) {
+            router = router.route(&alternate, get(upgrade));
+        }
+    }
+    router.with_state(broker)
+}
+
+/// Serves [`ws_router`] on `listener` until the broker shuts down.
 pub fn spawn_ws(
     broker: Arc<Broker>,
     listener: TcpListener,
-    path: &str,
+    paths: &[String],
 ) -> tokio::task::JoinHandle<()> {
-    let app = axum::Router::new()
-        .route(path, get(upgrade))
-        .with_state(Arc::clone(&broker));
+    let app = ws_router(Arc::clone(&broker), paths);
     let mut shutdown = broker.shutdown_signal();
     tokio::spawn(async move {
         let serve = axum::serve(
@@ -76,7 +94,10 @@ async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let max = broker.settings.max_ws_message;
     ws.protocols(["mqtt", "mqttv3.1", "mqttv3.1.1"])
+        .max_message_size(max)
+        .max_frame_size(max)
         .on_upgrade(move |socket| {
             connection::serve(
                 broker,

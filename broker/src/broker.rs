@@ -1,0 +1,369 @@
+//! [`Broker`]: the shared state of every connection and the operations the
+//! gateway's management implementation calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use mqgate_kit::clock::now_ms;
+use mqgate_kit::history::{BrokerEvent, BrokerObserver};
+use mqgate_kit::{
+    AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal, HotConfig, MessageId,
+    Stats,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::authz::Authorizer;
+use crate::counters::Counters;
+use crate::routing::Router;
+use crate::session::{Session, SessionId};
+use crate::settings::{BrokerSettings, HotLimits};
+use crate::table::SessionTable;
+use crate::will::Wills;
+
+pub struct Broker {
+    pub settings: BrokerSettings,
+    pub(crate) hot: HotLimits,
+    pub counters: Counters,
+    pub(crate) table: SessionTable,
+    pub(crate) router: Router,
+    authenticators: RwLock<Vec<Arc<dyn ConnectAuthenticator>>>,
+    authorizer: RwLock<Option<Arc<dyn Authorizer>>>,
+    observers: RwLock<Arc<[Arc<dyn BrokerObserver>]>>,
+    /// Whether any observer wants per-message events (checked on every message).
+    message_observers: AtomicBool,
+    pub(crate) locks: ClientLocks,
+    pub(crate) wills: Wills,
+    /// Offline sessions with a finite expiry, by when they end.
+    expiring: Mutex<BTreeMap<(Instant, SessionId), Arc<Session>>>,
+    next_session_id: AtomicU64,
+    next_connection_id: AtomicU64,
+    next_message_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+    /// Each connection holds a clone; shutdown is complete when all are gone.
+    connections_done: Mutex<Option<mpsc::Sender<()>>>,
+    connections_gone: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    pub started_at_ms: i64,
+}
+
+impl Broker {
+    /// A broker with no listeners yet, and its background tasks (session expiry,
+    /// `$SYS` statistics) running until [`Broker::shutdown`].
+    pub fn start(settings: BrokerSettings) -> Arc<Broker> {
+        let (shutdown, _) = watch::channel(false);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let broker = Arc::new(Broker {
+            hot: HotLimits::new(&settings.hot),
+            settings,
+            counters: Counters::default(),
+            table: SessionTable::default(),
+            router: Router::default(),
+            authenticators: RwLock::default(),
+            authorizer: RwLock::default(),
+            observers: RwLock::new(Arc::from(Vec::new())),
+            message_observers: AtomicBool::new(false),
+            locks: ClientLocks::default(),
+            wills: Wills::default(),
+            expiring: Mutex::default(),
+            next_session_id: AtomicU64::new(1),
+            next_connection_id: AtomicU64::new(1),
+            next_message_id: AtomicU64::new(initial_message_id()),
+            shutdown,
+            connections_done: Mutex::new(Some(done_tx)),
+            connections_gone: tokio::sync::Mutex::new(done_rx),
+            started_at_ms: now_ms(),
+        });
+        tokio::spawn(sweep_expired(Arc::downgrade(&broker)));
+        if let Some(interval) = broker.settings.sys_interval {
+            tokio::spawn(crate::sys::publish_statistics(
+                Arc::downgrade(&broker),
+                interval,
+            ));
+        }
+        broker
+    }
+
+    // ---- wiring --------------------------------------------------------------
+
+    pub fn add_authenticator(&self, a: Arc<dyn ConnectAuthenticator>) {
+        self.authenticators.write().push(a);
+    }
+
+    pub fn set_authorizer(&self, a: Option<Arc<dyn Authorizer>>) {
+        *self.authorizer.write() = a;
+    }
+
+    pub(crate) fn authorizer(&self) -> Option<Arc<dyn Authorizer>> {
+        self.authorizer.read().clone()
+    }
+
+    pub fn add_observer(&self, o: Arc<dyn BrokerObserver>) {
+        let mut observers = self.observers.write();
+        if o.wants_messages() {
+            self.message_observers.store(true, Ordering::Relaxed);
+        }
+        let mut list: Vec<_> = observers.iter().cloned().collect();
+        list.push(o);
+        *observers = Arc::from(list);
+    }
+
+    pub fn hot(&self) -> HotConfig {
+        self.hot.get()
+    }
+
+    pub fn set_hot(&self, hot: HotConfig) {
+        self.hot.set(&hot);
+    }
+
+    // ---- identities ----------------------------------------------------------
+
+    pub(crate) fn next_session_id(&self) -> SessionId {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_message_id(&self) -> MessageId {
+        self.next_message_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ---- events --------------------------------------------------------------
+
+    /// Whether message events are worth building.
+    pub(crate) fn has_message_observers(&self) -> bool {
+        self.message_observers.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn emit(&self, event: BrokerEvent) {
+        let is_message = matches!(
+            event,
+            BrokerEvent::MessageIn(_) | BrokerEvent::MessageDelivered { .. }
+        );
+        let observers = Arc::clone(&self.observers.read());
+        for o in observers.iter() {
+            if !is_message || o.wants_messages() {
+                o.on_event(&event);
+            }
+        }
+    }
+
+    // ---- authentication ------------------------------------------------------
+
+    /// Decides a CONNECT: dialect authenticators first, then configured users,
+    /// then `allow_anonymous`.
+    pub(crate) async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
+        let authenticators: Vec<_> = self.authenticators.read().clone();
+        for a in authenticators {
+            match a.authenticate(credentials).await {
+                AuthDecision::NotMine => continue,
+                decision => return decision,
+            }
+        }
+        if let Some(username) = credentials.username {
+            if let Some((_, password)) = self.settings.users.iter().find(|(u, _)| u == username) {
+                return if credentials.password == Some(password.as_bytes()) {
+                    AuthDecision::Allow
+                } else {
+                    AuthDecision::Deny(ConnectRefusal::BadUsernameOrPassword)
+                };
+            }
+        }
+        if self.hot.allow_anonymous() {
+            AuthDecision::Allow
+        } else {
+            AuthDecision::Deny(ConnectRefusal::NotAuthorized)
+        }
+    }
+
+    // ---- sessions ------------------------------------------------------------
+
+    /// Ends a session for good: out of the routing trie and the table, its queue
+    /// dropped; a will still waiting for its delay is published now.
+    pub(crate) fn end_session(&self, session: &Arc<Session>) {
+        self.router.deactivate(session);
+        self.table.remove(session);
+        self.unschedule_expiry(session);
+        session.clear_flow();
+    }
+
+    pub(crate) fn schedule_expiry(&self, session: &Arc<Session>, after: Duration) {
+        let at = Instant::now() + after;
+        session.set_expiry(Some(at));
+        self.expiring
+            .lock()
+            .insert((at, session.id), Arc::clone(session));
+    }
+
+    pub(crate) fn unschedule_expiry(&self, session: &Session) {
+        let at = {
+            let mut s = session.state();
+            s.expires_at.take()
+        };
+        if let Some(at) = at {
+            self.expiring.lock().remove(&(at, session.id));
+        }
+    }
+
+    fn expire_due(&self, now: Instant) {
+        let due: Vec<((Instant, SessionId), Arc<Session>)> = {
+            let mut expiring = self.expiring.lock();
+            let later = expiring.split_off(&(now, SessionId::MAX));
+            std::mem::replace(&mut *expiring, later)
+                .into_iter()
+                .collect()
+        };
+        for ((at, _), session) in due {
+            let still_due = {
+                let s = session.state();
+                s.connection.is_none() && s.expires_at == Some(at)
+            };
+            if still_due {
+                session.set_expiry(None);
+                self.wills.fire_now(&session.client_id);
+                self.end_session(&session);
+            }
+        }
+    }
+
+    // ---- observation ---------------------------------------------------------
+
+    /// Broker-wide figures; the gateway adds the process's memory and CPU.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let load = Counters::load;
+        let g = self.table.gauges();
+        let subscriptions = self.router.subscription_count() as u64;
+        let topics = self.router.filter_count() as u64;
+        let now = now_ms();
+        Stats {
+            sockets_accepted: load(&c.sockets_accepted),
+            sockets_open: load(&c.sockets_open),
+            sockets_closed: load(&c.sockets_closed),
+            connections: g.connected,
+            connections_max: Counters::high_water(&c.connections_max, g.connected),
+            connections_accepted: load(&c.connections_accepted),
+            sessions: g.sessions,
+            sessions_max: Counters::high_water(&c.sessions_max, g.sessions),
+            subscriptions,
+            subscriptions_max: Counters::high_water(&c.subscriptions_max, subscriptions),
+            topics,
+            topics_max: Counters::high_water(&c.topics_max, topics),
+            retained: self.router.retained_count() as u64,
+            messages_received: load(&c.messages_received),
+            messages_sent: load(&c.messages_sent),
+            messages_dropped: load(&c.messages_dropped),
+            packets_received: load(&c.packets_received),
+            packets_sent: load(&c.packets_sent),
+            bytes_received: load(&c.bytes_received),
+            bytes_sent: load(&c.bytes_sent),
+            socket_reads: load(&c.socket_reads),
+            users: g.users,
+            started_at_ms: self.started_at_ms,
+            uptime_ms: (now - self.started_at_ms).max(0) as u64,
+            memory_bytes: 0,
+            memory_bytes_max: 0,
+            cpu_percent: 0.0,
+            version: String::new(),
+        }
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.table.connected_count()
+    }
+
+    // ---- shutdown ------------------------------------------------------------
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A token each connection holds for its life, so shutdown knows when the
+    /// last one is gone. `None` once shutdown has begun.
+    pub(crate) fn connection_token(&self) -> Option<mpsc::Sender<()>> {
+        self.connections_done.lock().clone()
+    }
+
+    /// Tells every connection to close (MQTT 5 clients get DISCONNECT 0x8B) and
+    /// waits, up to `grace`, until the last one has finished its teardown.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        self.connections_done.lock().take();
+        let mut gone = self.connections_gone.lock().await;
+        let _ = tokio::time::timeout(grace, gone.recv()).await;
+    }
+}
+
+/// Ends offline sessions whose expiry has passed, once a second.
+async fn sweep_expired(broker: Weak<Broker>) {
+    let mut shutdown = match broker.upgrade() {
+        Some(b) => b.shutdown_signal(),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        broker.expire_due(Instant::now());
+        broker.router.purge_expired_retained();
+    }
+}
+
+/// Message ids start at the current time in ms shifted left, so that ids stay
+/// unique across restarts without persisting a counter.
+fn initial_message_id() -> MessageId {
+    (now_ms() as u64) << 16
+}
+
+/// One async lock per client id in use: CONNECT, takeover, kick and
+/// subscriptions on behalf of one client id happen one at a time.
+#[derive(Default)]
+pub(crate) struct ClientLocks {
+    map: Mutex<HashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub(crate) struct ClientGuard<'a> {
+    locks: &'a ClientLocks,
+    client_id: Arc<str>,
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl ClientLocks {
+    pub async fn lock(&self, client_id: &str) -> ClientGuard<'_> {
+        let client_id: Arc<str> = client_id.into();
+        let mutex = Arc::clone(self.map.lock().entry(Arc::clone(&client_id)).or_default());
+        let guard = Arc::clone(&mutex).lock_owned().await;
+        ClientGuard {
+            locks: self,
+            client_id,
+            mutex,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut map = self.locks.map.lock();
+        // the map's reference and ours: nobody else waits for this id
+        if Arc::strong_count(&self.mutex) == 2 {
+            map.remove(&self.client_id);
+        }
+    }
+}

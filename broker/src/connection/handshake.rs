@@ -1,0 +1,424 @@
+//! From the first byte to CONNACK: the protocol level, the CONNECT's checks,
+//! authentication, takeover of a connected client id, and the session the
+//! connection attaches to (a resumed one, or a new one).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqgate_kit::clock::now_ms;
+use mqgate_kit::history::{BrokerEvent, ConnectedEvent};
+use mqgate_kit::{AuthDecision, ConnectCredentials, ConnectRefusal, Transport, WillInfo};
+use rumqttd::protocol::ConnAckProperties;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Connection, Stream};
+use crate::broker::Broker;
+use crate::counters::Counters;
+use crate::session::{
+    ClientDetails, ConnectionLink, Control, FlowLimits, Resend, Session, SessionKind,
+};
+use crate::will::PendingWill;
+use crate::wire::encode::{self, Ack};
+use crate::wire::{self, reason, CodecError, ConnectPeek, ConnectRequest, Inbound, Version};
+
+/// How long a CONNECT waits for the previous connection of its client id to go.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// Reads and answers the CONNECT; `None` when the connection must close.
+pub(super) async fn handshake(
+    broker: &Arc<Broker>,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    peer: SocketAddr,
+    transport: Transport,
+) -> Option<Connection> {
+    let created_at_ms = now_ms();
+    let connect = read_connect(broker, stream, rbuf).await?;
+    let version = connect.version;
+    match admit(broker, connect, peer, transport, created_at_ms).await {
+        Ok(connection) => Some(connection),
+        Err(reason_code) => {
+            refuse(broker, stream, version, reason_code).await;
+            None
+        }
+    }
+}
+
+/// Answers a refused CONNECT and lets the caller close. 3.1.1 has no CONNACK
+/// code for a malformed or invalid CONNECT: such a client is just disconnected.
+async fn refuse(broker: &Broker, stream: &mut Stream, version: Version, reason_code: u8) {
+    let has_v4_code = matches!(
+        reason_code,
+        reason::UNSUPPORTED_PROTOCOL_VERSION
+            | reason::CLIENT_ID_NOT_VALID
+            | reason::BAD_USERNAME_OR_PASSWORD
+            | reason::NOT_AUTHORIZED
+            | reason::BAD_AUTHENTICATION_METHOD
+            | reason::SERVER_UNAVAILABLE
+    );
+    if version == Version::V4 && !has_v4_code {
+        return;
+    }
+    let mut out = BytesMut::new();
+    encode::connack(version, &mut out, false, reason_code, None);
+    Counters::add(&broker.counters.packets_sent, 1);
+    Counters::add(&broker.counters.bytes_sent, out.len() as u64);
+    let _ = stream.write_all(&out, Duration::from_secs(2)).await;
+}
+
+/// Reads until a whole CONNECT is buffered.
+async fn read_connect(
+    broker: &Broker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+) -> Option<Box<ConnectRequest>> {
+    let deadline = Instant::now() + broker.settings.connect_timeout;
+    let version = loop {
+        match wire::peek_connect(rbuf) {
+            ConnectPeek::Supported(v) => break v,
+            ConnectPeek::Unsupported { level } => {
+                // MQTT 3.1 ("MQIsdp"), unknown levels and names
+                let version = if level == 5 { Version::V5 } else { Version::V4 };
+                refuse(
+                    broker,
+                    stream,
+                    version,
+                    reason::UNSUPPORTED_PROTOCOL_VERSION,
+                )
+                .await;
+                return None;
+            }
+            ConnectPeek::NotConnect => return None,
+            ConnectPeek::Incomplete => read_more(broker, stream, rbuf, deadline).await?,
+        }
+    };
+    loop {
+        match wire::read(version, rbuf, broker.hot.max_packet_size()) {
+            Ok(Inbound::Connect(connect)) => {
+                Counters::add(&broker.counters.packets_received, 1);
+                return Some(connect);
+            }
+            Ok(_) => return None,
+            Err(CodecError::Incomplete) => read_more(broker, stream, rbuf, deadline).await?,
+            Err(e) => {
+                tracing::debug!(%e, "bad CONNECT");
+                if version == Version::V5 {
+                    refuse(broker, stream, version, reason::MALFORMED_PACKET).await;
+                }
+                return None;
+            }
+        }
+    }
+}
+
+async fn read_more(
+    broker: &Broker,
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    deadline: Instant,
+) -> Option<()> {
+    match tokio::time::timeout_at(deadline, stream.read(rbuf)).await {
+        Ok(Ok(n)) if n > 0 => {
+            Counters::add(&broker.counters.socket_reads, 1);
+            Counters::add(&broker.counters.bytes_received, n as u64);
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+/// The CONNECT's own checks; returns the client id to use and whether the
+/// broker assigned it.
+fn check_connect(broker: &Broker, c: &ConnectRequest) -> Result<(String, bool), u8> {
+    let s = &broker.settings;
+    if c.receive_maximum == Some(0) || c.max_packet_size == Some(0) {
+        return Err(reason::PROTOCOL_ERROR);
+    }
+    if c.authentication_method.is_some() {
+        return Err(reason::BAD_AUTHENTICATION_METHOD);
+    }
+    if c.version == Version::V4 && c.keepalive > s.max_keepalive {
+        return Err(reason::CLIENT_ID_NOT_VALID);
+    }
+    if let Some(will) = &c.will {
+        let topic_ok = std::str::from_utf8(&will.topic).is_ok_and(|t| {
+            mqgate_kit::topic::is_valid_topic_name(t)
+                && t.split('/').count() <= s.max_topic_levels
+                && !t.starts_with('$')
+        });
+        if !topic_ok {
+            return Err(reason::TOPIC_NAME_INVALID);
+        }
+    }
+    if c.client_id.len() > s.max_client_id_len {
+        return Err(reason::CLIENT_ID_NOT_VALID);
+    }
+    if !c.client_id.is_empty() {
+        return Ok((c.client_id.clone(), false));
+    }
+    // 3.1.1 lets the server assign an id only to a clean session [MQTT-3.1.3-8]
+    if c.version == Version::V4 && !c.clean_start {
+        return Err(reason::CLIENT_ID_NOT_VALID);
+    }
+    Ok((format!("mqgate-{:016x}", rand::random::<u64>()), true))
+}
+
+fn refusal_code(r: ConnectRefusal) -> u8 {
+    match r {
+        ConnectRefusal::ClientIdentifierNotValid => reason::CLIENT_ID_NOT_VALID,
+        ConnectRefusal::BadUsernameOrPassword => reason::BAD_USERNAME_OR_PASSWORD,
+        ConnectRefusal::NotAuthorized => reason::NOT_AUTHORIZED,
+        ConnectRefusal::ServerUnavailable => reason::SERVER_UNAVAILABLE,
+    }
+}
+
+/// Seconds the session outlives the connection: MQTT 5's property (0 when
+/// absent), 3.1.1's clean session flag; never beyond the configured maximum.
+fn expiry_interval(broker: &Broker, c: &ConnectRequest) -> u32 {
+    let requested = match c.version {
+        Version::V5 => c.session_expiry.unwrap_or(0),
+        Version::V4 if c.clean_start => 0,
+        Version::V4 => u32::MAX,
+    };
+    requested.min(broker.settings.max_session_expiry)
+}
+
+/// Closes the connection that holds `session` now and waits for its teardown.
+async fn take_over(session: &Session) {
+    let Some(control) = session.control() else {
+        return;
+    };
+    let (done, wait) = oneshot::channel();
+    if control.send(Control::TakeOver { done }).is_ok() {
+        let _ = tokio::time::timeout(TAKEOVER_WAIT, wait).await;
+    }
+}
+
+/// Everything between a decoded CONNECT and the CONNACK; `Err` is the refusal.
+async fn admit(
+    broker: &Arc<Broker>,
+    c: Box<ConnectRequest>,
+    peer: SocketAddr,
+    transport: Transport,
+    created_at_ms: i64,
+) -> Result<Connection, u8> {
+    let (client_id, assigned) = check_connect(broker, &c)?;
+    let lock = broker.locks.lock(&client_id).await;
+    let existing = broker.table.get(&client_id);
+    let already_connected = existing
+        .as_ref()
+        .is_some_and(|s| s.kind() == SessionKind::Connected);
+    let decision = broker
+        .authenticate(&ConnectCredentials {
+            client_id: &client_id,
+            username: c.username.as_deref().filter(|u| !u.is_empty()),
+            password: c.password.as_deref().map(str::as_bytes),
+            peer,
+            transport,
+            proto_ver: c.version.level(),
+            already_connected,
+        })
+        .await;
+    if let AuthDecision::Deny(r) = decision {
+        return Err(refusal_code(r));
+    }
+    let full = !already_connected && broker.connected_count() >= broker.settings.max_connections;
+    if broker.is_shutting_down() || full {
+        return Err(reason::SERVER_UNAVAILABLE);
+    }
+    if let Some(old) = existing.as_ref().filter(|_| already_connected) {
+        take_over(old).await;
+    }
+    broker.wills.cancel(&client_id);
+    // the old connection's teardown may have ended its session meanwhile
+    let existing = broker.table.get(&client_id);
+
+    let expiry = expiry_interval(broker, &c);
+    let (session, session_present) = match existing {
+        Some(old) if !c.clean_start && old.kind() != SessionKind::Pending => {
+            broker.unschedule_expiry(&old);
+            (old, true)
+        }
+        old => {
+            if let Some(old) = old {
+                broker.end_session(&old);
+            }
+            let client_id: Arc<str> = client_id.as_str().into();
+            let session = Session::new(
+                broker.next_session_id(),
+                client_id,
+                SessionKind::Offline,
+                ClientDetails::placeholder(created_at_ms),
+            );
+            (session, false)
+        }
+    };
+
+    let connection_id = broker.next_connection_id();
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let server_keepalive = (c.version == Version::V5
+        && c.keepalive > broker.settings.max_keepalive)
+        .then_some(broker.settings.max_keepalive);
+    let keepalive = server_keepalive.unwrap_or(c.keepalive);
+    let username = c.username.clone().filter(|u| !u.is_empty());
+    let will = c.will.as_ref().map(|w| WillInfo {
+        topic: String::from_utf8_lossy(&w.topic).into_owned(),
+        payload: w.payload.clone(),
+        qos: w.qos,
+        retain: w.retain,
+        delay_interval: w.delay_interval,
+    });
+    let connected_at_ms = now_ms();
+    session.attach(
+        ConnectionLink {
+            connection_id,
+            control: control_tx,
+        },
+        ClientDetails {
+            connection_id,
+            username: username.clone(),
+            proto_ver: c.version.level(),
+            keepalive,
+            clean_start: c.clean_start,
+            expiry_interval: expiry,
+            expiry_requested: c.session_expiry,
+            peer,
+            transport,
+            created_at_ms,
+            connected_at_ms,
+            disconnected_at_ms: None,
+            will: will.clone(),
+            mountpoint: None,
+        },
+        FlowLimits {
+            max_inflight: c
+                .receive_maximum
+                .unwrap_or(u16::MAX)
+                .min(broker.settings.max_inflight),
+        },
+    );
+    if session_present {
+        broker.table.reindex(&session);
+    } else {
+        broker.table.insert(&session);
+    }
+    adopt_pending(broker, &session);
+    drop(lock);
+
+    Counters::add(&broker.counters.connections_accepted, 1);
+    broker.emit(BrokerEvent::Connected(Box::new(ConnectedEvent {
+        client_id: client_id.clone(),
+        connection_id,
+        username: username.clone(),
+        peer,
+        transport,
+        proto_ver: c.version.level(),
+        keepalive,
+        clean_start: c.clean_start,
+        will,
+        at_ms: connected_at_ms,
+    })));
+
+    let mut connection = Connection {
+        broker: Arc::clone(broker),
+        client_id: Arc::clone(&session.client_id),
+        session,
+        id: connection_id,
+        version: c.version,
+        username,
+        peer,
+        mountpoint: None,
+        out: BytesMut::new(),
+        keepalive: (keepalive > 0).then(|| {
+            Duration::from_secs_f32(keepalive as f32 * broker.hot.keepalive_backoff().max(1.0))
+        }),
+        control: control_rx,
+        aliases_in: Vec::new(),
+        aliases_out: Default::default(),
+        client_alias_max: c
+            .topic_alias_maximum
+            .unwrap_or(0)
+            .min(broker.settings.topic_alias_maximum),
+        client_max_packet: c.max_packet_size.map(|n| n as usize),
+        will: c.will.map(|w| pending_will(w, None)),
+        expiry_interval: expiry,
+        expiry_was_zero: expiry == 0,
+        blocked: None,
+        ready: Vec::new(),
+    };
+    let properties = (c.version == Version::V5).then(|| ConnAckProperties {
+        session_expiry_interval: (c.session_expiry.unwrap_or(0) != expiry).then_some(expiry),
+        receive_max: Some(broker.settings.receive_maximum),
+        max_packet_size: Some(broker.hot.max_packet_size().min(u32::MAX as usize) as u32),
+        assigned_client_identifier: assigned.then(|| client_id.clone()),
+        topic_alias_max: Some(broker.settings.topic_alias_maximum),
+        server_keep_alive: server_keepalive,
+        ..Default::default()
+    });
+    encode::connack(
+        c.version,
+        &mut connection.out,
+        session_present,
+        reason::SUCCESS,
+        properties,
+    );
+    connection.count_packet_out();
+    if session_present {
+        connection.resend();
+    }
+    Ok(connection)
+}
+
+/// Subscriptions made on behalf of this client id before it ever connected
+/// become the session's own.
+fn adopt_pending(broker: &Broker, session: &Arc<Session>) {
+    let Some(pending) = broker.table.get_pending(&session.client_id) else {
+        return;
+    };
+    for (filter, options) in pending.subscriptions() {
+        broker.router.subscribe(session, &filter, options);
+    }
+    broker.table.remove(&pending);
+}
+
+/// The will of a CONNECT as the broker keeps it.
+fn pending_will(w: wire::InWill, mountpoint: Option<&str>) -> PendingWill {
+    let client_topic = String::from_utf8_lossy(&w.topic).into_owned();
+    PendingWill {
+        topic: match mountpoint {
+            Some(m) => super::mount_topic(m, &client_topic),
+            None => client_topic.clone(),
+        },
+        client_topic,
+        payload: w.payload,
+        qos: w.qos.min(2),
+        retain: w.retain,
+        delay: Duration::from_secs(w.delay_interval.unwrap_or(0).into()),
+        properties: w.properties,
+    }
+}
+
+impl Connection {
+    /// Resumes the QoS 1/2 exchanges of a resumed session, in order: PUBLISH
+    /// again with DUP set, PUBREL again [MQTT-4.4.0-1].
+    fn resend(&mut self) {
+        for r in self.session.resend() {
+            match r {
+                Resend::Publish(ready) => self.write_delivery(ready, true),
+                Resend::Release(pkid) => {
+                    encode::ack(
+                        self.version,
+                        &mut self.out,
+                        Ack::PubRel,
+                        pkid,
+                        reason::SUCCESS,
+                    );
+                    self.count_packet_out();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! One MQTT connection, from the first byte to teardown: [`handshake`] (CONNECT,
+//! authentication, takeover, the session it attaches to), [`packet_loop`] (client
+//! packets in through [`inbound`], deliveries out through [`outbound`]) and
+//! [`teardown`] (will, session expiry, events).
+
+mod handshake;
+mod inbound;
+mod outbound;
+mod packet_loop;
+pub mod stream;
+mod teardown;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqgate_kit::{ConnectionId, Transport};
+use tokio::sync::oneshot;
+
+use crate::broker::Broker;
+use crate::counters::Counters;
+use crate::publish::Blocked;
+use crate::session::{AtomicCounters, Ready, Session};
+use crate::will::PendingWill;
+use crate::wire::Version;
+pub use stream::Stream;
+
+/// Serves one accepted socket until it closes.
+pub async fn serve(
+    broker: Arc<Broker>,
+    mut stream: Stream,
+    peer: SocketAddr,
+    transport: Transport,
+) {
+    let Some(_token) = broker.connection_token() else {
+        stream.close(Duration::from_millis(100)).await;
+        return;
+    };
+    let _socket = SocketGuard::new(&broker);
+    let mut rbuf = BytesMut::new();
+    let Some(mut connection) =
+        handshake::handshake(&broker, &mut stream, &mut rbuf, peer, transport).await
+    else {
+        stream.close(Duration::from_secs(1)).await;
+        return;
+    };
+    let exit = connection.run(&mut stream, &mut rbuf).await;
+    connection.teardown(&mut stream, exit).await;
+}
+
+/// Counts a socket from accept to close.
+struct SocketGuard(Arc<Broker>);
+
+impl SocketGuard {
+    fn new(broker: &Arc<Broker>) -> SocketGuard {
+        Counters::add(&broker.counters.sockets_accepted, 1);
+        Counters::add(&broker.counters.sockets_open, 1);
+        SocketGuard(Arc::clone(broker))
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let c = &self.0.counters;
+        c.sockets_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        Counters::add(&c.sockets_closed, 1);
+    }
+}
+
+/// Why the packet loop ended.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// The client sent DISCONNECT (0x04 asks for the will anyway).
+    ClientDisconnect {
+        publish_will: bool,
+    },
+    Lost,
+    KeepaliveTimeout,
+    TakenOver(oneshot::Sender<()>),
+    /// Closed by the broker (kick 0x98, slow subscriber 0x97).
+    Closed {
+        reason: u8,
+        discard: bool,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// Protocol violation: the MQTT 5 reason code and a reason string.
+    Protocol(u8, &'static str),
+    Shutdown,
+}
+
+/// A connection attached to its session.
+pub(crate) struct Connection {
+    broker: Arc<Broker>,
+    session: Arc<Session>,
+    id: ConnectionId,
+    version: Version,
+    client_id: Arc<str>,
+    username: Option<String>,
+    peer: SocketAddr,
+    mountpoint: Option<Arc<str>>,
+    /// Packets waiting to be written.
+    out: BytesMut,
+    keepalive: Option<Duration>,
+    control: tokio::sync::mpsc::UnboundedReceiver<crate::session::Control>,
+    /// Topic aliases the client set (index = alias - 1).
+    aliases_in: Vec<Option<Arc<str>>>,
+    /// Topic aliases the broker set towards the client.
+    aliases_out: HashMap<Arc<str>, u16>,
+    /// Topic aliases the client accepts.
+    client_alias_max: u16,
+    /// Largest packet the client accepts.
+    client_max_packet: Option<usize>,
+    will: Option<PendingWill>,
+    /// Session expiry interval now in force (DISCONNECT may change it), seconds.
+    expiry_interval: u32,
+    /// The CONNECT's expiry was 0: DISCONNECT may not raise it [MQTT-3.14.2-2].
+    expiry_was_zero: bool,
+    /// A publish whose acknowledgement waits for room in subscribers' queues.
+    blocked: Option<BlockedPublish>,
+    ready: Vec<Ready>,
+}
+
+pub(crate) struct BlockedPublish {
+    pub blocked: Blocked,
+    /// The acknowledgement owed to the client once every delivery is queued.
+    pub ack: Option<(crate::wire::encode::Ack, u16)>,
+}
+
+impl Connection {
+    fn counters(&self) -> &AtomicCounters {
+        &self.session.counters
+    }
+
+    fn count_packet_out(&self) {
+        Counters::add(&self.broker.counters.packets_sent, 1);
+        AtomicCounters::add(&self.counters().packets_out, 1);
+    }
+}
+
+/// A topic as routed for a client under `mount`.
+pub fn mount_topic(mount: &str, topic: &str) -> String {
+    format!("{mount}{topic}")
+}
+
+/// A filter as routed for a client under `mount` (inside a `$share/{group}/`).
+pub fn mount_filter(mount: &str, filter: &str) -> String {
+    match filter
+        .strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((group, inner)) => format!("$share/{group}/{mount}{inner}"),
+        None => format!("{mount}{filter}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounting_keeps_shared_groups_outside() {
+        assert_eq!(mount_filter("$t/a/", "x/#"), "$t/a/x/#");
+        assert_eq!(mount_filter("$t/a/", "$share/g/x/+"), "$share/g/$t/a/x/+");
+        assert_eq!(mount_topic("$t/a/", "x"), "$t/a/x");
+    }
+}

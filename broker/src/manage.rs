@@ -1,0 +1,170 @@
+//! What the management APIs do to clients: look them up, list them, kick them,
+//! and change their subscriptions on their behalf (plain calls into the routing
+//! core: the client sees no packet).
+
+use std::time::Duration;
+
+use mqgate_kit::{
+    ClientFilter, ClientInfo, KickOptions, KickOutcome, MgmtError, OnBehalf, Page, PageRequest,
+    SubscribeOutcome, SubscriptionFilter, SubscriptionInfo, SubscriptionRequest,
+};
+use tokio::sync::oneshot;
+
+use crate::broker::Broker;
+use crate::session::{ClientDetails, Control, Session, SessionKind, SubOptions};
+use crate::wire::reason;
+
+/// How long a kick waits for the connection's teardown.
+const KICK_WAIT: Duration = Duration::from_secs(5);
+
+impl Broker {
+    pub fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
+        self.table.list(filter, page)
+    }
+
+    pub fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
+        self.table.get(client_id).map(|s| s.info())
+    }
+
+    pub fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        client_ids
+            .iter()
+            .map(|id| self.table.get(id).map(|s| s.info()))
+            .collect()
+    }
+
+    pub fn list_subscriptions(
+        &self,
+        filter: &SubscriptionFilter,
+        page: PageRequest,
+    ) -> Page<SubscriptionInfo> {
+        self.table.subscriptions(filter, page)
+    }
+
+    /// Closes a client's connection (MQTT 5: DISCONNECT 0x98; its will is
+    /// published) and, if asked, ends its session.
+    pub async fn kick(
+        &self,
+        client_id: &str,
+        options: KickOptions,
+    ) -> Result<KickOutcome, MgmtError> {
+        let Some(session) = self.table.get(client_id) else {
+            return Ok(KickOutcome::NotFound);
+        };
+        if let Some(control) = session.control() {
+            let (done, wait) = oneshot::channel();
+            let close = Control::Close {
+                reason: reason::ADMINISTRATIVE_ACTION,
+                discard: options.discard_session,
+                done: Some(done),
+            };
+            if control.send(close).is_ok() {
+                let _ = tokio::time::timeout(KICK_WAIT, wait).await;
+                return Ok(KickOutcome::Disconnected);
+            }
+        }
+        if !options.discard_session {
+            return Ok(KickOutcome::NotFound);
+        }
+        let _guard = self.locks.lock(client_id).await;
+        if session.kind() == SessionKind::Connected {
+            // it reconnected meanwhile: that connection's session is not ours to end
+            return Ok(KickOutcome::Disconnected);
+        }
+        self.end_session(&session);
+        Ok(KickOutcome::SessionDiscarded)
+    }
+
+    fn check_filter(&self, filter: &str) -> Result<(), MgmtError> {
+        let valid = mqgate_kit::topic::is_valid_topic_filter(filter)
+            && filter.split('/').count() <= self.settings.max_topic_levels;
+        match valid {
+            true => Ok(()),
+            false => Err(MgmtError::InvalidTopicFilter(filter.to_string())),
+        }
+    }
+
+    /// The filter as routed for this session (its mountpoint prepended).
+    fn mounted(session: &Session, filter: &str) -> String {
+        match session.state().details.mountpoint.clone() {
+            None => filter.to_string(),
+            Some(mount) => crate::connection::mount_filter(&mount, filter),
+        }
+    }
+
+    /// Subscribes a client on its behalf; matching messages are routed to it from
+    /// the moment this returns (queued while it is offline). Retained messages
+    /// are not sent.
+    pub async fn subscribe(
+        &self,
+        client_id: &str,
+        requests: Vec<SubscriptionRequest>,
+        mode: OnBehalf,
+    ) -> Result<SubscribeOutcome, MgmtError> {
+        for r in &requests {
+            self.check_filter(&r.topic_filter)?;
+            if r.qos > 2 {
+                return Err(MgmtError::InvalidQos(r.qos));
+            }
+        }
+        let _guard = self.locks.lock(client_id).await;
+        if let Some(session) = self.table.get(client_id) {
+            for r in requests {
+                let filter = Self::mounted(&session, &r.topic_filter);
+                self.router
+                    .subscribe(&session, &filter, SubOptions::with_qos(r.qos));
+            }
+            return Ok(match session.kind() {
+                SessionKind::Connected => SubscribeOutcome::Live,
+                _ => SubscribeOutcome::Offline,
+            });
+        }
+        let pending = match (self.table.get_pending(client_id), mode) {
+            (Some(p), _) => p,
+            (None, OnBehalf::CreateIfAbsent) => {
+                let p = Session::new(
+                    self.next_session_id(),
+                    client_id.into(),
+                    SessionKind::Pending,
+                    ClientDetails::placeholder(mqgate_kit::clock::now_ms()),
+                );
+                self.table.insert(&p);
+                p
+            }
+            (None, OnBehalf::ExistingSession) => return Err(MgmtError::ClientNotFound),
+        };
+        for r in requests {
+            pending.record_subscription(&r.topic_filter, SubOptions::with_qos(r.qos));
+        }
+        Ok(SubscribeOutcome::Pending)
+    }
+
+    /// Removes subscriptions of a client; per filter, whether it existed.
+    pub async fn unsubscribe(
+        &self,
+        client_id: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<bool>, MgmtError> {
+        let _guard = self.locks.lock(client_id).await;
+        if let Some(session) = self.table.get(client_id) {
+            return Ok(filters
+                .iter()
+                .map(|f| {
+                    let filter = Self::mounted(&session, f);
+                    self.router.unsubscribe(&session, &filter)
+                })
+                .collect());
+        }
+        let Some(pending) = self.table.get_pending(client_id) else {
+            return Err(MgmtError::ClientNotFound);
+        };
+        let existed = filters
+            .iter()
+            .map(|f| pending.forget_subscription(f))
+            .collect();
+        if pending.subscription_count() == 0 {
+            self.table.remove(&pending);
+        }
+        Ok(existed)
+    }
+}
