@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::BoxError;
@@ -11,19 +13,36 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-pub struct DeadlineBody<B> {
+pub struct DeadlineBody<B = ()> {
     body: B,
     deadline: Instant,
     // armed only once the body makes the reader wait
     timer: Option<Pin<Box<Sleep>>>,
+    expired: Arc<AtomicBool>,
 }
 
-impl<B> DeadlineBody<B> {
-    pub fn new(body: B, deadline: Instant) -> Self {
+impl DeadlineBody {
+    pub fn new(deadline: Instant) -> Self {
         DeadlineBody {
-            body,
+            body: (),
             deadline,
             timer: None,
+            expired: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Turns true when the deadline cuts the body short, so that the answer
+    /// can say the request timed out whatever the handler made of the error.
+    pub fn expired(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.expired)
+    }
+
+    pub fn wrap<B>(self, body: B) -> DeadlineBody<B> {
+        DeadlineBody {
+            body,
+            deadline: self.deadline,
+            timer: self.timer,
+            expired: self.expired,
         }
     }
 }
@@ -54,7 +73,10 @@ where
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
+            Poll::Ready(()) => {
+                this.expired.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyTimeout.into())))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ struct Site {
 
 /// Refusals slower than this are abandoned (the socket is dropped).
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// Most bytes read from a refused client, before and after the answer.
+const REFUSAL_READ: usize = 16 * 1024;
 /// Refusals being written at once; beyond it a refused socket is just closed.
 const REFUSALS_IN_FLIGHT: usize = 64;
 /// Pause after a failed accept: errors such as "too many open files" persist,
@@ -203,10 +205,13 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let served_any = Arc::new(AtomicBool::new(false));
     let service = {
         let site = Arc::clone(site);
         let stopping = shutdown.clone();
+        let served_any = Arc::clone(&served_any);
         hyper::service::service_fn(move |request| {
+            served_any.store(true, Ordering::Relaxed);
             let site = Arc::clone(&site);
             let stopping = *stopping.borrow();
             async move { Ok::<_, Infallible>(site.answer(request, peer, stopping).await) }
@@ -221,6 +226,12 @@ async fn serve_connection<IO>(
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = stop_signal(&mut shutdown) => {
+            // Nothing was ever asked on this connection (at most half a request
+            // head): there is no answer to deliver, close it now. hyper itself
+            // would keep it until the head completes or times out.
+            if !served_any.load(Ordering::Relaxed) {
+                return;
+            }
             // idle connections close at once, a request in progress may finish
             connection.as_mut().graceful_shutdown();
             match tokio::time::timeout(site.limits.shutdown_grace, connection.as_mut()).await {
@@ -252,11 +263,23 @@ impl Site {
         }
         request.extensions_mut().insert(ConnectInfo(peer));
         let deadline = tokio::time::Instant::now() + self.limits.body_read_timeout;
-        let request = request.map(|body| axum::body::Body::new(DeadlineBody::new(body, deadline)));
-        match self.router.clone().oneshot(request).await {
+        let body = DeadlineBody::new(deadline);
+        let expired = body.expired();
+        let request = request.map(|incoming| axum::body::Body::new(body.wrap(incoming)));
+        let response = match self.router.clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
+        };
+        if expired.load(Ordering::Relaxed) {
+            // whatever the handler made of a body cut short, the request timed out
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "request body not received in time\n",
+            )
+                .into_response();
         }
+        response
     }
 
     /// Over the cap: a plain-text 503 on cleartext listeners, then close.
@@ -280,14 +303,23 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/pla
 Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n";
 
 async fn write_refusal(mut stream: TcpStream) -> std::io::Result<()> {
+    // An answer that comes before the request confuses HTTP clients (they
+    // report an unexpected message, not the 503): read the head first.
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < REFUSAL_READ {
+        match stream.read(&mut buf).await? {
+            0 => return Ok(()),
+            n => head.extend_from_slice(&buf[..n]),
+        }
+    }
     stream.write_all(BUSY).await?;
     stream.shutdown().await?;
-    // Read what the client sent: closing with unread data would send a reset
-    // that can destroy the answer before the client reads it.
-    let mut sink = [0u8; 4096];
-    let mut left = 64 * 1024;
+    // Read what else the client sent: closing with unread data would send a
+    // reset that can destroy the answer before the client reads it.
+    let mut left = REFUSAL_READ;
     while left > 0 {
-        match stream.read(&mut sink).await? {
+        match stream.read(&mut buf).await? {
             0 => break,
             n => left -= n.min(left),
         }
