@@ -96,13 +96,15 @@ async fn try_prefix_answers_as_the_dialects_own_listener() {
         "appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn",
         "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1",
     });
-    let cases: Vec<(
-        &str,
+    // dialect, method, path, JSON body, Basic credentials
+    type Case<'a> = (
+        &'a str,
         reqwest::Method,
-        &str,
+        &'a str,
         Option<serde_json::Value>,
-        Option<(&str, &str)>,
-    )> = vec![
+        Option<(&'a str, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "mica",
             reqwest::Method::GET,
