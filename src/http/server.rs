@@ -98,11 +98,13 @@ struct Site {
     refusals: RefusalLog,
 }
 
-/// Refusals slower than this are abandoned (the socket is dropped).
-const REFUSAL_TIME: Duration = Duration::from_secs(2);
+/// Refusals slower than this are abandoned (the socket is dropped). A client
+/// sends its request head with the handshake's last packet, so this is ample.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// Most bytes read from a refused client, before and after the answer.
 const REFUSAL_READ: usize = 16 * 1024;
-/// Refusals being written at once; beyond it a refused socket is just closed.
+/// Refusals being written at once; beyond it (a flood whose heads never end
+/// takes them all) a refused socket is just closed.
 const REFUSALS_IN_FLIGHT: usize = 64;
 /// Pause after a failed accept: errors such as "too many open files" persist,
 /// and trying again at once would spin.
