@@ -65,25 +65,7 @@ fn main() -> ExitCode {
             key,
             issuer,
             lifetime,
-        } => {
-            let pem = match std::fs::read(&key) {
-                Ok(pem) => pem,
-                Err(e) => {
-                    eprintln!("mqgate: {}: {e}", key.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            match mqgate_nanomq::sign_token(&pem, &issuer, lifetime) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mqgate: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => nanomq_token(&key, &issuer, lifetime),
         Command::CheckConfig => match Config::load(cli.config.as_deref()) {
             Ok(c) => {
                 println!(
@@ -111,6 +93,26 @@ fn main() -> ExitCode {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(run(config))
+        }
+    }
+}
+
+fn nanomq_token(key: &std::path::Path, issuer: &str, lifetime: u64) -> ExitCode {
+    let pem = match std::fs::read(key) {
+        Ok(pem) => pem,
+        Err(e) => {
+            eprintln!("mqgate: {}: {e}", key.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match mqgate_nanomq::sign_token(&pem, issuer, lifetime) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mqgate: {e}");
+            ExitCode::FAILURE
         }
     }
 }

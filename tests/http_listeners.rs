@@ -214,3 +214,56 @@ async fn a_restart_closes_the_old_instances_connections_at_once() {
     assert!(outage < Duration::from_secs(3), "{outage:?}");
     gw.shutdown().await;
 }
+
+/// `mqgate::http::serve` is not tied to the dialects: any axum Router,
+/// WebSocket upgrades included (how MQTT over WebSocket can get the same
+/// limits), and its stop resolves once its connections have ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_carries_websocket_upgrades_and_stops_on_its_signal() {
+    use axum::extract::ws::WebSocketUpgrade;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let echo = axum::Router::new().route(
+        "/echo",
+        axum::routing::get(|ws: WebSocketUpgrade| async {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(message)) = socket.recv().await {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = mqgate::http::HttpLimits {
+        header_read_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(5),
+        max_connections: 4,
+        shutdown_grace: Duration::from_secs(1),
+    };
+    let (stop, signal) = tokio::sync::watch::channel(false);
+    let mut serving = mqgate::http::serve("echo", listener, echo, limits, None, signal);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
+        .await
+        .unwrap();
+    ws.send(Message::text("over the upgrade")).await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    assert_eq!(back.unwrap().unwrap(), Message::text("over the upgrade"));
+
+    stop.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(2), serving.closed())
+        .await
+        .expect("the listening socket closes at once");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens any more"
+    );
+    tokio::time::timeout(Duration::from_secs(3), serving.ended())
+        .await
+        .expect("every connection has ended within the grace");
+}
