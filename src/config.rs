@@ -1,17 +1,24 @@
 //! Configuration: `config/mqgate.toml` (or `--config FILE`), then environment
-//! variables overriding single keys (`MQGATE__SECTION__KEY`), checked in full
-//! before anything starts. [`Config::default`] holds the embedded defaults, the
-//! same values `config/mqgate.toml` spells out.
+//! variables overriding single keys (`MQGATE__SECTION__KEY`, see [`env`]),
+//! checked in full before anything starts. [`Config::default`] holds the
+//! embedded defaults, the same values `config/mqgate.toml` spells out.
+
+mod env;
+mod http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mqgate_kit::DialectConfig;
 use serde::{Deserialize, Serialize};
 
+use crate::dialects::DIALECTS;
+use crate::listener::Listener;
 use crate::records::RecordsConfig;
+
+pub use env::PREFIX as ENV_PREFIX;
+pub use http::{HttpConfig, HttpListenerConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +27,7 @@ pub struct Config {
     /// Directory of the embedded database and other state; created on first start.
     pub data_dir: PathBuf,
     pub mqtt: MqttConfig,
+    pub http: HttpConfig,
     pub docs: DocsConfig,
     pub records: RecordsConfig,
     pub mica: mqgate_mica::Config,
@@ -33,6 +41,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("data"),
             mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
             docs: DocsConfig::default(),
             records: RecordsConfig::default(),
             mica: Default::default(),
@@ -215,24 +224,33 @@ impl Default for DocsConfig {
     }
 }
 
+fn read_toml(file: &Path) -> Result<serde_json::Value, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 /// A configuration that cannot be used; the message names the culprit.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
     #[error("bad configuration at `{key}`: {message}")]
     Invalid { key: String, message: String },
     #[error("listeners `{first}` and `{second}` both ask for {addr}")]
     AddressConflict {
-        first: String,
-        second: String,
+        first: Listener,
+        second: Listener,
         addr: SocketAddr,
     },
 }
-
-/// Environment variables with this prefix override single keys:
-/// `MQGATE__MICA__LISTEN=0.0.0.0:28083`, `MQGATE__MQTT__TCP__ENABLED=false`.
-pub const ENV_PREFIX: &str = "MQGATE";
 
 impl Config {
     /// Loads `path` (default: `config/mqgate.toml` if it exists, otherwise the
@@ -246,41 +264,38 @@ impl Config {
         path: Option<&Path>,
         env: HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut builder = config::Config::builder();
         let default_path = Path::new("config/mqgate.toml");
         let file = match path {
             Some(p) => Some(p),
             None if default_path.exists() => Some(default_path),
             None => None,
         };
-        if let Some(file) = file {
-            let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
-                path: file.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .source(Some(env)),
-        );
-        let merged = builder.build().map_err(|e| ConfigError::Invalid {
-            key: "(file)".into(),
-            message: e.to_string(),
-        })?;
-        let value: serde_json::Value =
-            merged.try_deserialize().map_err(|e| ConfigError::Invalid {
-                key: "(file)".into(),
-                message: e.to_string(),
-            })?;
-        let config: Config =
-            serde_path_to_error::deserialize(value).map_err(|e| ConfigError::Invalid {
-                key: e.path().to_string(),
-                message: e.inner().to_string(),
-            })?;
+        let mut tree = match file {
+            Some(file) => read_toml(file)?,
+            None => serde_json::Value::Object(Default::default()),
+        };
+        let defaults = serde_json::to_value(Config::default()).expect("defaults serialise");
+        let mut guessed: Vec<env::Override> = env::apply(&mut tree, &defaults, env)?
+            .into_iter()
+            .filter(|o| o.guessed)
+            .collect();
+        let config: Config = loop {
+            let error = match serde_path_to_error::deserialize(&tree) {
+                Ok(config) => break config,
+                Err(e) => e,
+            };
+            let key = error.path().to_string();
+            // an optional key wanted text where the environment's value looked like a number
+            match guessed.iter().position(|o| o.dotted() == key) {
+                Some(i) => env::restore_text(&mut tree, &guessed.swap_remove(i)),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: error.inner().to_string(),
+                    })
+                }
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -293,44 +308,50 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             ..Config::default()
         };
-        c.mqtt.tcp.listen = ephemeral;
-        c.mqtt.ws.listen = ephemeral;
-        c.docs.listen = ephemeral;
-        c.mica.listen = ephemeral;
-        c.nanomq.listen = ephemeral;
-        c.realmq.listen = ephemeral;
-        c.easemob.listen = ephemeral;
+        for listener in [Listener::MqttTcp, Listener::MqttWs, Listener::Docs] {
+            c.set_listen(listener, ephemeral);
+        }
+        for d in &DIALECTS {
+            (d.set_listen)(&mut c, ephemeral);
+        }
         c
     }
 
-    /// Every dialect's section by name, in start-up order.
-    pub fn dialects(&self) -> [(&'static str, &dyn DialectConfig); 4] {
-        [
-            ("mica", &self.mica),
-            ("nanomq", &self.nanomq),
-            ("realmq", &self.realmq),
-            ("easemob", &self.easemob),
-        ]
-    }
-
-    /// Every enabled listener by name.
-    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
-        let mut out = Vec::new();
-        if self.mqtt.tcp.enabled {
-            out.push(("mqtt.tcp", self.mqtt.tcp.listen));
-        }
-        if self.mqtt.ws.enabled {
-            out.push(("mqtt.ws", self.mqtt.ws.listen));
-        }
-        if self.docs.enabled {
-            out.push(("docs", self.docs.listen));
-        }
-        for (name, d) in self.dialects() {
-            if d.enabled() {
-                out.push((name, d.listen()));
-            }
+    /// Every listener, enabled or not, with its configured address.
+    pub fn all_listeners(&self) -> Vec<(Listener, bool, SocketAddr)> {
+        let mut out = vec![
+            (
+                Listener::MqttTcp,
+                self.mqtt.tcp.enabled,
+                self.mqtt.tcp.listen,
+            ),
+            (Listener::MqttWs, self.mqtt.ws.enabled, self.mqtt.ws.listen),
+            (Listener::Docs, self.docs.enabled, self.docs.listen),
+        ];
+        for d in &DIALECTS {
+            let section = (d.section)(self);
+            out.push((Listener::Dialect(d), section.enabled(), section.listen()));
         }
         out
+    }
+
+    /// Every enabled listener with its configured address.
+    pub fn listeners(&self) -> Vec<(Listener, SocketAddr)> {
+        self.all_listeners()
+            .into_iter()
+            .filter(|(_, enabled, _)| *enabled)
+            .map(|(l, _, addr)| (l, addr))
+            .collect()
+    }
+
+    /// Moves a listener to `addr`.
+    pub fn set_listen(&mut self, listener: Listener, addr: SocketAddr) {
+        match listener {
+            Listener::MqttTcp => self.mqtt.tcp.listen = addr,
+            Listener::MqttWs => self.mqtt.ws.listen = addr,
+            Listener::Docs => self.docs.listen = addr,
+            Listener::Dialect(d) => (d.set_listen)(self, addr),
+        }
     }
 
     /// Checks what serde cannot: no two listeners on one address (port 0 aside),
@@ -345,8 +366,8 @@ impl Config {
                     || addr_b.ip().is_unspecified();
                 if same_port && overlapping_ip {
                     return Err(ConfigError::AddressConflict {
-                        first: a.to_string(),
-                        second: b.to_string(),
+                        first: *a,
+                        second: *b,
                         addr: *addr_b,
                     });
                 }
@@ -382,7 +403,7 @@ impl Config {
                 "topics need at least one level and client ids at least 23 bytes (MQTT's minimum)",
             );
         }
-        Ok(())
+        self.http.validate()
     }
 
     pub fn hot(&self) -> mqgate_kit::HotConfig {
@@ -465,5 +486,121 @@ mod tests {
                 .starts_with("bad configuration at `mqtt.ws.listen`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_list_key_takes_json_from_the_environment() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                (
+                    "MQGATE__NANOMQ__CORS_ORIGINS",
+                    r#"["http://a", "http://b:8080"]"#,
+                ),
+                (
+                    "MQGATE__REALMQ__USERS",
+                    r#"[{"username":"u","password":"p"}]"#,
+                ),
+                (
+                    "MQGATE__EASEMOB__USERS",
+                    r#"[{"username":"e","password":"123"}]"#,
+                ),
+                (
+                    "MQGATE__MQTT__USERS",
+                    r#"[{"username":"m","password":"q"}]"#,
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.nanomq.cors_origins, ["http://a", "http://b:8080"]);
+        assert_eq!(
+            (
+                c.realmq.users[0].username.as_str(),
+                c.realmq.users[0].password.as_str()
+            ),
+            ("u", "p")
+        );
+        let easemob = serde_json::to_value(&c.easemob.users).unwrap();
+        assert_eq!(
+            easemob,
+            serde_json::json!([{"username": "e", "password": "123"}])
+        );
+        assert_eq!(c.mqtt.users[0].username, "m");
+    }
+
+    #[test]
+    fn text_keys_keep_text_that_looks_like_a_number() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("MQGATE__MICA__PASSWORD", "123456"),
+                // optional, no default to take the type from
+                ("MQGATE__REALMQ__TOKEN_SECRET", "42"),
+                ("MQGATE__HTTP__LISTENERS__MICA__MAX_CONNECTIONS", "7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.mica.password, "123456");
+        assert_eq!(c.realmq.token_secret.as_deref(), Some("42"));
+        assert_eq!(c.http.listeners["mica"].max_connections, Some(7));
+    }
+
+    #[test]
+    fn http_keys_are_checked_and_named() {
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(None, env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(&[("MQGATE__HTTP__HEADER_READ_TIMEOUT_SECS", "0")]),
+            "bad configuration at `http.header_read_timeout_secs`: must be 1..=3600"
+        );
+        assert_eq!(
+            refused(&[("MQGATE__HTTP__LISTENERS__MIKA__MAX_CONNECTIONS", "5")]),
+            "bad configuration at `http.listeners.mika`: no HTTP listener of that name \
+             (docs, mica, nanomq, realmq, easemob)"
+        );
+        assert_eq!(
+            refused(&[("MQGATE__HTTP__LISTENERS__DOCS__TLS_CERT", "c.pem")]),
+            "bad configuration at `http.listeners.docs.tls_key`: tls_cert needs tls_key"
+        );
+        assert_eq!(
+            refused(&[("MQGATE__HTTP__LISTENERS__MICA__MAX_CONNECTIONS", "0")]),
+            "bad configuration at `http.listeners.mica.max_connections`: must be at least 1"
+        );
+        let text = refused(&[("MQGATE__HTTP__LISTENERS__MICA__TLS_CRT", "c.pem")]);
+        assert!(
+            text.starts_with("bad configuration at `http.listeners.mica.tls_crt`: unknown field"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn per_listener_keys_override_the_section() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("MQGATE__HTTP__MAX_CONNECTIONS", "100"),
+                ("MQGATE__HTTP__LISTENERS__NANOMQ__MAX_CONNECTIONS", "3"),
+                (
+                    "MQGATE__HTTP__LISTENERS__NANOMQ__HEADER_READ_TIMEOUT_SECS",
+                    "2",
+                ),
+            ]),
+        )
+        .unwrap();
+        let nanomq = c
+            .http
+            .limits(Listener::Dialect(crate::dialects::find("nanomq").unwrap()));
+        assert_eq!(nanomq.max_connections, 3);
+        assert_eq!(
+            nanomq.header_read_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(nanomq.body_read_timeout, std::time::Duration::from_secs(30));
+        let docs = c.http.limits(Listener::Docs);
+        assert_eq!(docs.max_connections, 100);
+        assert_eq!(docs.header_read_timeout, std::time::Duration::from_secs(10));
     }
 }

@@ -1,29 +1,42 @@
 //! Start-up, restart and shutdown of the whole gateway: the store, the broker,
 //! the MQTT listeners, one HTTP listener per enabled dialect and the docs server.
+//!
+//! A stop or restart is one signal: every HTTP listener closes its socket at
+//! once, idle connections close, requests in progress get
+//! `http.shutdown_grace_secs` to finish (the answer to `ctrl/restart` itself
+//! leaves this way), and requests begun after the signal get 503. A restart
+//! starts the next instance as soon as the old sockets are closed; the old
+//! instance's last connections end in the background within the grace.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqgate_kit::{ControlAction, Dialect, DialectConfig, DialectContext, Management, Store};
+use mqgate_kit::{ControlAction, Dialect, DialectContext, Management, Store};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError, HttpConfig};
+use crate::dialects::{self, DialectSpec};
+use crate::docs::{self, DocsEntry};
+use crate::http::{self, Serving};
+use crate::listener::Listener;
 use crate::management::GatewayManagement;
 use crate::records::Records;
+use crate::tls;
 use mqgate_broker::{listeners, Broker};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr} for `{name}`: {source}")]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr} for `{listener}`: {source}")]
     Bind {
-        name: String,
+        listener: Listener,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -31,8 +44,6 @@ pub enum StartError {
     Store(#[from] mqgate_kit::store::StoreError),
     #[error("{0}")]
     Dialect(#[from] mqgate_kit::DialectBuildError),
-    #[error("broker: {0}")]
-    Broker(String),
 }
 
 pub struct Gateway;
@@ -40,7 +51,7 @@ pub struct Gateway;
 /// A started gateway. Restarts (NanoMQ's `ctrl/restart`) happen inside it, on
 /// the same addresses.
 pub struct RunningGateway {
-    addrs: Vec<(String, SocketAddr)>,
+    addrs: Vec<(Listener, SocketAddr)>,
     control: mpsc::UnboundedSender<ControlAction>,
     current: Arc<Mutex<Arc<GatewayManagement>>>,
     stopped: watch::Receiver<bool>,
@@ -54,18 +65,9 @@ impl Gateway {
         let instance = Instance::start(&config, control_tx.clone()).await?;
         let addrs = instance.addrs.clone();
         // a restart binds the same addresses again, ephemeral ports included
-        let mut resolved = config.clone();
-        for (name, addr) in &addrs {
-            match name.as_str() {
-                "mqtt.tcp" => resolved.mqtt.tcp.listen = *addr,
-                "mqtt.ws" => resolved.mqtt.ws.listen = *addr,
-                "docs" => resolved.docs.listen = *addr,
-                "mica" => resolved.mica.listen = *addr,
-                "nanomq" => resolved.nanomq.listen = *addr,
-                "realmq" => resolved.realmq.listen = *addr,
-                "easemob" => resolved.easemob.listen = *addr,
-                _ => {}
-            }
+        let mut resolved = config;
+        for (listener, addr) in &addrs {
+            resolved.set_listen(*listener, *addr);
         }
         let current = Arc::new(Mutex::new(Arc::clone(&instance.management)));
         let (stopped_tx, stopped) = watch::channel(false);
@@ -88,28 +90,33 @@ impl Gateway {
 }
 
 impl RunningGateway {
-    fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    /// The address `listener` is bound to, if it is enabled.
+    pub fn addr(&self, listener: Listener) -> Option<SocketAddr> {
+        self.addrs
+            .iter()
+            .find(|(l, _)| *l == listener)
+            .map(|(_, a)| *a)
     }
 
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
-        self.addr("mqtt.tcp")
+        self.addr(Listener::MqttTcp)
     }
 
     pub fn ws_addr(&self) -> Option<SocketAddr> {
-        self.addr("mqtt.ws")
+        self.addr(Listener::MqttWs)
     }
 
     pub fn docs_addr(&self) -> Option<SocketAddr> {
-        self.addr("docs")
+        self.addr(Listener::Docs)
     }
 
+    /// The address of the dialect called `name` (a row of [`dialects::DIALECTS`]).
     pub fn dialect_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.addr(name)
+        self.addr(Listener::Dialect(dialects::find(name)?))
     }
 
     /// Every listener with the address it is bound to.
-    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+    pub fn listeners(&self) -> &[(Listener, SocketAddr)] {
         &self.addrs
     }
 
@@ -120,11 +127,7 @@ impl RunningGateway {
 
     /// Waits until the gateway stops (a management `stop`, or [`Self::shutdown`]).
     pub async fn stopped(&mut self) {
-        while !*self.stopped.borrow() {
-            if self.stopped.changed().await.is_err() {
-                return;
-            }
-        }
+        let _ = self.stopped.wait_for(|stopped| *stopped).await;
     }
 
     /// Stops gracefully and waits for the end.
@@ -144,17 +147,19 @@ async fn supervise(
 ) {
     loop {
         let action = control_rx.recv().await.unwrap_or(ControlAction::Stop);
-        // let the HTTP answer that asked for this leave first
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        instance.stop().await;
+        let draining = instance.stop().await;
         if action == ControlAction::Stop {
+            futures::future::join_all(draining.into_iter().map(Serving::ended)).await;
             break;
         }
+        // the old instance's last connections end by themselves within the grace
+        drop(draining);
         tracing::info!("restarting");
         match Instance::start(&config, control_tx.clone()).await {
             Ok(next) => {
                 *current.lock() = Arc::clone(&next.management);
                 instance = next;
+                tracing::info!("restarted");
             }
             Err(e) => {
                 tracing::error!("restart failed: {e}");
@@ -162,7 +167,7 @@ async fn supervise(
             }
         }
     }
-    let _ = stopped.send(true);
+    stopped.send_replace(true);
 }
 
 /// One life of the gateway between start and stop.
@@ -170,17 +175,10 @@ struct Instance {
     broker: Arc<Broker>,
     records: Option<Arc<Records>>,
     management: Arc<GatewayManagement>,
-    addrs: Vec<(String, SocketAddr)>,
+    addrs: Vec<(Listener, SocketAddr)>,
     http_shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-fn bind(name: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    listeners::bind(addr).map_err(|source| StartError::Bind {
-        name: name.to_string(),
-        addr,
-        source,
-    })
+    http: Vec<Serving>,
+    mqtt: Vec<JoinHandle<()>>,
 }
 
 /// The URL a browser on this machine reaches a listener at.
@@ -192,118 +190,92 @@ pub fn server_url(addr: SocketAddr) -> String {
     }
 }
 
-type DialectBuilder =
-    Box<dyn FnOnce(DialectContext) -> Result<Arc<dyn Dialect>, mqgate_kit::DialectBuildError>>;
+/// Every enabled listener's socket, bound before anything is served so that a
+/// taken port fails the start.
+struct Bound {
+    mqtt: Vec<(Listener, TcpListener)>,
+    http: Vec<(Listener, TcpListener)>,
+    addrs: Vec<(Listener, SocketAddr)>,
+}
+
+impl Bound {
+    fn bind(config: &Config) -> Result<Bound, StartError> {
+        let mut bound = Bound {
+            mqtt: Vec::new(),
+            http: Vec::new(),
+            addrs: Vec::new(),
+        };
+        for (listener, addr) in config.listeners() {
+            let socket = listeners::bind(addr).map_err(|source| StartError::Bind {
+                listener,
+                addr,
+                source,
+            })?;
+            bound
+                .addrs
+                .push((listener, socket.local_addr().expect("bound")));
+            match listener {
+                Listener::MqttTcp | Listener::MqttWs => bound.mqtt.push((listener, socket)),
+                Listener::Docs | Listener::Dialect(_) => bound.http.push((listener, socket)),
+            }
+        }
+        Ok(bound)
+    }
+
+    fn addr(&self, listener: Listener) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(l, _)| *l == listener)
+            .map(|(_, a)| *a)
+            .expect("every bound listener has an address")
+    }
+}
+
+/// The built dialects, in table order.
+type Built = Vec<(&'static DialectSpec, Arc<dyn Dialect>)>;
 
 impl Instance {
     async fn start(
         config: &Config,
         control: mpsc::UnboundedSender<ControlAction>,
     ) -> Result<Instance, StartError> {
+        // unusable certificates fail the start before anything is opened
+        let tls = tls_configs(config)?;
         let store = Store::open(&config.data_dir)?;
-        let records = if config.records.enabled {
-            Some(Records::open(Arc::clone(&store), &config.records)?)
-        } else {
-            None
+        let records = match config.records.enabled {
+            true => Some(Records::open(Arc::clone(&store), &config.records)?),
+            false => None,
         };
-        let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
-        if let Some(r) = &records {
-            broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
-        }
-
-        // Bind everything before serving anything, so a taken port fails the start.
-        let mut addrs = Vec::new();
-        let mut mqtt_listeners = Vec::new();
-        if config.mqtt.tcp.enabled {
-            let l = bind("mqtt.tcp", config.mqtt.tcp.listen)?;
-            addrs.push(("mqtt.tcp".to_string(), l.local_addr().expect("bound")));
-            mqtt_listeners.push(("tcp", l));
-        }
-        if config.mqtt.ws.enabled {
-            let l = bind("mqtt.ws", config.mqtt.ws.listen)?;
-            addrs.push(("mqtt.ws".to_string(), l.local_addr().expect("bound")));
-            mqtt_listeners.push(("ws", l));
-        }
-        let mut builders: Vec<(&'static str, SocketAddr, DialectBuilder)> = Vec::new();
-        macro_rules! dialect {
-            ($name:literal, $cfg:expr, $krate:ident) => {
-                if $cfg.enabled() {
-                    let cfg = $cfg.clone();
-                    builders.push((
-                        $name,
-                        $cfg.listen(),
-                        Box::new(move |ctx| $krate::build(&cfg, ctx)),
-                    ));
-                }
-            };
-        }
-        dialect!("mica", config.mica, mqgate_mica);
-        dialect!("nanomq", config.nanomq, mqgate_nanomq);
-        dialect!("realmq", config.realmq, mqgate_realmq);
-        dialect!("easemob", config.easemob, mqgate_easemob);
-        let mut http_listeners = Vec::new();
-        for (name, listen, builder) in builders {
-            let l = bind(name, listen)?;
-            let addr = l.local_addr().expect("bound");
-            addrs.push((name.to_string(), addr));
-            http_listeners.push((name, addr, l, builder));
-        }
-        let docs_listener = if config.docs.enabled {
-            let l = bind("docs", config.docs.listen)?;
-            addrs.push(("docs".to_string(), l.local_addr().expect("bound")));
-            Some(l)
-        } else {
-            None
-        };
-
+        let broker = start_broker(config, records.as_ref());
+        let bound = Bound::bind(config)?;
         let management = Arc::new(GatewayManagement::new(
             Arc::clone(&broker),
             records.clone(),
             config.clone(),
-            addrs.clone(),
+            bound.addrs.clone(),
             control,
         ));
+        let built = build_dialects(config, &bound, &management, &store, &broker)?;
+        let addrs = bound.addrs.clone();
         let (http_shutdown, _) = watch::channel(false);
-        let mut tasks = Vec::new();
-        let mut docs = Vec::new();
-        for (name, addr, listener, builder) in http_listeners {
-            let dialect = builder(DialectContext {
-                management: Arc::clone(&management) as Arc<dyn Management>,
-                store: Arc::clone(&store),
-                data_dir: config.data_dir.clone(),
-                listen: addr,
-            })?;
-            if let Some(a) = dialect.authenticator() {
-                broker.add_authenticator(a);
-            }
-            if let Some(o) = dialect.observer() {
-                broker.add_observer(o);
-            }
-            docs.push((name, dialect.title(), dialect.openapi(&server_url(addr))));
-            tasks.push(serve_http(
-                name,
-                listener,
-                dialect.router(),
-                http_shutdown.subscribe(),
-            ));
-        }
-        if let Some(listener) = docs_listener {
-            tasks.push(serve_http(
-                "docs",
-                listener,
-                crate::docs::router(docs),
-                http_shutdown.subscribe(),
-            ));
-        }
+        let mut http = serve_http(config, bound.http, &built, &tls, &http_shutdown);
         // MQTT last: every authenticator is registered before the first CONNECT.
-        for (kind, listener) in mqtt_listeners {
-            tasks.push(match kind {
-                "tcp" => listeners::spawn_tcp(Arc::clone(&broker), listener),
-                _ => listeners::spawn_ws(Arc::clone(&broker), listener, &config.mqtt.ws.paths),
-            });
+        let mut mqtt = Vec::new();
+        for (listener, socket) in bound.mqtt {
+            match listener {
+                Listener::MqttWs => http.push(http::serve(
+                    listener.name(),
+                    socket,
+                    listeners::ws_router(Arc::clone(&broker), &config.mqtt.ws.paths),
+                    config.http.limits(listener),
+                    None,
+                    http_shutdown.subscribe(),
+                )),
+                _ => mqtt.push(listeners::spawn_tcp(Arc::clone(&broker), socket)),
+            }
         }
-        for (name, addr) in &addrs {
-            tracing::info!("{name} listening on {addr}");
+        for (listener, addr) in &addrs {
+            tracing::info!("{listener} listening on {addr}");
         }
         Ok(Instance {
             broker,
@@ -311,38 +283,131 @@ impl Instance {
             management,
             addrs,
             http_shutdown,
-            tasks,
+            http,
+            mqtt,
         })
     }
 
-    async fn stop(self) {
-        let _ = self.http_shutdown.send(true);
+    /// Stops the instance; what is returned resolves once its last HTTP
+    /// connections have ended.
+    async fn stop(mut self) -> Vec<Serving> {
+        self.http_shutdown.send_replace(true);
+        for serving in &mut self.http {
+            serving.closed().await;
+        }
         self.broker.shutdown(Duration::from_secs(5)).await;
         if let Some(r) = &self.records {
             r.flush();
         }
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        for task in self.mqtt {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
+        self.http
     }
 }
 
-fn serve_http(
-    name: &'static str,
-    listener: TcpListener,
-    router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!("{name} HTTP listener failed: {e}");
+/// The TLS configuration of every enabled HTTP listener that has one.
+fn tls_configs(
+    config: &Config,
+) -> Result<HashMap<Listener, Arc<rustls::ServerConfig>>, StartError> {
+    let mut out = HashMap::new();
+    for (listener, _) in config.listeners() {
+        let Some(files) = config.http.tls(listener) else {
+            continue;
+        };
+        let server = tls::server_config(&files, &[b"http/1.1"]).map_err(|(file, e)| {
+            ConfigError::Invalid {
+                key: HttpConfig::tls_key(listener, file),
+                message: e.to_string(),
+            }
+        })?;
+        out.insert(listener, server);
+    }
+    Ok(out)
+}
+
+fn start_broker(config: &Config, records: Option<&Arc<Records>>) -> Arc<Broker> {
+    let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
+    if let Some(r) = records {
+        broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
+    }
+    broker
+}
+
+/// Builds every enabled dialect and hands its CONNECT authenticator and event
+/// observer to the broker.
+fn build_dialects(
+    config: &Config,
+    bound: &Bound,
+    management: &Arc<GatewayManagement>,
+    store: &Arc<Store>,
+    broker: &Broker,
+) -> Result<Built, StartError> {
+    let mut built = Vec::new();
+    for spec in &dialects::DIALECTS {
+        if !(spec.section)(config).enabled() {
+            continue;
         }
-    })
+        let context = DialectContext {
+            management: Arc::clone(management) as Arc<dyn Management>,
+            store: Arc::clone(store),
+            data_dir: config.data_dir.clone(),
+            listen: bound.addr(Listener::Dialect(spec)),
+        };
+        let dialect = (spec.build)(config, context)?;
+        if let Some(a) = dialect.authenticator() {
+            broker.add_authenticator(a);
+        }
+        if let Some(o) = dialect.observer() {
+            broker.add_observer(o);
+        }
+        built.push((spec, dialect));
+    }
+    Ok(built)
+}
+
+fn serve_http(
+    config: &Config,
+    sockets: Vec<(Listener, TcpListener)>,
+    built: &Built,
+    tls: &HashMap<Listener, Arc<rustls::ServerConfig>>,
+    shutdown: &watch::Sender<bool>,
+) -> Vec<Serving> {
+    sockets
+        .into_iter()
+        .map(|(listener, socket)| {
+            let router = match listener {
+                Listener::Dialect(spec) => dialect_of(built, spec).router(),
+                _ => docs::router(docs_entries(built)),
+            };
+            http::serve(
+                listener.name(),
+                socket,
+                router,
+                config.http.limits(listener),
+                tls.get(&listener).cloned(),
+                shutdown.subscribe(),
+            )
+        })
+        .collect()
+}
+
+fn dialect_of<'a>(built: &'a Built, spec: &DialectSpec) -> &'a Arc<dyn Dialect> {
+    built
+        .iter()
+        .find(|(s, _)| *s == spec)
+        .map(|(_, d)| d)
+        .expect("an enabled dialect is built")
+}
+
+fn docs_entries(built: &Built) -> Vec<DocsEntry> {
+    built
+        .iter()
+        .map(|(spec, dialect)| DocsEntry {
+            name: spec.name,
+            title: dialect.title(),
+            document: dialect.openapi(&docs::try_prefix(spec.name)),
+            api: dialect.router(),
+        })
+        .collect()
 }

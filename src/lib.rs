@@ -7,12 +7,21 @@
 //! - [`records`]: connection and message records in the embedded store.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
 //! - [`config`]: the configuration file, environment overrides and checks.
-//! - [`docs`]: Swagger UI over every dialect's OpenAPI document.
+//! - [`dialects`]: the dialect table every part below iterates.
+//! - [`listener`]: listener names as a type.
+//! - [`http`]: serving HTTP with timeouts, a connection cap and request logs.
+//! - [`tls`]: rustls server configurations from PEM files.
+//! - [`docs`]: Swagger UI over every dialect's OpenAPI document, each API
+//!   mounted same-origin for "Try it out".
 //! - [`openapi`]: writing the checked-in OpenAPI documents.
 
 pub mod config;
+pub mod dialects;
 pub mod docs;
 pub mod gateway;
+pub mod http;
+pub mod listener;
 pub mod management;
 pub mod openapi;
 pub mod records;
+pub mod tls;

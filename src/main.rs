@@ -1,6 +1,7 @@
 //! The `mqgate` command: runs the gateway, checks a configuration, writes the
 //! OpenAPI documents.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +55,8 @@ fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // colour codes only for a person at a terminal, not in files and log collectors
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
@@ -62,25 +65,7 @@ fn main() -> ExitCode {
             key,
             issuer,
             lifetime,
-        } => {
-            let pem = match std::fs::read(&key) {
-                Ok(pem) => pem,
-                Err(e) => {
-                    eprintln!("mqgate: {}: {e}", key.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            match mqgate_nanomq::sign_token(&pem, &issuer, lifetime) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mqgate: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => nanomq_token(&key, &issuer, lifetime),
         Command::CheckConfig => match Config::load(cli.config.as_deref()) {
             Ok(c) => {
                 println!(
@@ -102,11 +87,32 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            raise_open_file_limit();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(run(config))
+        }
+    }
+}
+
+fn nanomq_token(key: &std::path::Path, issuer: &str, lifetime: u64) -> ExitCode {
+    let pem = match std::fs::read(key) {
+        Ok(pem) => pem,
+        Err(e) => {
+            eprintln!("mqgate: {}: {e}", key.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match mqgate_nanomq::sign_token(&pem, issuer, lifetime) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mqgate: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -132,6 +138,41 @@ async fn run(config: Config) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// Every connection is a file: the soft limit (often 1,024) would stop MQTT
+/// and HTTP alike long before `mqtt.max_connections`, so the process takes the
+/// hard limit it is allowed and says so.
+#[cfg(unix)]
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::warn!("cannot read the open-file limit: {e}");
+        return;
+    }
+    let soft = limit.rlim_cur;
+    if soft < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            let e = std::io::Error::last_os_error();
+            tracing::warn!("open-file limit {soft}: cannot raise it: {e}");
+            return;
+        }
+    }
+    tracing::info!(
+        "open-file limit {} (was {soft}, hard limit {})",
+        limit.rlim_cur,
+        limit.rlim_max
+    );
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() {}
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

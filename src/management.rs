@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::dialects::DIALECTS;
+use crate::listener::Listener;
 use crate::records::Records;
 use mqgate_broker::Broker;
 
@@ -18,7 +20,7 @@ pub struct GatewayManagement {
     records: Option<Arc<Records>>,
     config: Config,
     /// Addresses the listeners actually bound (ephemeral ports resolved).
-    bound: Vec<(String, std::net::SocketAddr)>,
+    bound: Vec<(Listener, std::net::SocketAddr)>,
     control: mpsc::UnboundedSender<ControlAction>,
     process: Mutex<ProcessSampler>,
 }
@@ -28,7 +30,7 @@ impl GatewayManagement {
         broker: Arc<Broker>,
         records: Option<Arc<Records>>,
         config: Config,
-        bound: Vec<(String, std::net::SocketAddr)>,
+        bound: Vec<(Listener, std::net::SocketAddr)>,
         control: mpsc::UnboundedSender<ControlAction>,
     ) -> Self {
         GatewayManagement {
@@ -41,8 +43,11 @@ impl GatewayManagement {
         }
     }
 
-    fn bound(&self, name: &str) -> Option<std::net::SocketAddr> {
-        self.bound.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    fn bound(&self, listener: Listener) -> Option<std::net::SocketAddr> {
+        self.bound
+            .iter()
+            .find(|(l, _)| *l == listener)
+            .map(|(_, a)| *a)
     }
 }
 
@@ -111,8 +116,8 @@ impl Management for GatewayManagement {
     fn config(&self) -> ConfigView {
         ConfigView {
             mqtt: MqttConfigView {
-                tcp_listen: self.bound("mqtt.tcp"),
-                ws_listen: self.bound("mqtt.ws"),
+                tcp_listen: self.bound(Listener::MqttTcp),
+                ws_listen: self.bound(Listener::MqttWs),
                 ws_paths: self.config.mqtt.ws.paths.clone(),
                 acl_file: None,
                 password_file: None,
@@ -120,17 +125,18 @@ impl Management for GatewayManagement {
                 max_inflight: self.config.mqtt.max_inflight,
             },
             hot: self.broker.hot(),
-            dialects: self
-                .config
-                .dialects()
-                .into_iter()
-                .map(|(name, d)| DialectListenerView {
-                    name: name.to_string(),
-                    enabled: d.enabled(),
-                    listen: self.bound(name).unwrap_or(d.listen()),
+            dialects: DIALECTS
+                .iter()
+                .map(|d| {
+                    let section = (d.section)(&self.config);
+                    DialectListenerView {
+                        name: d.name.to_string(),
+                        enabled: section.enabled(),
+                        listen: self.bound(Listener::Dialect(d)).unwrap_or(section.listen()),
+                    }
                 })
                 .collect(),
-            docs_listen: self.bound("docs"),
+            docs_listen: self.bound(Listener::Docs),
             data_dir: self.config.data_dir.display().to_string(),
         }
     }
