@@ -309,6 +309,14 @@ async fn admit(
     drop(lock);
 
     Counters::add(&broker.counters.connections_accepted, 1);
+    tracing::debug!(
+        client_id,
+        connection_id,
+        clean_start = c.clean_start,
+        session_present,
+        version = c.version.level(),
+        "connected"
+    );
     broker.emit(BrokerEvent::Connected(Box::new(ConnectedEvent {
         client_id: client_id.clone(),
         connection_id,

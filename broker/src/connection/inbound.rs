@@ -328,6 +328,7 @@ impl Connection {
             .iter()
             .any(|c| *c > 2)
             .then(|| "one or more filters were refused".to_string());
+        tracing::debug!(client_id = %self.client_id, filters = ?s.filters.iter().map(|f| &f.filter).collect::<Vec<_>>(), ?codes, "subscribe");
         encode::suback(self.version, &mut self.out, s.pkid, &codes, reason_string);
         self.count_packet_out();
         for (filter, options) in replays {

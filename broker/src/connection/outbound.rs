@@ -103,6 +103,7 @@ impl Connection {
                 None => {}
             }
         }
+        tracing::trace!(client_id = %self.client_id, topic = client_topic, pkid = r.pkid, "deliver");
         publish.write(self.version, &mut self.out);
         self.count_packet_out();
         Counters::add(&self.broker.counters.messages_sent, 1);

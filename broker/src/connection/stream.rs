@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 4096;
+/// Bytes of input discarded while a closing connection waits for the client's close.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
 /// A byte stream the broker can serve MQTT on (e.g. TLS over TCP).
 pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -79,11 +81,23 @@ impl Stream {
     }
 
     /// Closes the socket, giving the peer at most `wait` to take the close.
+    /// A TCP socket closed with unread input answers with a reset, which can
+    /// destroy the last packets (a DISCONNECT) before the client reads them: so
+    /// the write side is shut first and input is drained until the client closes.
     pub async fn close(&mut self, wait: Duration) {
         let close = async {
             match self {
                 Stream::Tcp(s) => {
                     let _ = s.shutdown().await;
+                    // on the heap: a buffer here would sit in every connection's task
+                    let mut scratch = vec![0u8; 1024];
+                    let mut drained = 0;
+                    while drained < DRAIN_LIMIT {
+                        match s.read(&mut scratch).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => drained += n,
+                        }
+                    }
                 }
                 Stream::Other(s) => {
                     let _ = s.shutdown().await;

@@ -56,6 +56,12 @@ fn describe(exit: &Exit) -> (DisconnectReason, Option<(u8, &'static str)>, bool)
 impl Connection {
     pub(crate) async fn teardown(mut self, stream: &mut Stream, exit: Exit) {
         let (recorded, disconnect, publish_will) = describe(&exit);
+        tracing::debug!(
+            client_id = %self.client_id,
+            connection_id = self.id,
+            reason = recorded.as_str(),
+            "disconnected"
+        );
         if let (Version::V5, Some((code, why))) = (self.version, disconnect) {
             encode::disconnect_v5(&mut self.out, code, Some(why));
             self.count_packet_out();
