@@ -1163,6 +1163,45 @@ async fn config_update_bad_hocon_leaves_the_broker_running() {
     gw.shutdown().await;
 }
 
+/// The hardening issue's bodies: each is answered within 2 s (debug build), and
+/// neither HTTP nor MQTT stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_update_answers_hostile_hocon_in_bounded_time() {
+    let gw = common::start().await;
+    let addr = nanomq_addr(&gw);
+    let timed = |body: String| async move {
+        let start = std::time::Instant::now();
+        let r = send(addr, &post("/api/v4/config_update", &body)).await;
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        r
+    };
+    let refused = [
+        // ~3,000 dotted segments in 6 KB overflowed a worker's stack before.
+        format!("{} = 1", vec!["a"; 3000].join(".")),
+        // A one-line array of 32,000 elements took over 10 s before.
+        format!("a = [{}]", vec!["1"; 32_000].join(",")),
+        format!("a = {}", "[".repeat(20_000)),
+        format!("{}{}", "a {".repeat(33), "}".repeat(33)),
+        "a = 1\n".repeat(50_000),
+    ];
+    for body in refused {
+        let r = timed(body).await;
+        assert_eq!((r.status, r.text().as_str()), (400, r#"{"code":117}"#));
+    }
+    // Unquoted non-ASCII text is a string (it panicked inside the old parser).
+    let r = timed("a = é\nmqtt.max_mqueue_len = 77\n".to_string()).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"code":0,"not_applied":["a"]}"#)
+    );
+    assert_eq!(gw.gateway.management().config().hot.max_queued_messages, 77);
+    let r = send(addr, &get("/api/v4/nodes")).await;
+    assert_eq!(r.status, 200);
+    drop(common::connect_v4(gw.v4_options("after-hostile-hocon")).await);
+    gw.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_with_properties_reaches_a_v5_subscriber() {
     use rumqttc::v5::mqttbytes::QoS as QoS5;

@@ -30,6 +30,7 @@
 
 pub mod auth;
 pub mod cjson;
+pub mod hocon;
 pub mod jwt;
 pub mod openapi;
 pub mod reply;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::cjson::CNumber;
+use crate::hocon;
 use crate::reply::{ApiError, Reply};
 use crate::server::{ApiRequest, Nanomq};
 use crate::settings::{self, Setter};
@@ -330,192 +331,6 @@ const HOCON_SETTERS: &[(&str, Setter)] = &[
     ("auth.allow_anonymous", settings::set_allow_anonymous),
 ];
 
-/// Limits that keep the third-party HOCON parser safe on hostile input: it recurses per
-/// nesting level (a few hundred levels overflow a thread stack, which aborts the
-/// process) and slows down quadratically with the number of keys. A NanoMQ config file
-/// is a few hundred lines and five levels deep.
-pub const MAX_HOCON_BYTES: usize = 64 * 1024;
-pub const MAX_HOCON_LINES: usize = 1500;
-pub const MAX_HOCON_DEPTH: usize = 32;
-const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
-
-/// Whether `text` is small and shallow enough to hand to the parser.
-pub fn within_parser_limits(text: &str) -> bool {
-    if text.len() > MAX_HOCON_BYTES || text.lines().count() > MAX_HOCON_LINES {
-        return false;
-    }
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '{' | '[' | '(' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            '}' | ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest <= MAX_HOCON_DEPTH
-}
-
-/// NanoMQ's own config file includes its password and ACL files
-/// (`password = {include "/etc/nanomq_pwd.conf"}`). mqgate never reads a file a client
-/// names, and the parser refuses includes in text, so each `include "path"` becomes a
-/// string: `{include "p"}` the value `"include p"`, a bare one the key `"include"`. Both
-/// are then reported in `not_applied` like any other key.
-pub fn neutralise_includes(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut in_string = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_string {
-            out.push(c);
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(chars[i + 1]);
-                i += 1;
-            } else if c == '"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        if c == '#' || (c == '/' && chars.get(i + 1) == Some(&'/')) {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(chars[i]);
-                i += 1;
-            }
-            continue;
-        }
-        if let Some((path, end)) = include_at(&chars, i) {
-            let before = out.trim_end();
-            let after = chars[end..]
-                .iter()
-                .position(|c| !c.is_whitespace())
-                .map(|p| end + p);
-            if before.ends_with('{') && after.is_some_and(|p| chars[p] == '}') {
-                out.truncate(before.len() - 1);
-                out.push_str(&format!("\"include {path}\""));
-                i = after.map_or(end, |p| p + 1);
-            } else {
-                out.push_str(&format!("\"include\" = \"{path}\""));
-                i = end;
-            }
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
-/// `include "path"` starting at `at` (as a whole word): the path and the index after
-/// its closing quote.
-fn include_at(chars: &[char], at: usize) -> Option<(String, usize)> {
-    let word: Vec<char> = "include".chars().collect();
-    if chars.get(at..at + word.len())? != word.as_slice() {
-        return None;
-    }
-    if at > 0 && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_' || chars[at - 1] == '.') {
-        return None;
-    }
-    let mut i = at + word.len();
-    let spaces = chars[i..]
-        .iter()
-        .take_while(|c| *c == &' ' || *c == &'\t')
-        .count();
-    if spaces == 0 {
-        return None;
-    }
-    i += spaces;
-    if chars.get(i) != Some(&'"') {
-        return None;
-    }
-    let len = chars[i + 1..]
-        .iter()
-        .position(|c| *c == '"' || *c == '\n')?;
-    if chars[i + 1 + len] != '"' {
-        return None;
-    }
-    Some((chars[i + 1..i + 1 + len].iter().collect(), i + len + 2))
-}
-
-/// Parses HOCON text into JSON values; `None` when it is not a HOCON object (or is
-/// beyond [`within_parser_limits`]). Blocks: call it off the async runtime.
-pub fn parse_hocon(text: &str) -> Option<Value> {
-    if !within_parser_limits(text) {
-        return None;
-    }
-    let text = neutralise_includes(text);
-    // Its own thread: a stack of known size for the recursive parser, and a panic in
-    // third-party code fed by the client stays there.
-    let parser = std::thread::Builder::new()
-        .name("nanomq-hocon".to_string())
-        .stack_size(PARSER_STACK_BYTES)
-        .spawn(move || {
-            hocon::HoconLoader::new()
-                .no_system()
-                .strict()
-                .load_str(&text)
-                .and_then(|loader| loader.hocon())
-                .ok()
-        })
-        .ok()?;
-    let parsed = parser.join().ok()??;
-    match hocon_to_json(parsed)? {
-        v @ Value::Object(_) => Some(v),
-        _ => None,
-    }
-}
-
-fn hocon_to_json(value: hocon::Hocon) -> Option<Value> {
-    use hocon::Hocon;
-    Some(match value {
-        Hocon::Real(f) => serde_json::Number::from_f64(f).map(Value::Number)?,
-        Hocon::Integer(i) => Value::from(i),
-        Hocon::String(s) => Value::String(s),
-        Hocon::Boolean(b) => Value::Bool(b),
-        Hocon::Null => Value::Null,
-        Hocon::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(hocon_to_json)
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Hocon::Hash(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| hocon_to_json(v).map(|v| (k, v)))
-                .collect::<Option<serde_json::Map<_, _>>>()?,
-        ),
-        Hocon::BadValue(_) => return None,
-    })
-}
-
 #[utoipa::path(
     post,
     path = "/api/v4/config_update",
@@ -532,15 +347,14 @@ pub async fn update_configuration_file(
     request: &ApiRequest,
 ) -> Result<Reply, ApiError> {
     let hocon_error = || ApiError::new(StatusCode::BAD_REQUEST, 117);
-    let text = std::str::from_utf8(&request.body)
-        .map_err(|_| hocon_error())?
-        .to_string();
-    let parse_input = text.clone();
-    let parsed = tokio::task::spawn_blocking(move || parse_hocon(&parse_input))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(hocon_error)?;
+    let text = std::str::from_utf8(&request.body).map_err(|_| hocon_error())?;
+    let parsed = match hocon::parse(text, hocon::Limits::DEFAULT) {
+        Ok(object) => Value::Object(object),
+        Err(e) => {
+            tracing::debug!(error = %e, "nanomq: config_update body is not HOCON");
+            return Err(hocon_error());
+        }
+    };
     // Nothing of the file exists in mqgate's own configuration except what the setters
     // map, so every other key is reported.
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
@@ -561,20 +375,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hocon_parsing() {
-        assert!(parse_hocon("this is { not hocon").is_none());
-        let deep = format!("{}{}", "a {".repeat(33), "}".repeat(33));
-        assert!(!within_parser_limits(&deep));
-        assert!(parse_hocon(&deep).is_none());
-        let ok = format!("{}{}", "a {".repeat(32), "}".repeat(32));
-        assert!(parse_hocon(&ok).is_some());
-        assert!(within_parser_limits("s = \"{{{{\" # [[[[\n"));
-        assert!(!within_parser_limits(
-            &"k = 1\n".repeat(MAX_HOCON_LINES + 1)
-        ));
-        let v = parse_hocon("mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n").unwrap();
-        assert_eq!(v["mqtt"]["max_mqueue_len"], 512);
-        let plan = settings::plan_write(&Value::Object(Default::default()), &v, HOCON_SETTERS);
+    fn hocon_keys_map_onto_settings() {
+        let v = hocon::parse(
+            "mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n",
+            hocon::Limits::DEFAULT,
+        )
+        .unwrap();
+        let plan = settings::plan_write(
+            &Value::Object(Default::default()),
+            &Value::Object(v),
+            HOCON_SETTERS,
+        );
         let patch = plan.merged();
         assert_eq!(patch.max_packet_size, Some(10240));
         assert_eq!(patch.max_queued_messages, Some(512));
