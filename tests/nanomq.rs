@@ -1020,6 +1020,25 @@ async fn jwt_mode_accepts_only_valid_rs256_tokens() {
         send(addr, &with_auth(nodes.clone(), &bearer(&expired))).await,
         "116",
     );
+    // Not valid yet, and an array of issuers that contains the right one.
+    for claims in [
+        serde_json::json!({"iss":"nanomq.pub","iat":now,"nbf":now + 600,"exp":now + 3600}),
+        serde_json::json!({"iss":["nanomq.pub"],"iat":now,"exp":now + 3600}),
+    ] {
+        let token = jsonwebtoken::encode(&rs256, &claims, &key).unwrap();
+        expect(
+            send(addr, &with_auth(nodes.clone(), &bearer(&token))).await,
+            "103",
+        );
+    }
+    let valid_now = jsonwebtoken::encode(
+        &rs256,
+        &serde_json::json!({"iss":"nanomq.pub","nbf":now - 1,"exp":now + 3600}),
+        &key,
+    )
+    .unwrap();
+    let r = send(addr, &with_auth(nodes.clone(), &bearer(&valid_now))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // Wrong issuer.
     let other = mqgate_nanomq::sign_token(JWT_PRIVATE_KEY, "other.pub", 3600).unwrap();
     expect(
