@@ -10,12 +10,19 @@ use mqgate_kit::{PublishProperties, PublishRequest};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::error::{ok_without_data, CodeResponse, MicaError};
-use crate::form::{self, lenient, RawBody};
-use crate::Mica;
+use utoipa_axum::routes;
 
-pub const PUBLISH: &str = "/api/v1/mqtt/publish";
-pub const PUBLISH_BATCH: &str = "/api/v1/mqtt/publish/batch";
+use crate::auth::Authorized;
+use crate::error::{ok_without_data, CodeResponse, Error};
+use crate::form::{self, lenient, RawBody};
+use crate::routes::Routes;
+use crate::state::App;
+
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(publish))
+        .route(routes!(publish_batch))
+}
 
 /// Prefix of a retained message with a lifetime: `$retain/<seconds>/<topic>`.
 const RETAIN_TTL_PREFIX: &str = "$retain/";
@@ -55,11 +62,11 @@ impl PublishForm {
     /// Validates the form and decodes its payload, so that nothing can fail any
     /// more except the broker. `None`: mica accepts the message and delivers
     /// nothing (qos out of range).
-    fn prepare(&self) -> Result<Option<PublishRequest>, MicaError> {
+    fn prepare(&self) -> Result<Option<PublishRequest>, Error> {
         let client_id = non_blank(&self.client_id)?;
         let topic = non_blank(&self.topic)?;
         if !is_valid_topic_name(topic) {
-            return Err(MicaError::InvalidParam);
+            return Err(Error::InvalidParam);
         }
         let retain = self.retain.unwrap_or(false);
         let (topic, expiry) = if retain && topic.starts_with(RETAIN_TTL_PREFIX) {
@@ -75,7 +82,7 @@ impl PublishForm {
                 .and_then(PayloadEncoding::parse)
                 .unwrap_or_default()
                 .decode(text)
-                .map_err(|_| MicaError::Unknown)?,
+                .map_err(|_| Error::Unknown)?,
         };
         let qos = self.qos.unwrap_or(0);
         Ok((0..=2).contains(&qos).then(|| PublishRequest {
@@ -92,29 +99,29 @@ impl PublishForm {
     }
 }
 
-fn non_blank(value: &Option<String>) -> Result<&str, MicaError> {
+fn non_blank(value: &Option<String>) -> Result<&str, Error> {
     value
         .as_deref()
         .filter(|v| !v.trim().is_empty())
-        .ok_or(MicaError::MissingParam)
+        .ok_or(Error::MissingParam)
 }
 
 /// Splits `$retain/<seconds>/<topic>` into the topic and its lifetime (`None`:
 /// forever, for a lifetime ≤ 0).
-fn retain_with_ttl(topic: &str) -> Result<(String, Option<u32>), MicaError> {
+fn retain_with_ttl(topic: &str) -> Result<(String, Option<u32>), Error> {
     let rest = &topic[RETAIN_TTL_PREFIX.len()..];
-    let (ttl, real_topic) = rest.split_once('/').ok_or(MicaError::InvalidParam)?;
-    let ttl: i64 = ttl.parse().map_err(|_| MicaError::InvalidParam)?;
+    let (ttl, real_topic) = rest.split_once('/').ok_or(Error::InvalidParam)?;
+    let ttl: i64 = ttl.parse().map_err(|_| Error::InvalidParam)?;
     if !is_valid_topic_name(real_topic) {
-        return Err(MicaError::InvalidParam);
+        return Err(Error::InvalidParam);
     }
     let expiry = (ttl > 0).then(|| ttl.min(u32::MAX as i64) as u32);
     Ok((real_topic.to_string(), expiry))
 }
 
-async fn send(mica: &Mica, requests: Vec<Option<PublishRequest>>) -> Result<(), MicaError> {
+async fn send(app: &App, requests: Vec<Option<PublishRequest>>) -> Result<(), Error> {
     for request in requests.into_iter().flatten() {
-        mica.mgmt.publish(request).await?;
+        app.management.publish(request).await?;
     }
     Ok(())
 }
@@ -134,11 +141,12 @@ async fn send(mica: &Mica, requests: Vec<Option<PublishRequest>>) -> Result<(), 
     )
 )]
 pub async fn publish(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let form: PublishForm = form::json_object(&body)?;
-    send(&mica, vec![form.prepare()?]).await?;
+    send(&app, vec![form.prepare()?]).await?;
     Ok(ok_without_data())
 }
 
@@ -158,14 +166,15 @@ pub async fn publish(
     )
 )]
 pub async fn publish_batch(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let forms: Vec<PublishForm> = form::json_array(&body)?;
     let outgoing = forms
         .iter()
         .map(PublishForm::prepare)
         .collect::<Result<Vec<_>, _>>()?;
-    send(&mica, outgoing).await?;
+    send(&app, outgoing).await?;
     Ok(ok_without_data())
 }

@@ -12,12 +12,19 @@ use mqgate_kit::Stats;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use utoipa_axum::routes;
+
+use crate::auth::Authorized;
 use crate::error::{json_response, CodeResponse, CODE_OK};
 use crate::form::{self, FormParams};
-use crate::Mica;
+use crate::routes::Routes;
+use crate::state::App;
 
-pub const STATS: &str = "/api/v1/stats";
-pub const STATS_SSE: &str = "/api/v1/stats/sse";
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(get_stats))
+        .route(routes!(stream_stats))
+}
 
 /// Period of the event stream when `delay` is absent, not a number, or not positive.
 const DEFAULT_SSE_DELAY_MS: u64 = 3000;
@@ -125,8 +132,8 @@ impl StatVo {
         (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
     )
 )]
-pub async fn get_stats(State(mica): State<Mica>) -> Response {
-    let data = StatVo::from_stats(&mica.mgmt.stats());
+pub async fn get_stats(_: Authorized, State(app): State<App>) -> Response {
+    let data = StatVo::from_stats(&app.management.stats());
     json_response(
         StatusCode::OK,
         &StatsResponse {
@@ -152,7 +159,11 @@ pub async fn get_stats(State(mica): State<Mica>) -> Response {
         (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
     )
 )]
-pub async fn stream_stats(State(mica): State<Mica>, FormParams(params): FormParams) -> Response {
+pub async fn stream_stats(
+    _: Authorized,
+    State(app): State<App>,
+    FormParams(params): FormParams,
+) -> Response {
     let delay_ms = form::int_param(&params, "delay")
         .and_then(|d| d.trim().parse::<i64>().ok())
         .filter(|d| *d > 0)
@@ -162,10 +173,10 @@ pub async fn stream_stats(State(mica): State<Mica>, FormParams(params): FormPara
     let events = futures::stream::unfold(
         tokio::time::interval_at(tokio::time::Instant::now() + period, period),
         move |mut ticks| {
-            let mica = mica.clone();
+            let app = app.clone();
             async move {
                 ticks.tick().await;
-                let event = sse_event(&StatVo::from_stats(&mica.mgmt.stats()));
+                let event = sse_event(&StatVo::from_stats(&app.management.stats()));
                 Some((Ok::<Bytes, std::convert::Infallible>(event), ticks))
             }
         },

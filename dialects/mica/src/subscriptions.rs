@@ -1,6 +1,5 @@
-//! Subscriptions made on a client's behalf (`/api/v1/mqtt/subscribe`,
-//! `/unsubscribe` and their batches) and a client's subscription list
-//! (`/api/v1/client/subscriptions`).
+//! Subscriptions made on a client's behalf: `/api/v1/mqtt/subscribe`, `/unsubscribe`
+//! and their batches. (A client's subscription list is with the clients.)
 //!
 //! mica keeps a subscription for any client id, connected or not, and never tells
 //! the client (MQTT has no server-initiated SUBSCRIBE); the broker does the same
@@ -8,24 +7,26 @@
 //! higher of the two QoS, as mica 2.6.8.3 does.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use mqgate_kit::topic::is_valid_topic_filter;
-use mqgate_kit::{
-    MgmtError, OnBehalf, PageRequest, SubscriptionFilter, SubscriptionInfo, SubscriptionRequest,
-};
-use serde::{Deserialize, Serialize};
+use mqgate_kit::{MgmtError, OnBehalf, PageRequest, SubscriptionFilter, SubscriptionRequest};
+use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-use crate::error::{json_response, ok_without_data, CodeResponse, MicaError, CODE_OK};
-use crate::form::{self, lenient, FormParams, RawBody};
-use crate::Mica;
+use crate::auth::Authorized;
+use crate::error::{ok_without_data, CodeResponse, Error};
+use crate::form::{self, lenient, RawBody};
+use crate::routes::Routes;
+use crate::state::App;
 
-pub const SUBSCRIBE: &str = "/api/v1/mqtt/subscribe";
-pub const SUBSCRIBE_BATCH: &str = "/api/v1/mqtt/subscribe/batch";
-pub const UNSUBSCRIBE: &str = "/api/v1/mqtt/unsubscribe";
-pub const UNSUBSCRIBE_BATCH: &str = "/api/v1/mqtt/unsubscribe/batch";
-pub const CLIENT_SUBSCRIPTIONS: &str = "/api/v1/client/subscriptions";
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(subscribe))
+        .route(routes!(subscribe_batch))
+        .route(routes!(unsubscribe))
+        .route(routes!(unsubscribe_batch))
+}
 
 /// mica's `SubscribeForm`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -58,26 +59,6 @@ pub struct UnsubscribeForm {
     pub client_id: Option<String>,
 }
 
-/// mica's `Subscribe`: one subscription of a client.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscribe {
-    /// The filter, `$share/<group>/` prefix included.
-    pub topic_filter: String,
-    pub client_id: String,
-    #[serde(rename = "mqttQoS")]
-    pub mqtt_qos: u8,
-    pub no_local: bool,
-}
-
-/// `{"data":[Subscribe…],"code":1}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SubscriptionsResponse {
-    pub data: Vec<Subscribe>,
-    /// 1.
-    pub code: i32,
-}
-
 /// A checked subscribe request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Wanted {
@@ -87,11 +68,11 @@ struct Wanted {
 }
 
 impl SubscribeForm {
-    fn check(&self) -> Result<Wanted, MicaError> {
+    fn check(&self) -> Result<Wanted, Error> {
         let (client_id, filter) = checked_pair(&self.client_id, &self.topic)?;
         let qos = self.qos.unwrap_or(0);
         if !(0..=2).contains(&qos) {
-            return Err(MicaError::MissingParam);
+            return Err(Error::MissingParam);
         }
         Ok(Wanted {
             client_id,
@@ -102,7 +83,7 @@ impl SubscribeForm {
 }
 
 impl UnsubscribeForm {
-    fn check(&self) -> Result<(String, String), MicaError> {
+    fn check(&self) -> Result<(String, String), Error> {
         checked_pair(&self.client_id, &self.topic)
     }
 }
@@ -111,17 +92,17 @@ impl UnsubscribeForm {
 fn checked_pair(
     client_id: &Option<String>,
     topic: &Option<String>,
-) -> Result<(String, String), MicaError> {
+) -> Result<(String, String), Error> {
     let non_blank = |v: &Option<String>| {
         v.as_deref()
             .filter(|v| !v.trim().is_empty())
             .map(str::to_string)
-            .ok_or(MicaError::MissingParam)
+            .ok_or(Error::MissingParam)
     };
     let client_id = non_blank(client_id)?;
     let topic = non_blank(topic)?;
     if !is_valid_topic_filter(&topic) {
-        return Err(MicaError::InvalidParam);
+        return Err(Error::InvalidParam);
     }
     Ok((client_id, topic))
 }
@@ -150,14 +131,14 @@ fn group_by_client(wanted: Vec<Wanted>) -> Vec<(String, Vec<SubscriptionRequest>
     groups
 }
 
-async fn apply_subscriptions(mica: &Mica, wanted: Vec<Wanted>) -> Result<(), MicaError> {
+async fn apply_subscriptions(app: &App, wanted: Vec<Wanted>) -> Result<(), Error> {
     for (client_id, mut requests) in group_by_client(wanted) {
         for request in &mut requests {
             request.qos = request
                 .qos
-                .max(current_qos(mica, &client_id, &request.topic_filter));
+                .max(current_qos(app, &client_id, &request.topic_filter));
         }
-        mica.mgmt
+        app.management
             .subscribe(&client_id, requests, OnBehalf::CreateIfAbsent)
             .await?;
     }
@@ -165,8 +146,8 @@ async fn apply_subscriptions(mica: &Mica, wanted: Vec<Wanted>) -> Result<(), Mic
 }
 
 /// The QoS the client already holds for exactly this filter (0 if none).
-fn current_qos(mica: &Mica, client_id: &str, filter: &str) -> u8 {
-    let existing = mica.mgmt.list_subscriptions(
+fn current_qos(app: &App, client_id: &str, filter: &str) -> u8 {
+    let existing = app.management.list_subscriptions(
         &SubscriptionFilter {
             client_id: Some(client_id.to_string()),
             topic_filter: Some(filter.to_string()),
@@ -183,7 +164,7 @@ fn current_qos(mica: &Mica, client_id: &str, filter: &str) -> u8 {
         .unwrap_or(0)
 }
 
-async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Result<(), MicaError> {
+async fn apply_unsubscriptions(app: &App, pairs: Vec<(String, String)>) -> Result<(), Error> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (client_id, filter) in pairs {
         match groups.iter_mut().find(|(c, _)| *c == client_id) {
@@ -192,7 +173,7 @@ async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Res
         }
     }
     for (client_id, filters) in groups {
-        match mica.mgmt.unsubscribe(&client_id, filters).await {
+        match app.management.unsubscribe(&client_id, filters).await {
             // mica answers 1 whether or not there was anything to remove.
             Ok(_) | Err(MgmtError::ClientNotFound) => {}
             Err(e) => return Err(e.into()),
@@ -217,11 +198,12 @@ async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Res
     )
 )]
 pub async fn subscribe(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let form: SubscribeForm = form::json_object(&body)?;
-    apply_subscriptions(&mica, vec![form.check()?]).await?;
+    apply_subscriptions(&app, vec![form.check()?]).await?;
     Ok(ok_without_data())
 }
 
@@ -241,15 +223,16 @@ pub async fn subscribe(
     )
 )]
 pub async fn subscribe_batch(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let forms: Vec<SubscribeForm> = form::json_array(&body)?;
     let wanted = forms
         .iter()
         .map(SubscribeForm::check)
         .collect::<Result<Vec<_>, _>>()?;
-    apply_subscriptions(&mica, wanted).await?;
+    apply_subscriptions(&app, wanted).await?;
     Ok(ok_without_data())
 }
 
@@ -269,11 +252,12 @@ pub async fn subscribe_batch(
     )
 )]
 pub async fn unsubscribe(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let form: UnsubscribeForm = form::json_object(&body)?;
-    apply_unsubscriptions(&mica, vec![form.check()?]).await?;
+    apply_unsubscriptions(&app, vec![form.check()?]).await?;
     Ok(ok_without_data())
 }
 
@@ -292,65 +276,17 @@ pub async fn unsubscribe(
     )
 )]
 pub async fn unsubscribe_batch(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let forms: Vec<UnsubscribeForm> = form::json_array(&body)?;
     let pairs = forms
         .iter()
         .map(UnsubscribeForm::check)
         .collect::<Result<Vec<_>, _>>()?;
-    apply_unsubscriptions(&mica, pairs).await?;
+    apply_unsubscriptions(&app, pairs).await?;
     Ok(ok_without_data())
-}
-
-/// The subscriptions a client's session holds, connected or not; `[]` for an
-/// unknown client.
-#[utoipa::path(
-    get,
-    path = "/api/v1/client/subscriptions",
-    tag = "subscriptions",
-    operation_id = "clientSubscriptions",
-    params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
-    ),
-    responses(
-        (status = 200, description = "The subscriptions", body = SubscriptionsResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-    )
-)]
-pub async fn client_subscriptions(
-    State(mica): State<Mica>,
-    FormParams(params): FormParams,
-) -> Result<Response, MicaError> {
-    let client_id = form::required(&params, "clientId")?;
-    let page = mica.mgmt.list_subscriptions(
-        &SubscriptionFilter {
-            client_id: Some(client_id.to_string()),
-            ..SubscriptionFilter::default()
-        },
-        PageRequest::ALL,
-    );
-    let data = page.items.iter().map(Subscribe::from_info).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &SubscriptionsResponse {
-            data,
-            code: CODE_OK,
-        },
-    ))
-}
-
-impl Subscribe {
-    fn from_info(info: &SubscriptionInfo) -> Subscribe {
-        Subscribe {
-            topic_filter: info.topic_filter.clone(),
-            client_id: info.client_id.clone(),
-            mqtt_qos: info.qos,
-            no_local: info.no_local,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -368,16 +304,13 @@ mod tests {
     #[test]
     fn validation_codes() {
         assert!(form("c", "a/+/b", 2).check().is_ok());
-        assert_eq!(form(" ", "a", 0).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "", 0).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "a/#/b", 0).check(), Err(MicaError::InvalidParam));
-        assert_eq!(form("c", "a+", 0).check(), Err(MicaError::InvalidParam));
-        assert_eq!(form("c", "a", 3).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "a", -1).check(), Err(MicaError::MissingParam));
-        assert_eq!(
-            SubscribeForm::default().check(),
-            Err(MicaError::MissingParam)
-        );
+        assert_eq!(form(" ", "a", 0).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "", 0).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "a/#/b", 0).check(), Err(Error::InvalidParam));
+        assert_eq!(form("c", "a+", 0).check(), Err(Error::InvalidParam));
+        assert_eq!(form("c", "a", 3).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "a", -1).check(), Err(Error::MissingParam));
+        assert_eq!(SubscribeForm::default().check(), Err(Error::MissingParam));
     }
 
     #[test]
@@ -405,21 +338,5 @@ mod tests {
             ]
         );
         assert_eq!(groups[1].0, "c2");
-    }
-
-    #[test]
-    fn subscribe_json_names() {
-        let s = Subscribe::from_info(&SubscriptionInfo {
-            client_id: "123".into(),
-            topic_filter: "#".into(),
-            qos: 1,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: 0,
-        });
-        assert_eq!(
-            serde_json::to_string(&s).unwrap(),
-            r##"{"topicFilter":"#","clientId":"123","mqttQoS":1,"noLocal":false}"##
-        );
     }
 }
