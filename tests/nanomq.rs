@@ -768,6 +768,8 @@ async fn v4_raw_paths_and_connections() {
         ),
         ("/api/v4//nodes", 404, r#"{"code":102}"#),
         ("/api/v4/../v4/nodes", 404, r#"{"code":102}"#),
+        ("/api/v4/clients//", 404, r#"{"code":102}"#),
+        ("/api/v4/clients/a%FFb/", 200, r#"{"code":0,"data":[]}"#),
     ] {
         let raw = exchange(format!(
             "GET {target} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"

@@ -1,12 +1,28 @@
 //! `/bridges`: answered as NanoMQ answers with no bridge configured. mqgate has no
 //! bridges, so every named bridge is unknown.
 
-use axum::http::StatusCode;
-use serde_json::Value;
+use std::sync::Arc;
 
-use crate::reply::{ApiError, Reply};
-use crate::server::ApiRequest;
-use crate::v4::json_object;
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::Reply;
+use crate::state::App;
+use crate::v4::request::json_object;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_mqtt_bridges))
+        .routes(routes!(get_mqtt_bridge, put_mqtt_bridge))
+        .routes(routes!(put_mqtt_bridge_switch))
+        .routes(routes!(bridge_subscribe))
+        .routes(routes!(bridge_unsubscribe))
+}
 
 #[utoipa::path(
     get,
@@ -15,7 +31,7 @@ use crate::v4::json_object;
     responses((status = 200, description = "`{\"code\":0,\"data\":{\"bridge\":{\"nodes\":[]}}}`")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_mqtt_bridges() -> Reply {
+pub async fn list_mqtt_bridges(_: Authorized) -> Reply {
     no_bridges()
 }
 
@@ -28,7 +44,7 @@ pub fn list_mqtt_bridges() -> Reply {
     responses((status = 200, description = "`{\"code\":0,\"data\":{\"bridge\":{\"nodes\":[]}}}`")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_mqtt_bridge(_name: &str) -> Reply {
+pub async fn get_mqtt_bridge(_: Authorized) -> Reply {
     no_bridges()
 }
 
@@ -49,9 +65,9 @@ fn no_bridges() -> Reply {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn put_mqtt_bridge(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
-    json_object(request)?;
-    Err(ApiError::new(StatusCode::NOT_FOUND, 115))
+pub async fn put_mqtt_bridge(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    json_object(&body)?;
+    Err(Error::new(StatusCode::NOT_FOUND, 115))
 }
 
 /// NanoMQ answers an unknown bridge with 204 and a `{"code":108}` body, which breaks
@@ -68,23 +84,23 @@ pub fn put_mqtt_bridge(request: &ApiRequest, _name: &str) -> Result<Reply, ApiEr
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn put_mqtt_bridge_switch(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
-    let body = json_object(request)?;
+pub async fn put_mqtt_bridge_switch(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    let body = json_object(&body)?;
     let switch = body
         .get("data")
         .and_then(|d| d.get("bridge_switch"))
         .and_then(Value::as_bool);
     if switch.is_none() {
-        return Err(ApiError::bad_param());
+        return Err(Error::bad_param());
     }
     Ok(Reply::no_content())
 }
 
-fn data_array(request: &ApiRequest, key: &str) -> Result<(), ApiError> {
-    let body = json_object(request)?;
+fn data_array(body: &[u8], key: &str) -> Result<(), Error> {
+    let body = json_object(body)?;
     match body.get("data").and_then(|d| d.get(key)) {
-        Some(Value::Array(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, 108)),
-        _ => Err(ApiError::not_json()),
+        Some(Value::Array(_)) => Err(Error::new(StatusCode::NOT_FOUND, 108)),
+        _ => Err(Error::not_json()),
     }
 }
 
@@ -100,8 +116,8 @@ fn data_array(request: &ApiRequest, key: &str) -> Result<(), ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn bridge_subscribe(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
-    data_array(request, "subscription").map(|()| Reply::code(0))
+pub async fn bridge_subscribe(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    data_array(&body, "subscription").map(|()| Reply::code(0))
 }
 
 #[utoipa::path(
@@ -116,6 +132,6 @@ pub fn bridge_subscribe(request: &ApiRequest, _name: &str) -> Result<Reply, ApiE
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn bridge_unsubscribe(request: &ApiRequest, _name: &str) -> Result<Reply, ApiError> {
-    data_array(request, "unsubscription").map(|()| Reply::code(0))
+pub async fn bridge_unsubscribe(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    data_array(&body, "unsubscription").map(|()| Reply::code(0))
 }

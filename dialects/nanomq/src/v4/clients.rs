@@ -5,12 +5,27 @@
 //! more is read, pairs without `=`, key or value are skipped, values are not
 //! percent-decoded.
 
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
 use mqgate_kit::{ClientFilter, ClientInfo, PageRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::Reply;
+use crate::state::App;
+use crate::v4::request::RawSegment;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_clients))
+        .routes(routes!(lookup_client))
+        .routes(routes!(lookup_client_via_username))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
@@ -77,7 +92,7 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(&str, &str)> {
 }
 
 /// The filters of a query, or 400 `{"code":108}`.
-pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> {
+pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, Error> {
     let mut filter = ClientFilter::default();
     for (key, value) in query_pairs(query) {
         match key {
@@ -87,14 +102,14 @@ pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> 
                 filter.connected = Some(match value.to_ascii_lowercase().as_str() {
                     "connected" => true,
                     "disconnected" => false,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
             "clean_start" => {
                 filter.clean_start = Some(match value.to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
             "proto_name" => filter.proto_name = Some(value.to_string()),
@@ -103,17 +118,17 @@ pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> 
                     "3" => 3,
                     "4" => 4,
                     "5" => 5,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
-            _ => return Err(ApiError::bad_param()),
+            _ => return Err(Error::bad_param()),
         }
     }
     Ok(filter)
 }
 
-fn clients_matching(api: &Nanomq, filter: &ClientFilter) -> Reply {
-    let data = api
+fn clients_matching(app: &App, filter: &ClientFilter) -> Reply {
+    let data = app
         .management
         .list_clients(filter, PageRequest::ALL)
         .items
@@ -153,9 +168,13 @@ fn narrow(current: &mut Option<String>, value: &str) -> bool {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_clients(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let filter = filter_from_query(request.query.as_deref())?;
-    Ok(clients_matching(api, &filter))
+pub async fn list_clients(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let filter = filter_from_query(query.as_deref())?;
+    Ok(clients_matching(&app, &filter))
 }
 
 #[utoipa::path(
@@ -166,19 +185,20 @@ pub fn list_clients(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiErro
     responses((status = 200, description = "The client, or `[]`", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn lookup_client(
-    api: &Nanomq,
-    request: &ApiRequest,
-    client_id: &str,
-) -> Result<Reply, ApiError> {
-    let mut filter = filter_from_query(request.query.as_deref())?;
-    if !narrow(&mut filter.client_id, client_id) {
+pub async fn lookup_client(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(client_id): RawSegment,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let mut filter = filter_from_query(query.as_deref())?;
+    if !narrow(&mut filter.client_id, &client_id) {
         return Ok(Reply::json(&ClientList {
             code: 0,
             data: vec![],
         }));
     }
-    Ok(clients_matching(api, &filter))
+    Ok(clients_matching(&app, &filter))
 }
 
 #[utoipa::path(
@@ -189,19 +209,20 @@ pub fn lookup_client(
     responses((status = 200, description = "The clients with that username", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn lookup_client_via_username(
-    api: &Nanomq,
-    request: &ApiRequest,
-    username: &str,
-) -> Result<Reply, ApiError> {
-    let mut filter = filter_from_query(request.query.as_deref())?;
-    if !narrow(&mut filter.username, username) {
+pub async fn lookup_client_via_username(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(username): RawSegment,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let mut filter = filter_from_query(query.as_deref())?;
+    if !narrow(&mut filter.username, &username) {
         return Ok(Reply::json(&ClientList {
             code: 0,
             data: vec![],
         }));
     }
-    Ok(clients_matching(api, &filter))
+    Ok(clients_matching(&app, &filter))
 }
 
 #[cfg(test)]

@@ -8,19 +8,35 @@
 //! `nanomq.conf` in mqgate's data directory.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::cjson::CNumber;
+use crate::error::Error;
 use crate::hocon;
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
-use crate::settings::{self, Setter};
-use crate::v4::json_object;
-use crate::v4::reload::{self, WriteReply};
+use crate::reply::Reply;
+use crate::settings::{self, Setter, WriteReply};
+use crate::state::App;
+use crate::v4::request::{json_object, RawSegment};
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(get_broker_configuration, set_broker_configuration))
+        .routes(routes!(
+            get_configuration_section,
+            set_configuration_section
+        ))
+        .routes(routes!(update_configuration_file))
+}
 
 /// The file `config_update` writes, in mqgate's data directory.
 pub const CONFIG_FILE_NAME: &str = "nanomq.conf";
@@ -178,9 +194,9 @@ pub const SECTIONS: [&str; 8] = [
     "bridge",
 ];
 
-pub fn configuration(api: &Nanomq) -> Configuration {
-    let view = api.management.config();
-    let hot = reload::hot_config(api);
+pub fn configuration(app: &App) -> Configuration {
+    let view = app.management.config();
+    let hot = settings::hot_config(app.management.as_ref());
     let threads = settings::task_threads();
     Configuration {
         basic: BasicSection {
@@ -218,11 +234,11 @@ pub fn configuration(api: &Nanomq) -> Configuration {
         },
         http_server: HttpServerSection {
             enable: true,
-            port: api.listen.port(),
-            addr: api.listen.ip().to_string(),
-            username: api.config.username.clone(),
-            password: api.config.password.clone(),
-            auth_type: api.config.auth_type.reported_name().to_string(),
+            port: app.listen.port(),
+            addr: app.listen.ip().to_string(),
+            username: app.config.username.clone(),
+            password: app.config.password.clone(),
+            auth_type: app.config.auth_type.reported_name().to_string(),
         },
         sqlite: SqliteSection {
             enable: false,
@@ -242,10 +258,10 @@ pub fn configuration(api: &Nanomq) -> Configuration {
     responses((status = 200, description = "The whole configuration", body = ConfigurationReply)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_broker_configuration(api: &Nanomq) -> Reply {
+pub async fn get_broker_configuration(_: Authorized, State(app): State<Arc<App>>) -> Reply {
     Reply::json(&ConfigurationReply {
         code: 0,
-        data: configuration(api),
+        data: configuration(&app),
     })
 }
 
@@ -260,13 +276,18 @@ pub fn get_broker_configuration(api: &Nanomq) -> Reply {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_configuration_section(api: &Nanomq, section: &str) -> Result<Reply, ApiError> {
+pub async fn get_configuration_section(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(section): RawSegment,
+) -> Result<Reply, Error> {
+    let section = section.as_str();
     if !SECTIONS.contains(&section) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, 101)
+        return Err(Error::new(StatusCode::NOT_FOUND, 101)
             .labelled_json()
             .with_empty_data());
     }
-    let whole = configuration(api);
+    let whole = configuration(&app);
     let section_json = match section {
         "basic" => serde_json::to_string(&whole.basic),
         "tls" => serde_json::to_string(&whole.tls),
@@ -306,17 +327,42 @@ const BASIC_SETTERS: &[(&str, Setter)] = &[
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn set_broker_configuration(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = json_object(request)?;
+pub async fn set_broker_configuration(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = json_object(&body)?;
     let Some(written) = body.get("data").filter(|d| d.is_object()) else {
         return Ok(Reply::code(0));
     };
-    let current = serde_json::to_value(configuration(api)).unwrap_or(Value::Null);
-    Ok(reload::apply(
-        api,
+    let current = serde_json::to_value(configuration(&app)).unwrap_or(Value::Null);
+    Ok(settings::write_reply(
+        app.management.as_ref(),
         "v4 /configuration",
         settings::plan_write(&current, written, BASIC_SETTERS),
     ))
+}
+
+/// NanoMQ takes the same write at `/configuration/{section}`, whatever the section.
+#[utoipa::path(
+    post,
+    path = "/api/v4/configuration/{section}",
+    tag = "v4 configuration",
+    params(("section" = String, Path, description = "Any name; the body decides what is written")),
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` as for `POST /configuration`"),
+    responses(
+        (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
+        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn set_configuration_section(
+    caller: Authorized,
+    state: State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    set_broker_configuration(caller, state, body).await
 }
 
 /// Keys of NanoMQ's HOCON file mqgate applies.
@@ -343,11 +389,12 @@ const HOCON_SETTERS: &[(&str, Setter)] = &[
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn update_configuration_file(
-    api: &Nanomq,
-    request: &ApiRequest,
-) -> Result<Reply, ApiError> {
-    let hocon_error = || ApiError::new(StatusCode::BAD_REQUEST, 117);
-    let text = std::str::from_utf8(&request.body).map_err(|_| hocon_error())?;
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let hocon_error = || Error::new(StatusCode::BAD_REQUEST, 117);
+    let text = std::str::from_utf8(&body).map_err(|_| hocon_error())?;
     let parsed = match hocon::parse(text, hocon::Limits::DEFAULT) {
         Ok(object) => Value::Object(object),
         Err(e) => {
@@ -358,8 +405,8 @@ pub async fn update_configuration_file(
     // Nothing of the file exists in mqgate's own configuration except what the setters
     // map, so every other key is reported.
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
-    let not_applied = settings::apply(api.management.as_ref(), "v4 /config_update", plan);
-    let path = api.data_dir.join(CONFIG_FILE_NAME);
+    let not_applied = settings::apply(app.management.as_ref(), "v4 /config_update", plan);
+    let path = app.data_dir.join(CONFIG_FILE_NAME);
     if let Err(e) = tokio::fs::write(&path, text.as_bytes()).await {
         tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write config_update file");
         return Ok(Reply::code(118));

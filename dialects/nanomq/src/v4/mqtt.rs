@@ -10,17 +10,36 @@
 //! persistent session) and the client receives matching messages from then on.
 //! Unknown client: 200 `{"code":112}`; bad filter: 200 `{"code":115}`.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use bytes::Bytes;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::is_valid_topic_filter;
-use mqgate_kit::{MgmtError, OnBehalf, PublishProperties, PublishRequest, SubscriptionRequest};
+use mqgate_kit::{
+    Management, MgmtError, OnBehalf, PublishProperties, PublishRequest, SubscriptionRequest,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
-use crate::v4::json_object;
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::Reply;
+use crate::state::App;
+use crate::v4::request::{json_array, json_object};
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(publish))
+        .routes(routes!(publish_batch))
+        .routes(routes!(subscribe))
+        .routes(routes!(unsubscribe))
+        .routes(routes!(subscribe_batch))
+        .routes(routes!(unsubscribe_batch))
+}
 
 /// The sender NanoMQ names when the request gives no `clientid`.
 pub const DEFAULT_CLIENT_ID: &str = "NanoMQ-HTTP-Client";
@@ -222,13 +241,13 @@ fn publish_error_code(error: &MgmtError) -> u16 {
     }
 }
 
-async fn publish_one(api: &Nanomq, body: &Value) -> u16 {
+async fn publish_one(management: &dyn Management, body: &Value) -> u16 {
     let requests = match publish_requests(body) {
         Ok(requests) => requests,
         Err(code) => return code,
     };
     for request in requests {
-        if let Err(e) = api.management.publish(request).await {
+        if let Err(e) = management.publish(request).await {
             return publish_error_code(&e);
         }
     }
@@ -246,16 +265,15 @@ async fn publish_one(api: &Nanomq, body: &Value) -> u16 {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn publish(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(publish_one(api, &body).await))
-}
-
-fn json_array(request: &ApiRequest) -> Result<Vec<Value>, ApiError> {
-    match serde_json::from_slice(&request.body) {
-        Ok(Value::Array(items)) => Ok(items),
-        _ => Err(ApiError::not_json()),
-    }
+pub async fn publish(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        publish_one(app.management.as_ref(), &body).await,
+    ))
 }
 
 #[utoipa::path(
@@ -269,14 +287,18 @@ fn json_array(request: &ApiRequest) -> Result<Vec<Value>, ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn publish_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn publish_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
         data.push(BatchItem {
             clientid: None,
             topic: topic_echo(item),
-            code: publish_one(api, item).await,
+            code: publish_one(app.management.as_ref(), item).await,
         });
     }
     Ok(Reply::json(&BatchReply {
@@ -307,7 +329,7 @@ fn subscription_target(body: &Value) -> Result<(String, Vec<String>), u16> {
     Ok((client_id.to_string(), filters))
 }
 
-async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
+async fn subscribe_one(management: &dyn Management, body: &Value) -> u16 {
     let (client_id, filters) = match subscription_target(body) {
         Ok(target) => target,
         Err(code) => return code,
@@ -320,8 +342,7 @@ async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
         .into_iter()
         .map(|topic_filter| SubscriptionRequest { topic_filter, qos })
         .collect();
-    match api
-        .management
+    match management
         .subscribe(&client_id, requests, OnBehalf::ExistingSession)
         .await
     {
@@ -330,12 +351,12 @@ async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
     }
 }
 
-async fn unsubscribe_one(api: &Nanomq, body: &Value) -> u16 {
+async fn unsubscribe_one(management: &dyn Management, body: &Value) -> u16 {
     let (client_id, filters) = match subscription_target(body) {
         Ok(target) => target,
         Err(code) => return code,
     };
-    match api.management.unsubscribe(&client_id, filters).await {
+    match management.unsubscribe(&client_id, filters).await {
         Ok(_) => SUCCEED,
         Err(e) => subscription_error_code(&e),
     }
@@ -363,9 +384,15 @@ fn batch_item(body: &Value, code: u16) -> BatchItem {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn subscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(subscribe_one(api, &body).await))
+pub async fn subscribe(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        subscribe_one(app.management.as_ref(), &body).await,
+    ))
 }
 
 #[utoipa::path(
@@ -379,9 +406,15 @@ pub async fn subscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiE
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn unsubscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(unsubscribe_one(api, &body).await))
+pub async fn unsubscribe(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        unsubscribe_one(app.management.as_ref(), &body).await,
+    ))
 }
 
 #[utoipa::path(
@@ -395,11 +428,18 @@ pub async fn unsubscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, Ap
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn subscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn subscribe_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
-        data.push(batch_item(item, subscribe_one(api, item).await));
+        data.push(batch_item(
+            item,
+            subscribe_one(app.management.as_ref(), item).await,
+        ));
     }
     Ok(Reply::json(&BatchReply {
         data,
@@ -418,11 +458,18 @@ pub async fn subscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn unsubscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn unsubscribe_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
-        data.push(batch_item(item, unsubscribe_one(api, item).await));
+        data.push(batch_item(
+            item,
+            unsubscribe_one(app.management.as_ref(), item).await,
+        ));
     }
     Ok(Reply::json(&BatchReply {
         data,

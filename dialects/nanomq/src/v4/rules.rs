@@ -1,9 +1,23 @@
 //! `/rules`: answered as a default NanoMQ build (no rule engine) answers, 200
 //! `{"code":111}` (plugin closed); writes still need a JSON object body first.
 
-use crate::reply::{ApiError, Reply};
-use crate::server::ApiRequest;
-use crate::v4::json_object;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::Reply;
+use crate::state::App;
+use crate::v4::request::json_object;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(get_rule_details, update_rule, delete_rule))
+}
 
 /// The rule engine's absence.
 fn plugin_closed() -> Reply {
@@ -17,7 +31,7 @@ fn plugin_closed() -> Reply {
     responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_rules() -> Reply {
+pub async fn list_rules(_: Authorized) -> Reply {
     plugin_closed()
 }
 
@@ -29,7 +43,7 @@ pub fn list_rules() -> Reply {
     responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_rule_details(_rule_id: &str) -> Reply {
+pub async fn get_rule_details(_: Authorized) -> Reply {
     plugin_closed()
 }
 
@@ -44,8 +58,8 @@ pub fn get_rule_details(_rule_id: &str) -> Reply {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn create_rule(request: &ApiRequest) -> Result<Reply, ApiError> {
-    json_object(request)?;
+pub async fn create_rule(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    json_object(&body)?;
     Ok(plugin_closed())
 }
 
@@ -61,8 +75,8 @@ pub fn create_rule(request: &ApiRequest) -> Result<Reply, ApiError> {
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn update_rule(request: &ApiRequest, _rule_id: &str) -> Result<Reply, ApiError> {
-    json_object(request)?;
+pub async fn update_rule(_: Authorized, body: Bytes) -> Result<Reply, Error> {
+    json_object(&body)?;
     Ok(plugin_closed())
 }
 
@@ -74,6 +88,6 @@ pub fn update_rule(request: &ApiRequest, _rule_id: &str) -> Result<Reply, ApiErr
     responses((status = 200, description = "`{\"code\":111}`: no rule engine")),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn delete_rule(_rule_id: &str) -> Reply {
+pub async fn delete_rule(_: Authorized) -> Reply {
     plugin_closed()
 }
