@@ -35,6 +35,7 @@
 
 pub mod auth;
 pub mod cjson;
+pub mod config_files;
 pub mod error;
 pub mod hocon;
 pub mod jwt;

@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::cjson::CNumber;
+use crate::config_files::{self, CONFIG_FILE_NAME};
 use crate::error::Error;
 use crate::hocon;
 use crate::reply::Reply;
@@ -37,9 +38,6 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
         ))
         .routes(routes!(update_configuration_file))
 }
-
-/// The file `config_update` writes, in mqgate's data directory.
-pub const CONFIG_FILE_NAME: &str = "nanomq.conf";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BasicSection {
@@ -407,8 +405,13 @@ pub async fn update_configuration_file(
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
     let not_applied = settings::apply(app.management.as_ref(), "v4 /config_update", plan);
     let path = app.data_dir.join(CONFIG_FILE_NAME);
-    if let Err(e) = tokio::fs::write(&path, text.as_bytes()).await {
-        tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write config_update file");
+    let (target, content) = (path.clone(), text.to_string());
+    let written = tokio::task::spawn_blocking(move || {
+        config_files::write_atomically(&target, content.as_bytes())
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!(path = %path.display(), ?written, "nanomq: cannot write config_update file");
         return Ok(Reply::code(118));
     }
     Ok(Reply::json(&WriteReply {

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod configuration;
 pub mod ctrl;
 pub mod endpoints;
+pub mod files;
 pub mod metrics;
 pub mod mqtt;
 pub mod reload;
@@ -45,6 +46,7 @@ pub fn routes() -> OpenApiRouter<Arc<App>> {
         .merge(metrics::router())
         .merge(reload::router())
         .merge(configuration::router())
+        .merge(files::router())
         .merge(ctrl::router())
         .merge(mqtt::router())
         .merge(bridges::router())
