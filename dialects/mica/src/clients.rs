@@ -149,6 +149,8 @@ pub struct ClientInfoResponse {
     pub code: i32,
 }
 
+/// List connected clients
+///
 /// One page of the connected clients, in no particular order.
 #[utoipa::path(
     get,
@@ -156,12 +158,12 @@ pub struct ClientInfoResponse {
     tag = "clients",
     operation_id = "listClients",
     params(
-        ("_page" = Option<i32>, Query, description = "1-based page (default 1; below 1 means 1). Query string or urlencoded body."),
-        ("_limit" = Option<i32>, Query, description = "Page size (default 10000; below 1 means 20). Query string or urlencoded body."),
+        ("_page" = Option<i32>, Query, description = "1-based page (default 1; below 1 means 1). Query string or urlencoded body.", minimum = 1, example = 1),
+        ("_limit" = Option<i32>, Query, description = "Page size (default 10000; below 1 means 20). Query string or urlencoded body.", minimum = 1, example = 20),
     ),
     responses(
         (status = 200, description = "One page", body = ClientPageResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn list_clients(
@@ -191,19 +193,21 @@ pub async fn list_clients(
     )
 }
 
-/// One connected client.
+/// Get a connected client
+///
+/// The client must be connected now (connect one with any MQTT client first).
 #[utoipa::path(
     get,
     path = "/api/v1/clients/info",
     tag = "clients",
     operation_id = "clientInfo",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
     ),
     responses(
         (status = 200, description = "The client", body = ClientInfoResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId, or no connected client with it", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no clientId, or no connected client with it", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn client_info(
@@ -227,21 +231,23 @@ pub async fn client_info(
     ))
 }
 
-/// Kicks a client: closes its connection (its will is published) and discards its
-/// session. `{"code":1}` whether or not such a client exists.
+/// Kick a client
+///
+/// Closes the client's connection (its will is published) and discards its session.
+/// `{"code":1}` whether or not such a client exists.
 #[utoipa::path(
     post,
     path = "/api/v1/clients/delete",
     tag = "clients",
     operation_id = "kickClient",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
     ),
     responses(
-        (status = 200, description = "Kicked, or nothing to kick: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` the broker failed (shutting down, no answer)", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Kicked, or nothing to kick: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` the broker failed (shutting down, no answer)", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn kick_client(
@@ -279,20 +285,22 @@ pub struct SubscriptionsResponse {
     pub code: i32,
 }
 
-/// The subscriptions a client's session holds, connected or not; `[]` for an
-/// unknown client.
+/// List a client's subscriptions
+///
+/// The subscriptions the client's session holds, connected or not, including those
+/// made on its behalf; `[]` for an unknown client.
 #[utoipa::path(
     get,
     path = "/api/v1/client/subscriptions",
     tag = "subscriptions",
     operation_id = "clientSubscriptions",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
     ),
     responses(
         (status = 200, description = "The subscriptions", body = SubscriptionsResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn client_subscriptions(

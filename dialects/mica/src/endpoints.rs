@@ -33,7 +33,9 @@ pub struct EndpointsResponse {
     pub code: i32,
 }
 
-/// Lists every route of the API with its method, in mica 2.6.8.3's fixed order.
+/// List the API's routes
+///
+/// Every route with its one method, in mica 2.6.8.3's fixed order.
 #[utoipa::path(
     get,
     path = "/api/v1/endpoints",
@@ -41,7 +43,7 @@ pub struct EndpointsResponse {
     operation_id = "listEndpoints",
     responses(
         (status = 200, description = "Every route", body = EndpointsResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn list_endpoints(_: Authorized, State(app): State<App>) -> Response {

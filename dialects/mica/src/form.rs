@@ -13,6 +13,9 @@ use mqgate_kit::http::body::{closing_connection, parse_json, JsonBodyError};
 use mqgate_kit::http::params::Params;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
 use crate::error::Error;
 
@@ -52,6 +55,45 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
         )))
     }
 }
+
+/// The OpenAPI schema of a batch body: an array of one or more `T` (an empty batch is
+/// 400 `{"code":101}`).
+pub(crate) fn batch_schema<T: ToSchema>() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(RefOr::Ref(Ref::from_schema_name(T::name())))
+        .min_items(Some(1))
+        .into()
+}
+
+/// Declares `$batch`, the OpenAPI schema of a batch of `$form`s.
+macro_rules! batch_of {
+    ($batch:ident, $form:ty) => {
+        #[doc = concat!("A batch of one or more `", stringify!($form), "`s.")]
+        pub struct $batch;
+
+        impl utoipa::PartialSchema for $batch {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::form::batch_schema::<$form>()
+            }
+        }
+
+        impl utoipa::ToSchema for $batch {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                schemas.push((
+                    <$form as utoipa::ToSchema>::name().into_owned(),
+                    <$form as utoipa::PartialSchema>::schema(),
+                ));
+                <$form as utoipa::ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+pub(crate) use batch_of;
 
 /// A required parameter: missing or blank (whitespace only) is 400 `{"code":101}`.
 pub fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Error> {

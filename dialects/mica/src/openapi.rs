@@ -47,6 +47,7 @@ pub fn document(
 ) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(operations);
+    let mut doc = mqgate_kit::http::openapi::with_integer_examples(doc);
     doc.servers = Some(vec![Server::new(server_url)]);
     doc
 }
@@ -66,8 +67,19 @@ mod tests {
             assert_eq!(item.len(), 1, "{path}: one method");
             let op = item.values().next().unwrap();
             assert!(op["responses"]["200"].is_object(), "{path}");
-            assert!(op["responses"]["401"].is_object(), "{path}");
+            assert_eq!(
+                op["responses"]["401"]["content"]["application/json"]["example"],
+                serde_json::json!({"code": 103}),
+                "{path}"
+            );
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!(
+                !summary.is_empty() && !summary.contains('`'),
+                "{path}: {summary:?}"
+            );
         }
+        let bare = mqgate_kit::http::openapi::integers_without_example(&doc);
+        assert!(bare.is_empty(), "{bare:?}");
         assert_eq!(doc["servers"][0]["url"], "http://127.0.0.1:18083");
         assert_eq!(
             doc["components"]["securitySchemes"]["basic"]["scheme"],

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::{ok_without_data, CodeResponse, Error};
-use crate::form::{self, lenient, RawBody};
+use crate::form::{self, batch_of, lenient, RawBody};
 use crate::routes::Routes;
 use crate::state::App;
 
@@ -34,11 +34,11 @@ pub struct PublishForm {
     /// Topic to publish to; no wildcards. With `retain`, `$retain/<seconds>/<topic>`
     /// stores the retained message for that many seconds.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "a/b/c")]
+    #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^[^+#\\u0000\\s][^+#\\u0000]*$")]
     pub topic: Option<String>,
     /// Names the sender; must not be blank, does not select any receiver.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "httpApi")]
+    #[schema(value_type = String, required = true, example = "httpApi", pattern = "\\S")]
     pub client_id: Option<String>,
     /// Message body, in `encoding`; blank means an empty payload.
     #[serde(default, deserialize_with = "lenient::string")]
@@ -46,16 +46,27 @@ pub struct PublishForm {
     pub payload: Option<String>,
     /// `plain` (default), `hex` or `base64`, any case; anything else means `plain`.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, default = "plain")]
+    #[schema(value_type = Option<PayloadEncodingName>, default = "plain", example = "plain")]
     pub encoding: Option<String>,
     /// QoS 0, 1 or 2; any other value is accepted and delivers nothing (as mica).
     #[serde(default, deserialize_with = "lenient::int")]
-    #[schema(value_type = i32, default = 0)]
+    #[schema(value_type = i32, default = 0, minimum = 0, maximum = 2, example = 0)]
     pub qos: Option<i32>,
     /// Store as the topic's retained message (live subscribers get RETAIN=0).
     #[serde(default, deserialize_with = "lenient::boolean")]
     #[schema(value_type = bool, default = false)]
     pub retain: Option<bool>,
+}
+
+batch_of!(PublishBatch, PublishForm);
+
+/// How `payload` is written.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadEncodingName {
+    Plain,
+    Hex,
+    Base64,
 }
 
 impl PublishForm {
@@ -126,7 +137,10 @@ async fn send(app: &App, requests: Vec<Option<PublishRequest>>) -> Result<(), Er
     Ok(())
 }
 
-/// Publishes one message to every subscriber of its topic.
+/// Publish a message
+///
+/// Publishes one message to every subscriber of its topic, as if an MQTT client had
+/// sent it.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish",
@@ -134,10 +148,10 @@ async fn send(app: &App, requests: Vec<Option<PublishRequest>>) -> Result<(), Er
     operation_id = "publish",
     request_body(content = PublishForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` topic with wildcards", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON, wrong JSON type, undecodable hex/base64 payload", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` topic with wildcards", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON, wrong JSON type, undecodable hex/base64 payload", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn publish(
@@ -150,19 +164,21 @@ pub async fn publish(
     Ok(ok_without_data())
 }
 
-/// Publishes several messages. The whole batch is validated, payloads decoded,
-/// before the first message is sent: one bad element and nothing is published.
+/// Publish several messages
+///
+/// The whole batch is validated, payloads decoded, before the first message is sent:
+/// one bad element and nothing is published.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish/batch",
     tag = "messages",
     operation_id = "publishBatch",
-    request_body(content = Vec<PublishForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    request_body(content = PublishBatch, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "All published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` topic with wildcards. Nothing published.", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON, not an array, undecodable payload. Nothing published.", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "All published: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` topic with wildcards. Nothing published.", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON, not an array, undecodable payload. Nothing published.", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn publish_batch(

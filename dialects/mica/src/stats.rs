@@ -121,7 +121,9 @@ impl StatVo {
     }
 }
 
-/// The broker's connection and traffic counters.
+/// Get connection and traffic counters
+///
+/// The MQTT listeners' counters (TCP and WebSocket; HTTP traffic is not counted).
 #[utoipa::path(
     get,
     path = "/api/v1/stats",
@@ -129,7 +131,7 @@ impl StatVo {
     operation_id = "getStats",
     responses(
         (status = 200, description = "The counters", body = StatsResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn get_stats(_: Authorized, State(app): State<App>) -> Response {
@@ -143,20 +145,23 @@ pub async fn get_stats(_: Authorized, State(app): State<App>) -> Response {
     )
 }
 
-/// The counters as a never-ending Server-Sent Events stream: every `delay` ms
-/// (the first after `delay` ms) one `data: <StatVo JSON>` event, CRLF-framed,
-/// not wrapped in the `{"data":…,"code":1}` envelope.
+/// Stream the counters as Server-Sent Events
+///
+/// A never-ending stream: every `delay` ms (the first after `delay` ms) one
+/// `data: <StatVo JSON>` event, CRLF-framed, not wrapped in the
+/// `{"data":…,"code":1}` envelope. Swagger UI waits for the end of the response, so
+/// "Try it out" shows nothing here; use `curl -N`.
 #[utoipa::path(
     get,
     path = "/api/v1/stats/sse",
     tag = "stats",
     operation_id = "streamStats",
     params(
-        ("delay" = Option<i32>, Query, description = "Period of the events, ms (default 3000)"),
+        ("delay" = Option<i32>, Query, description = "Period of the events, ms (default 3000; below 1 means 3000)", minimum = 1, example = 3000),
     ),
     responses(
         (status = 200, description = "`data: {StatVo}\\r\\n\\r\\n` every `delay` ms", body = String, content_type = "text/event-stream"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn stream_stats(

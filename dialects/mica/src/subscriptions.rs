@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::{ok_without_data, CodeResponse, Error};
-use crate::form::{self, lenient, RawBody};
+use crate::form::{self, batch_of, lenient, RawBody};
 use crate::routes::Routes;
 use crate::state::App;
 
@@ -34,17 +34,20 @@ pub fn router() -> Routes {
 pub struct SubscribeForm {
     /// Topic filter; `+` and `#` wildcards and `$share/<group>/` allowed.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "a/b/c")]
+    #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^(#|(\\+|[^+#\\u0000\\s][^+#/\\u0000]*)(/(\\+|[^+#/\\u0000]*))*(/#)?)$")]
     pub topic: Option<String>,
     /// The client to subscribe; it need not be connected, nor even known yet.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "\\S")]
     pub client_id: Option<String>,
     /// QoS 0, 1 or 2.
     #[serde(default, deserialize_with = "lenient::int")]
-    #[schema(value_type = i32, default = 0)]
+    #[schema(value_type = i32, default = 0, minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<i32>,
 }
+
+batch_of!(SubscribeBatch, SubscribeForm);
+batch_of!(UnsubscribeBatch, UnsubscribeForm);
 
 /// mica's `BaseForm`, the body of an unsubscribe.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -52,10 +55,10 @@ pub struct SubscribeForm {
 pub struct UnsubscribeForm {
     /// The exact filter to remove.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "a")]
+    #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^(#|(\\+|[^+#\\u0000\\s][^+#/\\u0000]*)(/(\\+|[^+#/\\u0000]*))*(/#)?)$")]
     pub topic: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "\\S")]
     pub client_id: Option<String>,
 }
 
@@ -182,8 +185,11 @@ async fn apply_unsubscriptions(app: &App, pairs: Vec<(String, String)>) -> Resul
     Ok(())
 }
 
-/// Subscribes a client to a filter on its behalf; it receives matching messages
-/// from the moment this returns (no SUBACK, no retained messages).
+/// Subscribe a client to a topic filter
+///
+/// A subscription on the client's behalf: it receives matching messages from the
+/// moment this returns (no SUBACK, no retained messages). The client need not be
+/// connected, nor even known yet.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe",
@@ -191,10 +197,10 @@ async fn apply_unsubscriptions(app: &App, pairs: Vec<(String, String)>) -> Resul
     operation_id = "subscribe",
     request_body(content = SubscribeForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn subscribe(
@@ -207,19 +213,21 @@ pub async fn subscribe(
     Ok(ok_without_data())
 }
 
-/// Subscribes on behalf of one or more clients. Every element is validated before
+/// Subscribe clients to topic filters
+///
+/// Subscriptions on behalf of one or more clients. Every element is validated before
 /// any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe/batch",
     tag = "subscriptions",
     operation_id = "subscribeBatch",
-    request_body(content = Vec<SubscribeForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    request_body(content = SubscribeBatch, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "All subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "All subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn subscribe_batch(
@@ -236,7 +244,9 @@ pub async fn subscribe_batch(
     Ok(ok_without_data())
 }
 
-/// Removes a client's subscription to exactly this filter; `{"code":1}` even if
+/// Unsubscribe a client from a topic filter
+///
+/// Removes the client's subscription to exactly this filter; `{"code":1}` even if
 /// there was none.
 #[utoipa::path(
     post,
@@ -245,10 +255,10 @@ pub async fn subscribe_batch(
     operation_id = "unsubscribe",
     request_body(content = UnsubscribeForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn unsubscribe(
@@ -261,18 +271,20 @@ pub async fn unsubscribe(
     Ok(ok_without_data())
 }
 
+/// Unsubscribe clients from topic filters
+///
 /// Removes several subscriptions. Every element is validated before any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe/batch",
     tag = "subscriptions",
     operation_id = "unsubscribeBatch",
-    request_body(content = Vec<UnsubscribeForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    request_body(content = UnsubscribeBatch, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn unsubscribe_batch(
