@@ -178,10 +178,13 @@ pub fn example_requests(doc: &serde_json::Value) -> Vec<ExampleRequest> {
             let mut target = path.clone();
             let mut query = Vec::new();
             for p in op["parameters"].as_array().into_iter().flatten() {
-                let value = p
-                    .get("example")
-                    .cloned()
-                    .unwrap_or_else(|| example_of(doc, &p["schema"]));
+                // An optional parameter is sent only when it has an example.
+                let example = p.get("example").or_else(|| p["schema"].get("example"));
+                let value = match (example, p["required"].as_bool()) {
+                    (Some(example), _) => example.clone(),
+                    (None, Some(true)) => example_of(doc, &p["schema"]),
+                    (None, _) => continue,
+                };
                 let text = match &value {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),

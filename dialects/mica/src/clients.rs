@@ -202,7 +202,7 @@ pub async fn list_clients(
     tag = "clients",
     operation_id = "clientInfo",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
     ),
     responses(
         (status = 200, description = "The client", body = ClientInfoResponse, content_type = "application/json"),
@@ -241,7 +241,7 @@ pub async fn client_info(
     tag = "clients",
     operation_id = "kickClient",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
     ),
     responses(
         (status = 200, description = "Kicked, or nothing to kick: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
@@ -295,7 +295,7 @@ pub struct SubscriptionsResponse {
     tag = "subscriptions",
     operation_id = "clientSubscriptions",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "\\S", example = "example"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
     ),
     responses(
         (status = 200, description = "The subscriptions", body = SubscriptionsResponse, content_type = "application/json"),

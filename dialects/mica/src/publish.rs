@@ -38,7 +38,7 @@ pub struct PublishForm {
     pub topic: Option<String>,
     /// Names the sender; must not be blank, does not select any receiver.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "httpApi", pattern = "\\S")]
+    #[schema(value_type = String, required = true, example = "httpApi", pattern = "[^\\s]")]
     pub client_id: Option<String>,
     /// Message body, in `encoding`; blank means an empty payload.
     #[serde(default, deserialize_with = "lenient::string")]

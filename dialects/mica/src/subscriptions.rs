@@ -38,7 +38,7 @@ pub struct SubscribeForm {
     pub topic: Option<String>,
     /// The client to subscribe; it need not be connected, nor even known yet.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example", pattern = "\\S")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "[^\\s]")]
     pub client_id: Option<String>,
     /// QoS 0, 1 or 2.
     #[serde(default, deserialize_with = "lenient::int")]
@@ -58,7 +58,7 @@ pub struct UnsubscribeForm {
     #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^(#|(\\+|[^+#\\u0000\\s][^+#/\\u0000]*)(/(\\+|[^+#/\\u0000]*))*(/#)?)$")]
     pub topic: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example", pattern = "\\S")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "[^\\s]")]
     pub client_id: Option<String>,
 }
 

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A response about to be written.
 #[derive(Debug, Clone)]
@@ -27,6 +28,14 @@ pub enum ContentType {
     /// The request's Content-Type, or none when the request had none.
     EchoRequest,
     None,
+}
+
+/// A reply that is only its result code: `{"code":N}`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct CodeReply {
+    /// 0 on success; NanoMQ's result code otherwise.
+    #[schema(example = 0)]
+    pub code: u16,
 }
 
 /// Marks a response whose Content-Type is to be the request's.

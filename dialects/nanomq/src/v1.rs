@@ -45,20 +45,124 @@ pub fn router(app: Arc<App>) -> Router {
 /// 2^63: what NanoMQ's cast of a missing (NaN) `seq` yields on x86-64.
 const NAN_SEQ: u64 = 1 << 63;
 
-/// One RPC request. Only `req` and `seq` are common; `action` is for req 10 and `data`
-/// for req 12.
+/// Declares the request shape of a `req` that takes nothing else.
+macro_rules! plain_request {
+    ($name:ident, $req:tt, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Deserialize, ToSchema)]
+        pub struct $name {
+            #[schema(minimum = $req, maximum = $req, example = $req)]
+            pub req: i32,
+            /// Echoed in the reply.
+            #[schema(example = 1)]
+            pub seq: u64,
+        }
+    };
+}
+
+plain_request!(BrokerStatsRequest, 2, "req 2: broker statistics.");
+plain_request!(
+    SubscriptionsRequest,
+    4,
+    "req 4: every client's subscriptions."
+);
+plain_request!(ClientsRequest, 5, "req 5: every client.");
+plain_request!(ConfigRequest, 11, "req 11: the configuration.");
+plain_request!(TopicTreeRequest, 13, "req 13: the topic tree.");
+
+/// req 10: stop or restart the broker.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RpcRequest {
-    /// 2 broker stats, 4 subscriptions, 5 clients, 10 control, 11 get config,
-    /// 12 set config, 13 topic tree.
+pub struct ControlRequest {
+    #[schema(minimum = 10, maximum = 10, example = 10)]
     pub req: i32,
-    /// Echoed in the reply.
+    #[schema(example = 1)]
     pub seq: u64,
-    /// req 10: `stop` or `restart`.
-    pub action: Option<String>,
-    /// req 12: the configuration in req 11's shape.
-    #[schema(value_type = Object)]
-    pub data: Option<Value>,
+    /// Any case; another action answers success and does nothing, as NanoMQ 0.8.0.
+    pub action: ControlActionName,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlActionName {
+    Restart,
+    Stop,
+}
+
+/// req 12: change the configuration.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetConfigRequest {
+    #[schema(minimum = 12, maximum = 12, example = 12)]
+    pub req: i32,
+    #[schema(example = 1)]
+    pub seq: u64,
+    /// req 11's shape, any subset; `msq_len` and `allow_anonymous` are applied.
+    #[schema(value_type = Object, example = json!({"allow_anonymous": true}))]
+    pub data: Value,
+}
+
+/// One RPC request, by `req` (documentation only: the body is read field by field, as
+/// NanoMQ 0.8.0 reads it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RpcRequest {
+    BrokerStats(BrokerStatsRequest),
+    Subscriptions(SubscriptionsRequest),
+    Clients(ClientsRequest),
+    Control(ControlRequest),
+    Config(ConfigRequest),
+    SetConfig(SetConfigRequest),
+    TopicTree(TopicTreeRequest),
+}
+
+/// Declares the reply shape of a `req`.
+macro_rules! reply {
+    ($name:ident, $req:tt, $doc:literal $(, $field:ident: $data:ty)?) => {
+        #[doc = $doc]
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            #[schema(example = 0)]
+            pub code: i32,
+            #[schema(example = 1)]
+            pub seq: u64,
+            #[schema(minimum = $req, maximum = $req, example = $req)]
+            pub rep: i32,
+            $(pub $field: $data,)?
+        }
+    };
+}
+
+reply!(BrokerStatsReply, 2, "req 2's reply.", data: RpcBrokerStats);
+reply!(SubscriptionsReply, 4, "req 4's reply.", data: Vec<RpcClientSubscriptions>);
+reply!(ClientsReply, 5, "req 5's reply.", data: Vec<RpcClient>);
+reply!(ControlReply, 10, "req 10's reply.");
+reply!(ConfigReply, 11, "req 11's reply.", data: RpcConfig);
+reply!(
+    SetConfigReply,
+    12,
+    "req 12's reply; `not_applied` only when a written value was not applied.",
+    not_applied: Option<Vec<String>>
+);
+reply!(TopicTreeReply, 13, "req 13's reply.", data: Vec<Vec<topic_tree::TreeNode>>);
+
+/// One RPC reply, by `req`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RpcReply {
+    BrokerStats(BrokerStatsReply),
+    Subscriptions(SubscriptionsReply),
+    Clients(ClientsReply),
+    Control(ControlReply),
+    Config(Box<ConfigReply>),
+    SetConfig(SetConfigReply),
+    TopicTree(TopicTreeReply),
+}
+
+/// A failed call: `{"code":C,"seq":S[,"rep":R]}` (`rep` left out when `req` was missing).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcError {
+    pub code: u16,
+    pub seq: u64,
+    pub rep: Option<i32>,
 }
 
 /// `(int)` of a double as x86-64 computes it: out of range and NaN give INT_MIN.
@@ -82,17 +186,20 @@ fn c_u64(value: Option<&Value>) -> u64 {
     }
 }
 
-/// The RPC endpoint (any method, any sub-path).
+/// Call the v1 RPC
+///
+/// NanoMQ 0.5-0.8.0's req/seq RPC: every method and every path under `/api/v1` take a
+/// JSON object `{"req":N,"seq":S,...}` and answer `{"code":0,"seq":S,"rep":N,...}`.
 #[utoipa::path(
     post,
     path = "/api/v1",
     tag = "v1 RPC",
-    request_body(content = RpcRequest, description = "`{\"req\":N,\"seq\":S}`; req 10 adds `action`, req 12 adds `data`"),
+    request_body(content = RpcRequest, description = "`{\"req\":N,\"seq\":S}`; req 10 adds `action`, req 12 adds `data`", example = json!({"req": 2, "seq": 1})),
     responses(
-        (status = 200, description = "`{\"code\":0,\"seq\":S,\"rep\":N[,\"data\":...]}`; data per req: 2 `RpcBrokerStats`, 4 `[RpcClientSubscriptions]`, 5 `[RpcClient]`, 11 `RpcConfig`, 13 the topic tree (`[[RpcTreeNode]]`)", body = RpcBrokerStats),
-        (status = 400, description = "`{\"code\":109,\"seq\":0}`: the body is not a JSON object"),
-        (status = 401, description = "`{\"code\":103|104|116,\"seq\":S,\"rep\":N}`"),
-        (status = 404, description = "`{\"code\":108,\"seq\":S[,\"rep\":N]}`: unknown req")
+        (status = 200, description = "`{\"code\":0,\"seq\":S,\"rep\":N[,\"data\":...]}`, one shape per `req`", body = RpcReply, example = json!({"code": 0, "seq": 1, "rep": 2, "data": {"client_size": 1, "message_in": 4, "message_out": 0, "message_drop": 4}})),
+        (status = 400, description = "The body is not a JSON object", body = RpcError, example = json!({"code": 109, "seq": 0})),
+        (status = 401, description = "103 wrong credentials, 104 none, 116 expired token", body = RpcError, example = json!({"code": 104, "seq": 1, "rep": 2})),
+        (status = 404, description = "Unknown `req`", body = RpcError, example = json!({"code": 108, "seq": 1, "rep": 3}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

@@ -66,6 +66,9 @@ pub fn uptime_text(uptime_ms: u64) -> String {
     )
 }
 
+/// Get the broker
+///
+/// The one node: local time, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/brokers",
@@ -87,6 +90,9 @@ pub async fn list_brokers(_: Authorized, State(app): State<Arc<App>>) -> Reply {
     })
 }
 
+/// Get the node
+///
+/// The one node: connections, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/nodes",

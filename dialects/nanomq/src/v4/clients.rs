@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::Error;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::state::App;
 use crate::v4::request::RawSegment;
 
@@ -77,6 +77,15 @@ impl From<ClientInfo> for Client {
             will_msg,
         }
     }
+}
+
+/// A client's connection state.
+// Documentation only: the query is read as NanoMQ reads it.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum ConnState {
+    connected,
+    disconnected,
 }
 
 /// The query's pairs as NanoMQ reads them.
@@ -150,21 +159,25 @@ fn narrow(current: &mut Option<String>, value: &str) -> bool {
     }
 }
 
+/// List clients
+///
+/// Every client, connected or an offline persistent session, matching the query filters
+/// (no paging).
 #[utoipa::path(
     get,
     path = "/api/v4/clients",
     tag = "v4 clients",
     params(
-        ("clientid" = Option<String>, Query, description = "Also `client_id`"),
+        ("clientid" = Option<String>, Query, description = "Also `client_id`. Values are matched as sent, not percent-decoded; an empty value is no filter"),
         ("username" = Option<String>, Query),
-        ("conn_state" = Option<String>, Query, description = "connected | disconnected"),
-        ("clean_start" = Option<bool>, Query),
-        ("proto_name" = Option<String>, Query),
-        ("proto_ver" = Option<u8>, Query, description = "3 | 4 | 5")
+        ("conn_state" = inline(Option<ConnState>), Query, description = "Any case"),
+        ("clean_start" = Option<bool>, Query, description = "Any case"),
+        ("proto_name" = Option<String>, Query, example = "MQTT"),
+        ("proto_ver" = Option<u8>, Query, description = "3 (MQTT 3.1), 4 (3.1.1) or 5", minimum = 3, maximum = 5, example = 5)
     ),
     responses(
         (status = 200, description = "Every matching client (no paging)", body = ClientList),
-        (status = 400, description = "`{\"code\":108}`: unknown filter or bad value")
+        (status = 400, description = "An unknown filter or a bad value", body = CodeReply, example = json!({"code": 108}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -177,11 +190,14 @@ pub async fn list_clients(
     Ok(clients_matching(&app, &filter))
 }
 
+/// Get a client by id
+///
+/// The client whose id is the raw path segment (not percent-decoded), or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/clients/{clientid}",
     tag = "v4 clients",
-    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The client, or `[]`", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -201,11 +217,14 @@ pub async fn lookup_client(
     Ok(clients_matching(&app, &filter))
 }
 
+/// List clients by username
+///
+/// The clients that connected with this username (raw path segment), or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/clients/username/{username}",
     tag = "v4 clients",
-    params(("username" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("username" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The clients with that username", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]

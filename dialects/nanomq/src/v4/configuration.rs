@@ -24,7 +24,7 @@ use crate::cjson::CNumber;
 use crate::config_files::{self, CONFIG_FILE_NAME};
 use crate::error::Error;
 use crate::hocon;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::settings::{self, Setter, WriteReply};
 use crate::state::App;
 use crate::v4::request::{json_object, RawSegment};
@@ -180,6 +180,21 @@ pub struct ConfigurationReply {
     pub data: Configuration,
 }
 
+/// A configuration section.
+// Documentation only: the path segment is read as NanoMQ reads it.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum Section {
+    basic,
+    tls,
+    auth,
+    auth_http,
+    websocket,
+    http_server,
+    sqlite,
+    bridge,
+}
+
 /// The sections `/configuration/{section}` serves; others are 404 `{"code":101,"data":{}}`.
 pub const SECTIONS: [&str; 8] = [
     "basic",
@@ -249,6 +264,10 @@ pub fn configuration(app: &App) -> Configuration {
     }
 }
 
+/// Get the whole configuration
+///
+/// NanoMQ's configuration sections filled with mqgate's live settings. Includes the
+/// API's own username and password, as NanoMQ does.
 #[utoipa::path(
     get,
     path = "/api/v4/configuration",
@@ -263,14 +282,18 @@ pub async fn get_broker_configuration(_: Authorized, State(app): State<Arc<App>>
     })
 }
 
+/// Get one configuration section
+///
+/// One of `basic`, `tls`, `auth`, `auth_http`, `websocket`, `http_server`, `sqlite`,
+/// `bridge`.
 #[utoipa::path(
     get,
     path = "/api/v4/configuration/{section}",
     tag = "v4 configuration",
-    params(("section" = String, Path, description = "basic | tls | auth | auth_http | websocket | http_server | sqlite | bridge")),
+    params(("section" = inline(Section), Path)),
     responses(
-        (status = 200, description = "`{\"code\":0,\"data\":{\"<section>\":...}}`", body = Object),
-        (status = 404, description = "`{\"code\":101,\"data\":{}}` (also for the listed `webhook` and `aws_bridge`)")
+        (status = 200, description = "`{\"code\":0,\"data\":{\"<section>\":...}}`", body = Object, example = json!({"code": 0, "data": {"websocket": {"enable": true, "tls_enable": false, "url": "nmq-ws://0.0.0.0:8083/mqtt", "tls_url": null}}})),
+        (status = 404, description = "Another section (also the listed `webhook` and `aws_bridge`)", body = Object, example = json!({"code": 101, "data": {}}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -314,14 +337,18 @@ const BASIC_SETTERS: &[(&str, Setter)] = &[
     ("basic.keepalive_backoff", settings::set_keepalive_backoff),
 ];
 
+/// Change the configuration
+///
+/// Applies the `basic` keys mqgate has now; other changed values are listed in
+/// `not_applied`.
 #[utoipa::path(
     post,
     path = "/api/v4/configuration",
     tag = "v4 configuration",
-    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)"),
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)", example = json!({"data": {"basic": {"allow_anonymous": true}}})),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -342,16 +369,18 @@ pub async fn set_broker_configuration(
     ))
 }
 
+/// Change the configuration (section path)
+///
 /// NanoMQ takes the same write at `/configuration/{section}`, whatever the section.
 #[utoipa::path(
     post,
     path = "/api/v4/configuration/{section}",
     tag = "v4 configuration",
-    params(("section" = String, Path, description = "Any name; the body decides what is written")),
-    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` as for `POST /configuration`"),
+    params(("section" = String, Path, description = "Any name; the body decides what is written", example = "basic")),
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` as for `POST /configuration`", example = json!({"data": {"basic": {"allow_anonymous": true}}})),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -375,14 +404,20 @@ const HOCON_SETTERS: &[(&str, Setter)] = &[
     ("auth.allow_anonymous", settings::set_allow_anonymous),
 ];
 
+/// Replace the configuration file
+///
+/// Takes NanoMQ's HOCON configuration text: the keys mqgate has are applied, every
+/// other key is listed in `not_applied`, and the text is kept as
+/// `<data_dir>/nanomq.conf`. Invalid HOCON is 400 `{"code":117}` (NanoMQ exits
+/// instead).
 #[utoipa::path(
     post,
     path = "/api/v4/config_update",
     tag = "v4 configuration",
-    request_body(content = String, content_type = "text/plain", description = "A NanoMQ HOCON configuration file"),
+    request_body(content = String, content_type = "text/plain", description = "A NanoMQ HOCON configuration file (at most 256 KiB, 32 levels deep)", example = json!("mqtt {\n    max_mqueue_len = 200\n}\n\nauth {\n    allow_anonymous = true\n}\n")),
     responses(
         (status = 200, description = "`{\"code\":0}` (with `not_applied`: every key mqgate does not apply); `{\"code\":118}` the file could not be written", body = WriteReply),
-        (status = 400, description = "`{\"code\":117}`: not valid HOCON; the broker keeps running")
+        (status = 400, description = "Not valid HOCON, or beyond the parser's limits; the broker keeps running", body = CodeReply, example = json!({"code": 117}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

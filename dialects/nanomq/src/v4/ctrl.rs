@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::Error;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::state::App;
 use crate::v4::request::RawSegment;
 
@@ -19,15 +19,27 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::default().routes(routes!(ctrl_broker))
 }
 
+/// What to do with the broker.
+// Documentation only: the path segment is read as NanoMQ reads it.
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum Action {
+    stop,
+    restart,
+}
+
+/// Stop or restart the broker
+///
+/// A graceful stop or restart of the whole gateway, a moment after the reply.
 #[utoipa::path(
     post,
     path = "/api/v4/ctrl/{action}",
     tag = "v4 ctrl",
-    params(("action" = String, Path, description = "stop | restart (any case)")),
+    params(("action" = inline(Action), Path, description = "Any case", example = "restart")),
     responses(
-        (status = 200, description = "`{\"code\":0}`"),
-        (status = 404, description = "`{\"code\":101}`: another action"),
-        (status = 500, description = "`{\"code\":101}`: the broker refused")
+        (status = 200, description = "Stopping or restarting", body = CodeReply, example = json!({"code": 0})),
+        (status = 404, description = "Another action", body = CodeReply, example = json!({"code": 101})),
+        (status = 500, description = "The broker refused", body = CodeReply, example = json!({"code": 101}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

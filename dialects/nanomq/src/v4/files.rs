@@ -24,7 +24,7 @@ use crate::auth::Authorized;
 use crate::config_files::{self, AllowList, ReadOutcome, Role, CONFIG_FILE_NAME};
 use crate::error::Error;
 use crate::hocon;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::state::App;
 use crate::v4::request::json_object;
 
@@ -55,7 +55,7 @@ pub struct FileData {
 /// `write_file`'s body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({"data": {"path": "/etc/nanomq.conf",
-    "content": "mqtt {\n    max_mqueue_len = 2048\n}\n"}}))]
+    "content": "auth {\n    allow_anonymous = true\n}\n"}}))]
 pub struct WriteFileBody {
     pub data: FileData,
 }
@@ -95,25 +95,26 @@ fn wanted(query: Option<&str>) -> Option<Wanted> {
         })
 }
 
-/// Reads the broker's configuration file, or its password or ACL file.
+/// Read a configuration file
 ///
-/// Before `config_update` has written a configuration file, the configuration file
-/// reads as mqgate's live settings in NanoMQ's format. A password or ACL file that is
-/// configured but does not exist is 410 `{"code":108}`, as in NanoMQ.
+/// The broker's configuration file (`default=true`), its password file or its ACL file;
+/// any other path is refused. Before `config_update` has written a configuration file,
+/// it reads as mqgate's live settings in NanoMQ's format. A configured password or ACL
+/// file that does not exist is 410 `{"code":108}`, as in NanoMQ.
 #[utoipa::path(
     get,
     path = "/api/v4/get_file",
     tag = "v4 configuration",
     params(
-        ("default" = Option<bool>, Query, description = "`true`: the broker's configuration file"),
+        ("default" = Option<bool>, Query, description = "`true`: the broker's configuration file", example = true),
         ("path" = Option<String>, Query, description = "A file of the allow-list: the configuration file, the password file (`/etc/nanomq_pwd.conf` or its configured path), the ACL file (`/etc/nanomq_acl.conf` or its configured path)", example = "/etc/nanomq.conf"),
     ),
     responses(
         (status = 200, description = "The file", body = FileReply, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":108}`: neither `default=true` nor `path`"),
-        (status = 404, description = "`{\"code\":102}`: not a file of the allow-list"),
-        (status = 410, description = "`{\"code\":108}`: the file does not exist"),
-        (status = 500, description = "`{\"code\":102}`: the file could not be read, or is over 4 MiB")
+        (status = 400, description = "Neither `default=true` nor `path`", body = CodeReply, example = json!({"code": 108})),
+        (status = 404, description = "Not a file of the allow-list", body = CodeReply, example = json!({"code": 102})),
+        (status = 410, description = "The file does not exist", body = CodeReply, example = json!({"code": 108})),
+        (status = 500, description = "The file could not be read, or is over 4 MiB", body = CodeReply, example = json!({"code": 102}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -159,20 +160,20 @@ pub async fn get_file(
     }))
 }
 
-/// Replaces the broker's configuration file, or its password or ACL file, with HOCON
-/// text. Nothing is reloaded (nanomq-admin restarts the broker next).
+/// Write a configuration file
 ///
-/// The text must be a HOCON object; it replaces the file atomically (a reader sees
-/// the old text or the new), keeping the file's permissions.
+/// Replaces the configuration, password or ACL file with HOCON text, atomically,
+/// keeping its permissions; any other path is refused. Nothing is reloaded (nanomq-
+/// admin restarts the broker next).
 #[utoipa::path(
     post,
     path = "/api/v4/write_file",
     tag = "v4 configuration",
     request_body(content = WriteFileBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "`{\"code\":0}` written; `{\"code\":118}` the file could not be written"),
-        (status = 400, description = "`{\"code\":109}` not a JSON object; `{\"code\":108}` no `data.path` or `data.content` string; `{\"code\":117}` the content is not a HOCON object"),
-        (status = 404, description = "`{\"code\":102}`: not a file of the allow-list")
+        (status = 200, description = "`{\"code\":0}` written; `{\"code\":118}` the file could not be written", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "`{\"code\":109}` not a JSON object; `{\"code\":108}` no `data.path` or `data.content` string; `{\"code\":117}` the content is not a HOCON object", body = CodeReply, example = json!({"code": 117})),
+        (status = 404, description = "Not a file of the allow-list", body = CodeReply, example = json!({"code": 102}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub connections: u64,
 }
 
+/// Get process metrics
+///
+/// CPU, memory and connections (JSON without a `code` key).
 #[utoipa::path(
     get,
     path = "/api/v4/metrics",
@@ -101,6 +104,9 @@ fn metric(name: &str, kind: &str, unit: &str, value: impl Display) -> String {
     format!("# TYPE nanomq_{name} {kind}\n# HELP nanomq_{name}{unit}\nnanomq_{name} {value}\n")
 }
 
+/// Get Prometheus metrics
+///
+/// NanoMQ's 15 metrics in the Prometheus text format.
 #[utoipa::path(
     get,
     path = "/api/v4/prometheus",

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::Error;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::state::App;
 use crate::v4::request::{json_array, json_object};
 
@@ -55,16 +55,21 @@ const ILLEGAL_SUBJECT: u16 = 115;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishBody {
     /// One topic; or use `topics`.
+    #[schema(example = "a/b/c", pattern = "^[^+#\\u0000]+$")]
     pub topic: Option<String>,
     /// Several topics, comma-separated.
+    #[schema(example = "a/b/c,sensor/1/temp")]
     pub topics: Option<String>,
+    #[schema(example = "Hello World")]
     pub payload: String,
     /// Sender recorded with the message (default `NanoMQ-HTTP-Client`).
+    #[schema(example = "example")]
     pub clientid: Option<String>,
     /// `base64`: the payload text is base64-encoded before publishing.
     pub encoding: Option<String>,
     /// `base64`: the payload is base64 and is decoded before publishing.
     pub decoding: Option<String>,
+    #[schema(minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<u8>,
     pub retain: Option<bool>,
     /// MQTT 5 properties.
@@ -73,7 +78,10 @@ pub struct PublishBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishPropertiesBody {
+    /// 0 unspecified bytes, 1 UTF-8 text.
+    #[schema(minimum = 0, maximum = 1)]
     pub payload_format_indicator: Option<u8>,
+    /// Seconds.
     pub message_expiry_interval: Option<u32>,
     pub response_topic: Option<String>,
     pub correlation_data: Option<String>,
@@ -88,12 +96,17 @@ pub struct PublishPropertiesBody {
 /// A subscribe or unsubscribe request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscribeBody {
+    /// An existing session's client id.
+    #[schema(example = "example", min_length = 1)]
     pub clientid: String,
     /// One filter; or use `topics`.
+    #[schema(example = "a/b/c")]
     pub topic: Option<String>,
     /// Several filters, comma-separated.
+    #[schema(example = "sensor/+/temp,cmd/#")]
     pub topics: Option<String>,
     /// Subscribe only; default 0.
+    #[schema(minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<u8>,
 }
 
@@ -254,14 +267,18 @@ async fn publish_one(management: &dyn Management, body: &Value) -> u16 {
     SUCCEED
 }
 
+/// Publish a message
+///
+/// Publishes to every subscriber of the topic (or of each of `topics`). Field errors
+/// are 200 `{"code":108}`, as in NanoMQ.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/publish",
     tag = "v4 mqtt",
-    request_body = PublishBody,
+    request_body(content = PublishBody, example = json!({"topic": "a/b/c", "payload": "Hello World", "qos": 1, "retain": false, "clientid": "example", "properties": {"user_properties": {"id": 10010, "name": "example"}, "content_type": "text/plain"}})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":108}` a missing or bad field; `{\"code\":102}` the send failed"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` published; `{\"code\":108}` a missing or bad field; `{\"code\":102}` the send failed", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -276,14 +293,17 @@ pub async fn publish(
     ))
 }
 
+/// Publish several messages
+///
+/// One result per message, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/publish_batch",
     tag = "v4 mqtt",
-    request_body = Vec<PublishBody>,
+    request_body(content = Vec<PublishBody>, example = json!([{"topic": "a/b/c", "payload": "Hello World", "qos": 1, "clientid": "example"}, {"topics": "a/b/c,sensor/1/temp", "payload": "SGVsbG8=", "decoding": "base64"}])),
     responses(
         (status = 200, description = "One result per message", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -373,14 +393,18 @@ fn batch_item(body: &Value, code: u16) -> BatchItem {
     }
 }
 
+/// Subscribe a client to topic filters
+///
+/// A subscription on behalf of an existing session (connected, or offline and
+/// persistent): no SUBACK, messages from then on. Unknown client: 200 `{"code":112}`.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/subscribe",
     tag = "v4 mqtt",
-    request_body = SubscribeBody,
+    request_body(content = SubscribeBody, example = json!({"clientid": "example", "topic": "a/b/c", "qos": 1})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing or bad field"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` subscribed; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing or bad field", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -395,14 +419,18 @@ pub async fn subscribe(
     ))
 }
 
+/// Unsubscribe a client from topic filters
+///
+/// Removes the session's subscriptions to exactly these filters. Unknown client: 200
+/// `{"code":112}`.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/unsubscribe",
     tag = "v4 mqtt",
-    request_body = SubscribeBody,
+    request_body(content = SubscribeBody, example = json!({"clientid": "example", "topic": "a/b/c"})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing field"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` unsubscribed; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing field", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -417,14 +445,17 @@ pub async fn unsubscribe(
     ))
 }
 
+/// Subscribe clients to topic filters
+///
+/// One result per request, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/subscribe_batch",
     tag = "v4 mqtt",
-    request_body = Vec<SubscribeBody>,
+    request_body(content = Vec<SubscribeBody>, example = json!([{"clientid": "example", "topic": "a/b/c", "qos": 1}, {"clientid": "example", "topics": "sensor/+/temp,cmd/#", "qos": 0}])),
     responses(
         (status = 200, description = "One result per request", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -447,14 +478,17 @@ pub async fn subscribe_batch(
     }))
 }
 
+/// Unsubscribe clients from topic filters
+///
+/// One result per request, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/unsubscribe_batch",
     tag = "v4 mqtt",
-    request_body = Vec<SubscribeBody>,
+    request_body(content = Vec<SubscribeBody>, example = json!([{"clientid": "example", "topic": "a/b/c"}, {"clientid": "example", "topics": "sensor/+/temp,cmd/#"}])),
     responses(
         (status = 200, description = "One result per request", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

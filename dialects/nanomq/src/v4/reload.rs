@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::error::Error;
-use crate::reply::Reply;
+use crate::reply::{CodeReply, Reply};
 use crate::settings::{self, HotConfig, Setter, WriteReply};
 use crate::state::App;
 use crate::v4::request::json_object;
@@ -45,6 +45,9 @@ pub const HOT_SETTERS: &[(&str, Setter)] = &[
     ("keepalive_backoff", settings::set_keepalive_backoff),
 ];
 
+/// Get the hot-updatable settings
+///
+/// The settings `POST /reload` changes.
 #[utoipa::path(
     get,
     path = "/api/v4/reload",
@@ -59,14 +62,18 @@ pub async fn get_hot_updatable_configuration(_: Authorized, State(app): State<Ar
     })
 }
 
+/// Change hot-updatable settings
+///
+/// Applies `msq_len`, `allow_anonymous`, `max_packet_size`, `client_max_packet_size`
+/// (KiB) and `keepalive_backoff` now; other changed values are listed in `not_applied`.
 #[utoipa::path(
     post,
     path = "/api/v4/reload",
     tag = "v4 reload",
-    request_body(content = Object, description = "`{\"data\":{...}}` with any keys of GET /reload's data"),
+    request_body(content = Object, description = "`{\"data\":{...}}` with any keys of GET /reload's data", example = json!({"data": {"allow_anonymous": true, "keepalive_backoff": 1.5}})),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]

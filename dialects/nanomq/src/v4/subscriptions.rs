@@ -50,6 +50,9 @@ fn subscriptions_matching(app: &App, filter: &SubscriptionFilter) -> Reply {
     Reply::json(&SubscriptionList { code: 0, data })
 }
 
+/// List subscriptions
+///
+/// Every subscription of every session (no paging, no filters).
 #[utoipa::path(
     get,
     path = "/api/v4/subscriptions",
@@ -61,11 +64,14 @@ pub async fn list_subscriptions(_: Authorized, State(app): State<Arc<App>>) -> R
     subscriptions_matching(&app, &SubscriptionFilter::default())
 }
 
+/// List a client's subscriptions
+///
+/// The subscriptions of the session whose id is the raw path segment, or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/subscriptions/{clientid}",
     tag = "v4 subscriptions",
-    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The client's subscriptions, or `[]`", body = SubscriptionList)),
     security(("basic" = []), ("bearer" = []))
 )]

@@ -128,6 +128,10 @@ pub fn levels(management: &dyn Management, client_key: &'static str) -> Vec<Vec<
     )
 }
 
+/// Get the topic tree
+///
+/// The subscription tree level by level from the root, with the clients where filters
+/// end.
 #[utoipa::path(
     get,
     path = "/api/v4/topic-tree",
