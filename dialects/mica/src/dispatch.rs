@@ -8,10 +8,11 @@
 
 use axum::extract::Request;
 use axum::http::header::SERVER;
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use mqgate_kit::http::uri::with_path;
 use tower::Layer;
 
 use crate::error::Error;
@@ -60,14 +61,6 @@ pub fn normalize_path(path: &str) -> String {
         normalized.push('/');
     }
     normalized
-}
-
-fn with_path(uri: &Uri, path: &str) -> Option<Uri> {
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_string(),
-    };
-    Uri::builder().path_and_query(path_and_query).build().ok()
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! handlers' `#[utoipa::path]` annotations, inside the API's description, tags and
 //! security scheme.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use mqgate_kit::http::openapi::{declare_basic_auth, with_integer_examples};
 use utoipa::openapi::server::Server;
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 pub const TITLE: &str = "mica-mqtt REST API";
 
@@ -14,7 +14,6 @@ pub const TITLE: &str = "mica-mqtt REST API";
         title = "mica-mqtt REST API",
         description = "The mica-mqtt 2.6.8.3 HTTP management API, served by mqgate. Every answer is JSON with a `code`: 1 on success; 101 (400) missing parameter, 102 (400) invalid parameter, 103 (401) bad credentials, 105 (500) unknown error, 404 (404) no such route or method."
     ),
-    modifiers(&BasicSecurity),
     security(("basic" = [])),
     tags(
         (name = "endpoints", description = "The route list"),
@@ -26,19 +25,6 @@ pub const TITLE: &str = "mica-mqtt REST API";
 )]
 struct ApiDoc;
 
-/// Declares the `basic` security scheme every operation requires.
-struct BasicSecurity;
-
-impl Modify for BasicSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-    }
-}
-
 /// The document of `operations` (paths and their schemas) with `servers` pointing at
 /// `server_url`.
 pub fn document(
@@ -47,7 +33,8 @@ pub fn document(
 ) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(operations);
-    let mut doc = mqgate_kit::http::openapi::with_integer_examples(doc);
+    declare_basic_auth(&mut doc);
+    let mut doc = with_integer_examples(doc);
     doc.servers = Some(vec![Server::new(server_url)]);
     doc
 }

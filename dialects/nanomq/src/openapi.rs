@@ -2,41 +2,20 @@
 //! handlers' `#[utoipa::path]` annotations, inside the API's description and security
 //! schemes.
 
+use mqgate_kit::http::openapi::{
+    declare_basic_auth, declare_security_scheme, with_integer_examples,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "NanoMQ HTTP API (v1 RPC and v4 REST)",
-        description = "NanoMQ's management API as served by mqgate: the v1 req/seq RPC of NanoMQ 0.5-0.8.0 and the v4 REST API of NanoMQ 0.25. Errors are `{\"code\":N}` (v1: `{\"code\":N,\"seq\":S[,\"rep\":R]}`) with the request's Content-Type; unknown paths 404 `{\"code\":102}`, other methods 405 `{\"code\":102}`, credentials checked first (401 103/104/116)."
-    ),
-    modifiers(&SecuritySchemes)
-)]
+#[openapi(info(
+    title = "NanoMQ HTTP API (v1 RPC and v4 REST)",
+    description = "NanoMQ's management API as served by mqgate: the v1 req/seq RPC of NanoMQ 0.5-0.8.0 and the v4 REST API of NanoMQ 0.25. Errors are `{\"code\":N}` (v1: `{\"code\":N,\"seq\":S[,\"rep\":R]}`) with the request's Content-Type; unknown paths 404 `{\"code\":102}`, other methods 405 `{\"code\":102}`, credentials checked first (401 103/104/116)."
+))]
 struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT (RS256)")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// Every v4 operation answers 401 before anything else (v1 declares its own, with
 /// `seq` and `rep`).
@@ -77,8 +56,14 @@ pub fn document(
 ) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(operations);
+    declare_basic_auth(&mut doc);
+    let bearer = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .bearer_format("JWT (RS256)")
+        .build();
+    declare_security_scheme(&mut doc, "bearer", SecurityScheme::Http(bearer));
     credentials_checked_first(&mut doc);
-    let mut doc = mqgate_kit::http::openapi::with_integer_examples(doc);
+    let mut doc = with_integer_examples(doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.servers = Some(vec![Server::new(server_url)]);
     doc

@@ -1,6 +1,6 @@
 //! HTTP mechanics that more than one dialect needs: vendor Basic auth, paging
 //! parameters, request parameters from query or form, JSON bodies, payload
-//! encodings, vendor timestamp formats, and OpenAPI sample values.
+//! encodings, vendor timestamp formats, URI rewriting, and OpenAPI touches.
 
 pub mod basic_auth;
 pub mod body;
@@ -9,3 +9,4 @@ pub mod paging;
 pub mod params;
 pub mod payload;
 pub mod time;
+pub mod uri;

@@ -3,7 +3,25 @@
 use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, RefOr};
+
+/// Declares HTTP Basic authentication as the security scheme `basic`.
+pub fn declare_basic_auth(document: &mut OpenApi) {
+    declare_security_scheme(
+        document,
+        "basic",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+    );
+}
+
+/// Declares `scheme` under `name`.
+pub fn declare_security_scheme(document: &mut OpenApi, name: &str, scheme: SecurityScheme) {
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(name, scheme);
+}
 
 /// Gives every integer schema without an example one: its minimum, or 0.
 ///

@@ -28,6 +28,7 @@ use axum::http::{Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use mqgate_kit::http::uri::with_path;
 use tower::Layer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -106,11 +107,7 @@ fn without_trailing_slash(uri: &Uri) -> Option<Uri> {
     if path == "/api/v4/" && uri.query().is_some() {
         return None;
     }
-    let path_and_query = match uri.query() {
-        Some(query) => format!("{trimmed}?{query}"),
-        None => trimmed.to_string(),
-    };
-    Uri::builder().path_and_query(path_and_query).build().ok()
+    with_path(uri, trimmed)
 }
 
 #[cfg(test)]
