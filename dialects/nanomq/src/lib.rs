@@ -7,9 +7,10 @@
 //! - `/api/v4`: the REST API of NanoMQ 0.25.x ([`v4`], one module per resource, each
 //!   owning its routes: [`v4::endpoints`], [`v4::brokers`], [`v4::clients`],
 //!   [`v4::subscriptions`], [`v4::topic_tree`], [`v4::metrics`], [`v4::reload`],
-//!   [`v4::configuration`], [`v4::ctrl`], [`v4::mqtt`], [`v4::bridges`],
-//!   [`v4::rules`]). A route's path and method are written once, in its handler's
-//!   `#[utoipa::path]` annotation.
+//!   [`v4::configuration`], [`v4::files`], [`v4::ctrl`], [`v4::mqtt`],
+//!   [`v4::bridges`], [`v4::rules`]; [`v4::request`] reads requests as NanoMQ does).
+//!   A route's path and method are written once, in its handler's `#[utoipa::path]`
+//!   annotation.
 //!
 //! Around them:
 //!
@@ -26,7 +27,8 @@
 //! - [`settings`]: mqgate's real configuration seen through NanoMQ's config shapes, and
 //!   NanoMQ-shaped writes mapped back onto [`mqgate_kit::HotConfigPatch`]; what cannot be
 //!   applied is reported in `not_applied`. [`hocon`]: the HOCON subset NanoMQ's
-//!   configuration files are written in.
+//!   configuration files are written in. [`config_files`]: the three files the
+//!   configuration routes may read and write (the allow-list), written atomically.
 //! - [`mod@openapi`]: the OpenAPI document around the routers' operations.
 //!
 //! Beyond NanoMQ and off by default: `cors_origins` (tower-http's CORS layer) and
