@@ -2,7 +2,7 @@
 //!
 //! JSON endpoints take the raw body whatever its Content-Type and ignore the
 //! query string; the `clientId` / `_page` / `_limit` endpoints take the query
-//! string or a urlencoded body ([`params`]). mica reads JSON with Jackson, which
+//! string or a urlencoded body ([`FormParams`]). mica reads JSON with Jackson, which
 //! coerces scalars (`"qos":"1"`, `"topic":123`, `"retain":"true"`); the
 //! [`lenient`] field readers accept the same and refuse what Jackson refuses.
 

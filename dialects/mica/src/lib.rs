@@ -5,7 +5,7 @@
 //! mica-mqtt-dashboard work unchanged.
 //!
 //! Map of the crate:
-//! - This file: [`Config`] (the `[mica]` section), [`build`], [`openapi`], and the
+//! - This file: [`Config`] (the `[mica]` section), [`build`], [`openapi()`], and the
 //!   list of resource routers in the order mica lists its routes.
 //! - [`state`]: [`state::App`], what every handler shares.
 //! - [`auth`]: the [`auth::Authorized`] extractor (Basic auth, after the route matched).

@@ -14,7 +14,7 @@
 //!
 //! Around them:
 //!
-//! - This file: [`Config`] (the `[nanomq]` section), [`build`], [`openapi`].
+//! - This file: [`Config`] (the `[nanomq]` section), [`build`], [`openapi()`].
 //! - [`state`]: [`state::App`], what every handler shares.
 //! - [`mount`]: the listener: NanoMQ's dispatch on raw path prefixes, body limits,
 //!   the request's Content-Type echoed on errors; [`static_files`] for the rest.
