@@ -1576,3 +1576,45 @@ async fn shared_subscriptions_on_behalf_keep_their_prefix() {
     assert_no_suback(&mut worker);
     gw.shutdown().await;
 }
+
+/// Swagger UI's "Try it out", pre-filled from the OpenAPI document, succeeds against a
+/// default gateway for every operation (one MQTT client `example` connected, as the
+/// `clients/info` example needs a connected client).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_openapi_example_succeeds() {
+    let gw = common::start().await;
+    let mica = Mica::new(&gw);
+    let doc = serde_json::to_value(mqgate_mica::openapi(&gw.base_url("mica"))).unwrap();
+    let _example = connect_v4(gw.v4_options("example")).await;
+    let mut requests = common::example_requests(&doc);
+    assert_eq!(requests.len(), 13);
+    // The kick ends the example client's connection: last.
+    requests.sort_by_key(|r| r.target.starts_with("/api/v1/clients/delete"));
+    for request in requests {
+        if request.target.starts_with("/api/v1/stats/sse") {
+            continue; // never ends
+        }
+        let method = Method::from_bytes(request.method.as_bytes()).unwrap();
+        let (content_type, body) = match &request.body {
+            Some((content_type, body)) => (Some(content_type.as_str()), Some(body.to_string())),
+            None => (None, None),
+        };
+        let answer = mica
+            .send(
+                method,
+                &request.target,
+                Auth::Mica,
+                content_type,
+                body.as_deref(),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{request:?}: {}",
+            answer.text
+        );
+        assert_eq!(answer.json()["code"], 1, "{request:?}");
+    }
+    gw.shutdown().await;
+}

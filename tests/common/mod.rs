@@ -175,3 +175,107 @@ where
     }
     check().await
 }
+
+/// One request as Swagger UI's "Try it out" pre-fills it from an OpenAPI document:
+/// parameters and bodies from their examples, defaults, or type placeholders.
+#[derive(Debug, Clone)]
+pub struct ExampleRequest {
+    pub method: String,
+    /// The path with its parameters filled in, and the query string.
+    pub target: String,
+    pub body: Option<(String, serde_json::Value)>,
+}
+
+/// Every operation of `doc` as Swagger UI pre-fills it, in document order.
+pub fn example_requests(doc: &serde_json::Value) -> Vec<ExampleRequest> {
+    let mut requests = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let mut target = path.clone();
+            let mut query = Vec::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                // An optional parameter is sent only when it has an example.
+                let example = p.get("example").or_else(|| p["schema"].get("example"));
+                let value = match (example, p["required"].as_bool()) {
+                    (Some(example), _) => example.clone(),
+                    (None, Some(true)) => example_of(doc, &p["schema"]),
+                    (None, _) => continue,
+                };
+                let text = match &value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let name = p["name"].as_str().expect("parameter name");
+                match p["in"].as_str() {
+                    Some("path") => target = target.replace(&format!("{{{name}}}"), &text),
+                    Some("query") => query.push(format!("{name}={text}")),
+                    _ => {}
+                }
+            }
+            if !query.is_empty() {
+                target = format!("{target}?{}", query.join("&"));
+            }
+            let body = op["requestBody"]["content"]
+                .as_object()
+                .and_then(|c| c.iter().next())
+                .map(|(content_type, media)| {
+                    let value = media
+                        .get("example")
+                        .cloned()
+                        .unwrap_or_else(|| example_of(doc, &media["schema"]));
+                    (content_type.clone(), value)
+                });
+            requests.push(ExampleRequest {
+                method: method.to_uppercase(),
+                target,
+                body,
+            });
+        }
+    }
+    requests
+}
+
+/// A schema's sample as Swagger UI makes it: example, default, or a placeholder.
+fn example_of(doc: &serde_json::Value, schema: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    if let Some(name) = schema["$ref"].as_str() {
+        let name = name.rsplit('/').next().unwrap_or_default();
+        return example_of(doc, &doc["components"]["schemas"][name]);
+    }
+    if let Some(example) = schema.get("example") {
+        return example.clone();
+    }
+    if let Some(example) = schema["examples"].get(0) {
+        return example.clone();
+    }
+    if let Some(default) = schema.get("default") {
+        return default.clone();
+    }
+    if let Some(choices) = schema["oneOf"].as_array() {
+        let choice = choices.iter().find(|c| c["type"] != "null");
+        return choice.map_or(Value::Null, |c| example_of(doc, c));
+    }
+    if let Some(values) = schema["enum"].as_array() {
+        return values.first().cloned().unwrap_or(Value::Null);
+    }
+    let kind = match &schema["type"] {
+        Value::Array(types) => types.iter().find(|t| *t != "null").cloned(),
+        other => Some(other.clone()),
+    };
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("object") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), example_of(doc, v)))
+                .collect(),
+        ),
+        Some("array") => json!([example_of(doc, &schema["items"])]),
+        Some("string") => json!("string"),
+        Some("integer") => json!(0),
+        Some("number") => json!(0.0),
+        Some("boolean") => json!(true),
+        _ => Value::Null,
+    }
+}

@@ -1,21 +1,32 @@
 //! Connected clients: one page of them (`GET /api/v1/clients`), one of them
-//! (`GET /api/v1/clients/info`), and the kick (`POST /api/v1/clients/delete`).
+//! (`GET /api/v1/clients/info`), the kick (`POST /api/v1/clients/delete`), and the
+//! subscriptions a client's session holds (`GET /api/v1/client/subscriptions`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mqgate_kit::http::paging::page_request;
-use mqgate_kit::{ClientFilter, ClientInfo as BrokerClient, KickOptions, MgmtError, Transport};
+use mqgate_kit::{
+    ClientFilter, ClientInfo as BrokerClient, KickOptions, MgmtError, PageRequest,
+    SubscriptionFilter, SubscriptionInfo, Transport,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-use crate::error::{json_response, ok_without_data, CodeResponse, MicaError, CODE_OK};
+use crate::auth::Authorized;
+use crate::error::{json_response, ok_without_data, CodeResponse, Error, CODE_OK};
 use crate::form::{self, FormParams};
-use crate::Mica;
+use crate::routes::Routes;
+use crate::state::App;
 
-pub const CLIENTS: &str = "/api/v1/clients";
-pub const CLIENT_INFO: &str = "/api/v1/clients/info";
-pub const CLIENT_DELETE: &str = "/api/v1/clients/delete";
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(client_info))
+        .route(routes!(list_clients))
+        .route(routes!(kick_client))
+        .route(routes!(client_subscriptions))
+}
 
 /// `_limit` when absent or not a number.
 const DEFAULT_LIMIT: usize = 10000;
@@ -138,6 +149,8 @@ pub struct ClientInfoResponse {
     pub code: i32,
 }
 
+/// List connected clients
+///
 /// One page of the connected clients, in no particular order.
 #[utoipa::path(
     get,
@@ -145,15 +158,19 @@ pub struct ClientInfoResponse {
     tag = "clients",
     operation_id = "listClients",
     params(
-        ("_page" = Option<i32>, Query, description = "1-based page (default 1; below 1 means 1). Query string or urlencoded body."),
-        ("_limit" = Option<i32>, Query, description = "Page size (default 10000; below 1 means 20). Query string or urlencoded body."),
+        ("_page" = Option<i32>, Query, description = "1-based page (default 1; below 1 means 1). Query string or urlencoded body.", minimum = 1, example = 1),
+        ("_limit" = Option<i32>, Query, description = "Page size (default 10000; below 1 means 20). Query string or urlencoded body.", minimum = 1, example = 20),
     ),
     responses(
         (status = 200, description = "One page", body = ClientPageResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
-pub async fn list_clients(State(mica): State<Mica>, FormParams(params): FormParams) -> Response {
+pub async fn list_clients(
+    _: Authorized,
+    State(app): State<App>,
+    FormParams(params): FormParams,
+) -> Response {
     let request = page_request(
         form::int_param(&params, "_page"),
         form::int_param(&params, "_limit"),
@@ -164,7 +181,7 @@ pub async fn list_clients(State(mica): State<Mica>, FormParams(params): FormPara
         connected: Some(true),
         ..ClientFilter::default()
     };
-    let page = mica.mgmt.list_clients(&filter, request);
+    let page = app.management.list_clients(&filter, request);
     let list = page.items.iter().map(ClientInfo::from_broker).collect();
     let data = ClientPage::new(list, request.page, request.limit, page.total);
     json_response(
@@ -176,31 +193,34 @@ pub async fn list_clients(State(mica): State<Mica>, FormParams(params): FormPara
     )
 }
 
-/// One connected client.
+/// Get a connected client
+///
+/// The client must be connected now (connect one with any MQTT client first).
 #[utoipa::path(
     get,
     path = "/api/v1/clients/info",
     tag = "clients",
     operation_id = "clientInfo",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
     ),
     responses(
         (status = 200, description = "The client", body = ClientInfoResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId, or no connected client with it", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no clientId, or no connected client with it", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
 pub async fn client_info(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     FormParams(params): FormParams,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let client_id = form::required(&params, "clientId")?;
-    let client = mica
-        .mgmt
+    let client = app
+        .management
         .get_client(client_id)
         .filter(|c| c.connected)
-        .ok_or(MicaError::MissingParam)?;
+        .ok_or(Error::MissingParam)?;
     let data = ClientInfo::from_broker(&client);
     Ok(json_response(
         StatusCode::OK,
@@ -211,34 +231,109 @@ pub async fn client_info(
     ))
 }
 
-/// Kicks a client: closes its connection (its will is published) and discards its
-/// session. `{"code":1}` whether or not such a client exists.
+/// Kick a client
+///
+/// Closes the client's connection (its will is published) and discards its session.
+/// `{"code":1}` whether or not such a client exists.
 #[utoipa::path(
     post,
     path = "/api/v1/clients/delete",
     tag = "clients",
     operation_id = "kickClient",
     params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
     ),
     responses(
-        (status = 200, description = "Kicked, or nothing to kick: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` the broker failed (shutting down, no answer)", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Kicked, or nothing to kick: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` the broker failed (shutting down, no answer)", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn kick_client(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     FormParams(params): FormParams,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let client_id = form::required(&params, "clientId")?;
     let options = KickOptions {
         discard_session: true,
     };
-    match mica.mgmt.kick(client_id, options).await {
+    match app.management.kick(client_id, options).await {
         Ok(_) | Err(MgmtError::ClientNotFound) => Ok(ok_without_data()),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// mica's `Subscribe`: one subscription of a client.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribe {
+    /// The filter, `$share/<group>/` prefix included.
+    pub topic_filter: String,
+    pub client_id: String,
+    #[serde(rename = "mqttQoS")]
+    pub mqtt_qos: u8,
+    pub no_local: bool,
+}
+
+/// `{"data":[Subscribe…],"code":1}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubscriptionsResponse {
+    pub data: Vec<Subscribe>,
+    /// 1.
+    pub code: i32,
+}
+
+/// List a client's subscriptions
+///
+/// The subscriptions the client's session holds, connected or not, including those
+/// made on its behalf; `[]` for an unknown client.
+#[utoipa::path(
+    get,
+    path = "/api/v1/client/subscriptions",
+    tag = "subscriptions",
+    operation_id = "clientSubscriptions",
+    params(
+        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)", pattern = "[^\\s]", example = "example"),
+    ),
+    responses(
+        (status = 200, description = "The subscriptions", body = SubscriptionsResponse, content_type = "application/json"),
+        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+    )
+)]
+pub async fn client_subscriptions(
+    _: Authorized,
+    State(app): State<App>,
+    FormParams(params): FormParams,
+) -> Result<Response, Error> {
+    let client_id = form::required(&params, "clientId")?;
+    let page = app.management.list_subscriptions(
+        &SubscriptionFilter {
+            client_id: Some(client_id.to_string()),
+            ..SubscriptionFilter::default()
+        },
+        PageRequest::ALL,
+    );
+    let data = page.items.iter().map(Subscribe::from_info).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &SubscriptionsResponse {
+            data,
+            code: CODE_OK,
+        },
+    ))
+}
+
+impl Subscribe {
+    fn from_info(info: &SubscriptionInfo) -> Subscribe {
+        Subscribe {
+            topic_filter: info.topic_filter.clone(),
+            client_id: info.client_id.clone(),
+            mqtt_qos: info.qos,
+            no_local: info.no_local,
+        }
     }
 }
 
@@ -273,5 +368,21 @@ mod tests {
                 "totalPage":3,"firstPage":true,"lastPage":false})
         );
         assert_eq!(page(7, 2, 5)["lastPage"], true);
+    }
+
+    #[test]
+    fn subscribe_json_names() {
+        let s = Subscribe::from_info(&SubscriptionInfo {
+            client_id: "123".into(),
+            topic_filter: "#".into(),
+            qos: 1,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+        });
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r##"{"topicFilter":"#","clientId":"123","mqttQoS":1,"noLocal":false}"##
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! mica-mqtt's result codes and the one error type that renders them.
+//! mica-mqtt's result codes, the one error type that renders them, and the JSON
+//! envelope successes share with it.
 //!
 //! Every answer of the API is JSON with a `code`: `1` on success, otherwise one of
 //! the failure codes below, each tied to one HTTP status (mica's `ResultCode`).
@@ -18,7 +19,7 @@ pub const BASIC_REALM: &str = "Basic realm=\"Mica mqtt realm\"";
 
 /// A failed call, rendered as `{"code":N}` with N's HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MicaError {
+pub enum Error {
     /// 400 `{"code":101}`: a key parameter is missing or blank. mica also uses it
     /// for "client not connected" and "subscription qos out of range".
     MissingParam,
@@ -33,48 +34,48 @@ pub enum MicaError {
     NotFound,
 }
 
-impl MicaError {
+impl Error {
     pub fn code(&self) -> i32 {
         match self {
-            MicaError::MissingParam => 101,
-            MicaError::InvalidParam => 102,
-            MicaError::Unauthorized => 103,
-            MicaError::Unknown => 105,
-            MicaError::NotFound => 404,
+            Error::MissingParam => 101,
+            Error::InvalidParam => 102,
+            Error::Unauthorized => 103,
+            Error::Unknown => 105,
+            Error::NotFound => 404,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            MicaError::MissingParam | MicaError::InvalidParam => StatusCode::BAD_REQUEST,
-            MicaError::Unauthorized => StatusCode::UNAUTHORIZED,
-            MicaError::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-            MicaError::NotFound => StatusCode::NOT_FOUND,
+            Error::MissingParam | Error::InvalidParam => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::NotFound => StatusCode::NOT_FOUND,
         }
     }
 }
 
-impl From<MgmtError> for MicaError {
+impl From<MgmtError> for Error {
     fn from(error: MgmtError) -> Self {
         match error {
-            MgmtError::ClientNotFound | MgmtError::InvalidQos(_) => MicaError::MissingParam,
+            MgmtError::ClientNotFound | MgmtError::InvalidQos(_) => Error::MissingParam,
             MgmtError::InvalidTopicName(_)
             | MgmtError::InvalidTopicFilter(_)
             | MgmtError::PayloadTooLarge
-            | MgmtError::InvalidSetting(_) => MicaError::InvalidParam,
+            | MgmtError::InvalidSetting(_) => Error::InvalidParam,
             MgmtError::Unsupported(_)
             | MgmtError::Timeout
             | MgmtError::ShuttingDown
             | MgmtError::Store(_)
-            | MgmtError::Internal(_) => MicaError::Unknown,
+            | MgmtError::Internal(_) => Error::Unknown,
         }
     }
 }
 
-impl IntoResponse for MicaError {
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = json_response(self.status(), &CodeResponse { code: self.code() });
-        if self == MicaError::Unauthorized {
+        if self == Error::Unauthorized {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_REALM));
@@ -126,13 +127,13 @@ mod tests {
 
     #[test]
     fn broker_errors_map_onto_result_codes() {
-        assert_eq!(MicaError::from(MgmtError::ClientNotFound).code(), 101);
+        assert_eq!(Error::from(MgmtError::ClientNotFound).code(), 101);
         assert_eq!(
-            MicaError::from(MgmtError::InvalidTopicFilter("a#".into())).code(),
+            Error::from(MgmtError::InvalidTopicFilter("a#".into())).code(),
             102
         );
-        assert_eq!(MicaError::from(MgmtError::Timeout).code(), 105);
-        assert_eq!(MicaError::NotFound.status(), StatusCode::NOT_FOUND);
-        assert_eq!(MicaError::Unauthorized.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(Error::from(MgmtError::Timeout).code(), 105);
+        assert_eq!(Error::NotFound.status(), StatusCode::NOT_FOUND);
+        assert_eq!(Error::Unauthorized.status(), StatusCode::UNAUTHORIZED);
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! JSON endpoints take the raw body whatever its Content-Type and ignore the
 //! query string; the `clientId` / `_page` / `_limit` endpoints take the query
-//! string or a urlencoded body ([`params`]). mica reads JSON with Jackson, which
+//! string or a urlencoded body ([`FormParams`]). mica reads JSON with Jackson, which
 //! coerces scalars (`"qos":"1"`, `"topic":123`, `"retain":"true"`); the
 //! [`lenient`] field readers accept the same and refuse what Jackson refuses.
 
@@ -13,8 +13,11 @@ use mqgate_kit::http::body::{closing_connection, parse_json, JsonBodyError};
 use mqgate_kit::http::params::Params;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
-use crate::error::MicaError;
+use crate::error::Error;
 
 /// The request body as bytes. A body over the size limit (2 MiB, as mica's) is a
 /// 500 `{"code":105}` rather than axum's plain-text 413 (mica drops the
@@ -29,7 +32,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
-            .map_err(|_| closing_connection(MicaError::Unknown.into_response()))
+            .map_err(|_| closing_connection(Error::Unknown.into_response()))
     }
 }
 
@@ -53,12 +56,51 @@ impl<S: Send + Sync> FromRequest<S> for FormParams {
     }
 }
 
+/// The OpenAPI schema of a batch body: an array of one or more `T` (an empty batch is
+/// 400 `{"code":101}`).
+pub(crate) fn batch_schema<T: ToSchema>() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(RefOr::Ref(Ref::from_schema_name(T::name())))
+        .min_items(Some(1))
+        .into()
+}
+
+/// Declares `$batch`, the OpenAPI schema of a batch of `$form`s.
+macro_rules! batch_of {
+    ($batch:ident, $form:ty) => {
+        #[doc = concat!("A batch of one or more `", stringify!($form), "`s.")]
+        pub struct $batch;
+
+        impl utoipa::PartialSchema for $batch {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::form::batch_schema::<$form>()
+            }
+        }
+
+        impl utoipa::ToSchema for $batch {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                schemas.push((
+                    <$form as utoipa::ToSchema>::name().into_owned(),
+                    <$form as utoipa::PartialSchema>::schema(),
+                ));
+                <$form as utoipa::ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+pub(crate) use batch_of;
+
 /// A required parameter: missing or blank (whitespace only) is 400 `{"code":101}`.
-pub fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, MicaError> {
+pub fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, Error> {
     params
         .get(name)
         .filter(|v| !v.trim().is_empty())
-        .ok_or(MicaError::MissingParam)
+        .ok_or(Error::MissingParam)
 }
 
 /// An integer parameter as Java's `Integer.parseInt` reads it: anything that is
@@ -72,47 +114,45 @@ pub fn int_param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
 /// No body at all or JSON `null` is 400 `{"code":101}`; anything that is not a
 /// JSON object (whitespace only, malformed JSON, an array, a field of the wrong
 /// type) is 500 `{"code":105}`.
-pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, MicaError> {
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     match json_value(body)? {
-        Value::Null => Err(MicaError::MissingParam),
-        value @ Value::Object(_) => serde_json::from_value(value).map_err(|_| MicaError::Unknown),
-        _ => Err(MicaError::Unknown),
+        Value::Null => Err(Error::MissingParam),
+        value @ Value::Object(_) => serde_json::from_value(value).map_err(|_| Error::Unknown),
+        _ => Err(Error::Unknown),
     }
 }
 
 /// Reads a JSON body holding an array of objects, as [`json_object`] reads one.
 /// An empty array, or a `null` element, is 400 `{"code":101}`.
-pub fn json_array<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, MicaError> {
+pub fn json_array<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, Error> {
     let items = match json_value(body)? {
-        Value::Null => return Err(MicaError::MissingParam),
+        Value::Null => return Err(Error::MissingParam),
         Value::Array(items) => items,
-        _ => return Err(MicaError::Unknown),
+        _ => return Err(Error::Unknown),
     };
     if items.is_empty() {
-        return Err(MicaError::MissingParam);
+        return Err(Error::MissingParam);
     }
     let mut forms = Vec::with_capacity(items.len());
     for item in items {
         match item {
-            Value::Null => return Err(MicaError::MissingParam),
+            Value::Null => return Err(Error::MissingParam),
             value @ Value::Object(_) => {
-                forms.push(serde_json::from_value(value).map_err(|_| MicaError::Unknown)?)
+                forms.push(serde_json::from_value(value).map_err(|_| Error::Unknown)?)
             }
-            _ => return Err(MicaError::Unknown),
+            _ => return Err(Error::Unknown),
         }
     }
     Ok(forms)
 }
 
-fn json_value(body: &[u8]) -> Result<Value, MicaError> {
+fn json_value(body: &[u8]) -> Result<Value, Error> {
     if body.is_empty() {
-        return Err(MicaError::MissingParam);
+        return Err(Error::MissingParam);
     }
     parse_json::<Value>(body).map_err(|e| match e {
         // Only whitespace: mica hands it to Jackson, which fails.
-        JsonBodyError::Empty | JsonBodyError::Syntax(_) | JsonBodyError::Shape(_) => {
-            MicaError::Unknown
-        }
+        JsonBodyError::Empty | JsonBodyError::Syntax(_) | JsonBodyError::Shape(_) => Error::Unknown,
     })
 }
 
@@ -185,7 +225,7 @@ mod tests {
         retain: Option<bool>,
     }
 
-    fn probe(json: &str) -> Result<Probe, MicaError> {
+    fn probe(json: &str) -> Result<Probe, Error> {
         json_object(json.as_bytes())
     }
 
@@ -204,41 +244,35 @@ mod tests {
         assert_eq!((p.qos, p.retain, p.topic), (Some(1), Some(false), None));
         let p = probe(r#"{"topic":null,"qos":null,"retain":""}"#).unwrap();
         assert_eq!((p.qos, p.retain, p.topic), (None, None, None));
-        assert_eq!(probe(r#"{"qos":"abc"}"#), Err(MicaError::Unknown));
-        assert_eq!(probe(r#"{"qos":true}"#), Err(MicaError::Unknown));
-        assert_eq!(probe(r#"{"qos":4294967296}"#), Err(MicaError::Unknown));
-        assert_eq!(probe(r#"{"topic":{"a":1}}"#), Err(MicaError::Unknown));
-        assert_eq!(probe(r#"{"retain":"yes"}"#), Err(MicaError::Unknown));
+        assert_eq!(probe(r#"{"qos":"abc"}"#), Err(Error::Unknown));
+        assert_eq!(probe(r#"{"qos":true}"#), Err(Error::Unknown));
+        assert_eq!(probe(r#"{"qos":4294967296}"#), Err(Error::Unknown));
+        assert_eq!(probe(r#"{"topic":{"a":1}}"#), Err(Error::Unknown));
+        assert_eq!(probe(r#"{"retain":"yes"}"#), Err(Error::Unknown));
     }
 
     #[test]
     fn body_shapes() {
-        assert_eq!(probe(""), Err(MicaError::MissingParam));
-        assert_eq!(probe("null"), Err(MicaError::MissingParam));
-        assert_eq!(probe("  \n"), Err(MicaError::Unknown));
-        assert_eq!(probe("{"), Err(MicaError::Unknown));
-        assert_eq!(probe(r#"[{"topic":"a"}]"#), Err(MicaError::Unknown));
-        assert_eq!(probe("42"), Err(MicaError::Unknown));
+        assert_eq!(probe(""), Err(Error::MissingParam));
+        assert_eq!(probe("null"), Err(Error::MissingParam));
+        assert_eq!(probe("  \n"), Err(Error::Unknown));
+        assert_eq!(probe("{"), Err(Error::Unknown));
+        assert_eq!(probe(r#"[{"topic":"a"}]"#), Err(Error::Unknown));
+        assert_eq!(probe("42"), Err(Error::Unknown));
         let batch = |s: &str| json_array::<Probe>(s.as_bytes());
-        assert_eq!(batch("[]"), Err(MicaError::MissingParam));
-        assert_eq!(batch("null"), Err(MicaError::MissingParam));
-        assert_eq!(
-            batch(r#"[{"topic":"a"},null]"#),
-            Err(MicaError::MissingParam)
-        );
-        assert_eq!(batch(r#"{"topic":"a"}"#), Err(MicaError::Unknown));
-        assert_eq!(batch(r#"[{"topic":"a"},"b"]"#), Err(MicaError::Unknown));
-        assert_eq!(
-            batch(r#"[{"topic":"a"},{"qos":"x"}]"#),
-            Err(MicaError::Unknown)
-        );
+        assert_eq!(batch("[]"), Err(Error::MissingParam));
+        assert_eq!(batch("null"), Err(Error::MissingParam));
+        assert_eq!(batch(r#"[{"topic":"a"},null]"#), Err(Error::MissingParam));
+        assert_eq!(batch(r#"{"topic":"a"}"#), Err(Error::Unknown));
+        assert_eq!(batch(r#"[{"topic":"a"},"b"]"#), Err(Error::Unknown));
+        assert_eq!(batch(r#"[{"topic":"a"},{"qos":"x"}]"#), Err(Error::Unknown));
         assert_eq!(batch(r#"[{"topic":"a"},{}]"#).unwrap().len(), 2);
     }
 
     #[test]
     fn query_parameters() {
         let p = Params::from_query(Some("clientId=%20&_page=abc&_limit=99999999999"));
-        assert_eq!(required(&p, "clientId"), Err(MicaError::MissingParam));
+        assert_eq!(required(&p, "clientId"), Err(Error::MissingParam));
         assert_eq!(int_param(&p, "_page"), None);
         assert_eq!(int_param(&p, "_limit"), None);
         let p = Params::from_query_and_form(

@@ -5,19 +5,25 @@
 //! mica-mqtt-dashboard work unchanged.
 //!
 //! Map of the crate:
-//! - [`routing`]: the route table and mica's dispatch order (path and method,
-//!   then Basic auth, then the handler; 404 `{"code":404}` for anything else).
-//! - [`error`]: the result codes and [`error::MicaError`], the one error type,
-//!   rendered as `{"code":N}` with its HTTP status.
+//! - This file: [`Config`] (the `[mica]` section), [`build`], [`openapi()`], and the
+//!   list of resource routers in the order mica lists its routes.
+//! - [`state`]: [`state::App`], what every handler shares.
+//! - [`auth`]: the [`auth::Authorized`] extractor (Basic auth, after the route matched).
+//! - [`error`]: the result codes and [`error::Error`], the one error type, rendered
+//!   as `{"code":N}` with its HTTP status; the JSON envelope successes share.
+//! - [`routes`]: the route table ([`routes::Routes`]), which keeps mica's route order.
+//! - [`dispatch`]: mica's handling around the routers (404 for other methods and
+//!   unknown routes, empty path segments dropped, `Server: mica-net`).
 //! - [`form`]: request input as mica reads it (JSON bodies with Jackson's
 //!   coercions; `clientId`/`_page`/`_limit` from the query or a urlencoded body).
-//! - Resources, one module each, one handler per endpoint:
+//! - Resources, one module each with its `router()`, one handler per endpoint, each
+//!   handler's path and method written once in its `#[utoipa::path]` annotation:
 //!   [`endpoints`] (`/api/v1/endpoints`), [`stats`] (`/api/v1/stats`, `/stats/sse`),
 //!   [`publish`] (`/api/v1/mqtt/publish`, `/publish/batch`), [`subscriptions`]
-//!   (`/api/v1/mqtt/subscribe`, `/unsubscribe`, their batches,
-//!   `/api/v1/client/subscriptions`), [`clients`] (`/api/v1/clients`,
-//!   `/clients/info`, `/clients/delete`).
-//! - [`apidoc`]: the OpenAPI document, generated from the handlers and types.
+//!   (`/api/v1/mqtt/subscribe`, `/unsubscribe` and their batches), [`clients`]
+//!   (`/api/v1/clients`, `/clients/info`, `/clients/delete`,
+//!   `/api/v1/client/subscriptions`).
+//! - [`mod@openapi`]: the OpenAPI document around the routers' operations.
 //!
 //! Every fidelity decision (where mqgate follows the real server over the docs,
 //! and where it deliberately differs) is in the crate's README.md.
@@ -29,17 +35,23 @@ use mqgate_kit::http::basic_auth::BasicCredentials;
 use mqgate_kit::{Dialect, DialectBuildError, DialectConfig, DialectContext, Management};
 use serde::{Deserialize, Serialize};
 
-pub mod apidoc;
+pub mod auth;
 pub mod clients;
+pub mod dispatch;
 pub mod endpoints;
 pub mod error;
 pub mod form;
+pub mod openapi;
 pub mod publish;
 #[cfg(test)]
 mod router_tests;
-pub mod routing;
+pub mod routes;
+pub mod state;
 pub mod stats;
 pub mod subscriptions;
+
+use routes::Routes;
+use state::App;
 
 /// The `[mica]` section of mqgate.toml.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,27 +98,41 @@ pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, D
         });
     }
     Ok(Arc::new(MicaDialect {
-        mica: Mica {
-            mgmt: ctx.management,
-        },
-        credentials: BasicCredentials::new(&config.username, &config.password),
+        management: ctx.management,
+        credentials: Arc::new(BasicCredentials::new(&config.username, &config.password)),
     }))
 }
 
 /// The dialect's OpenAPI document, `servers` pointing at `server_url`.
 pub fn openapi(server_url: &str) -> utoipa::openapi::OpenApi {
-    apidoc::document(server_url)
+    let (_, _, operations) = resources().into_parts();
+    openapi::document(operations, server_url)
 }
 
-/// What every handler shares: the way to the broker.
-#[derive(Clone)]
-pub struct Mica {
-    pub(crate) mgmt: Arc<dyn Management>,
+/// Every resource's routes, in the order `GET /api/v1/endpoints` lists them.
+fn resources() -> Routes {
+    Routes::new()
+        .merge(endpoints::router())
+        .merge(stats::router())
+        .merge(publish::router())
+        .merge(subscriptions::router())
+        .merge(clients::router())
+}
+
+/// The dialect's whole HTTP surface over `management`.
+fn router(management: Arc<dyn Management>, credentials: Arc<BasicCredentials>) -> axum::Router {
+    let (routes, order, _) = resources().into_parts();
+    let app = App {
+        management,
+        credentials,
+        routes: order,
+    };
+    dispatch::router(routes.with_state(app))
 }
 
 struct MicaDialect {
-    mica: Mica,
-    credentials: BasicCredentials,
+    management: Arc<dyn Management>,
+    credentials: Arc<BasicCredentials>,
 }
 
 impl Dialect for MicaDialect {
@@ -114,10 +140,10 @@ impl Dialect for MicaDialect {
         "mica"
     }
     fn title(&self) -> &'static str {
-        apidoc::TITLE
+        openapi::TITLE
     }
     fn router(&self) -> axum::Router {
-        routing::router(self.mica.clone(), self.credentials.clone())
+        router(self.management.clone(), self.credentials.clone())
     }
     fn openapi(&self, server_url: &str) -> utoipa::openapi::OpenApi {
         openapi(server_url)

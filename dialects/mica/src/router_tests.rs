@@ -11,9 +11,6 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use crate::routing;
-use crate::Mica;
-
 #[derive(Default)]
 struct FakeBroker {
     published: Mutex<Vec<PublishRequest>>,
@@ -112,11 +109,9 @@ impl Management for FakeBroker {
 
 fn app() -> (Arc<FakeBroker>, axum::Router) {
     let broker = Arc::new(FakeBroker::default());
-    let router = routing::router(
-        Mica {
-            mgmt: broker.clone(),
-        },
-        http::basic_auth::BasicCredentials::new("mica", "mica"),
+    let router = crate::router(
+        broker.clone(),
+        Arc::new(http::basic_auth::BasicCredentials::new("mica", "mica")),
     );
     (broker, router)
 }

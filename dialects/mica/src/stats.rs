@@ -12,12 +12,19 @@ use mqgate_kit::Stats;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use utoipa_axum::routes;
+
+use crate::auth::Authorized;
 use crate::error::{json_response, CodeResponse, CODE_OK};
 use crate::form::{self, FormParams};
-use crate::Mica;
+use crate::routes::Routes;
+use crate::state::App;
 
-pub const STATS: &str = "/api/v1/stats";
-pub const STATS_SSE: &str = "/api/v1/stats/sse";
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(get_stats))
+        .route(routes!(stream_stats))
+}
 
 /// Period of the event stream when `delay` is absent, not a number, or not positive.
 const DEFAULT_SSE_DELAY_MS: u64 = 3000;
@@ -114,7 +121,9 @@ impl StatVo {
     }
 }
 
-/// The broker's connection and traffic counters.
+/// Get connection and traffic counters
+///
+/// The MQTT listeners' counters (TCP and WebSocket; HTTP traffic is not counted).
 #[utoipa::path(
     get,
     path = "/api/v1/stats",
@@ -122,11 +131,11 @@ impl StatVo {
     operation_id = "getStats",
     responses(
         (status = 200, description = "The counters", body = StatsResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
-pub async fn get_stats(State(mica): State<Mica>) -> Response {
-    let data = StatVo::from_stats(&mica.mgmt.stats());
+pub async fn get_stats(_: Authorized, State(app): State<App>) -> Response {
+    let data = StatVo::from_stats(&app.management.stats());
     json_response(
         StatusCode::OK,
         &StatsResponse {
@@ -136,23 +145,30 @@ pub async fn get_stats(State(mica): State<Mica>) -> Response {
     )
 }
 
-/// The counters as a never-ending Server-Sent Events stream: every `delay` ms
-/// (the first after `delay` ms) one `data: <StatVo JSON>` event, CRLF-framed,
-/// not wrapped in the `{"data":…,"code":1}` envelope.
+/// Stream the counters as Server-Sent Events
+///
+/// A never-ending stream: every `delay` ms (the first after `delay` ms) one
+/// `data: <StatVo JSON>` event, CRLF-framed, not wrapped in the
+/// `{"data":…,"code":1}` envelope. Swagger UI waits for the end of the response, so
+/// "Try it out" shows nothing here; use `curl -N`.
 #[utoipa::path(
     get,
     path = "/api/v1/stats/sse",
     tag = "stats",
     operation_id = "streamStats",
     params(
-        ("delay" = Option<i32>, Query, description = "Period of the events, ms (default 3000)"),
+        ("delay" = Option<i32>, Query, description = "Period of the events, ms (default 3000; below 1 means 3000)", minimum = 1, example = 3000),
     ),
     responses(
         (status = 200, description = "`data: {StatVo}\\r\\n\\r\\n` every `delay` ms", body = String, content_type = "text/event-stream"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
     )
 )]
-pub async fn stream_stats(State(mica): State<Mica>, FormParams(params): FormParams) -> Response {
+pub async fn stream_stats(
+    _: Authorized,
+    State(app): State<App>,
+    FormParams(params): FormParams,
+) -> Response {
     let delay_ms = form::int_param(&params, "delay")
         .and_then(|d| d.trim().parse::<i64>().ok())
         .filter(|d| *d > 0)
@@ -162,10 +178,10 @@ pub async fn stream_stats(State(mica): State<Mica>, FormParams(params): FormPara
     let events = futures::stream::unfold(
         tokio::time::interval_at(tokio::time::Instant::now() + period, period),
         move |mut ticks| {
-            let mica = mica.clone();
+            let app = app.clone();
             async move {
                 ticks.tick().await;
-                let event = sse_event(&StatVo::from_stats(&mica.mgmt.stats()));
+                let event = sse_event(&StatVo::from_stats(&app.management.stats()));
                 Some((Ok::<Bytes, std::convert::Infallible>(event), ticks))
             }
         },

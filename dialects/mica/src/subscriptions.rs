@@ -1,6 +1,5 @@
-//! Subscriptions made on a client's behalf (`/api/v1/mqtt/subscribe`,
-//! `/unsubscribe` and their batches) and a client's subscription list
-//! (`/api/v1/client/subscriptions`).
+//! Subscriptions made on a client's behalf: `/api/v1/mqtt/subscribe`, `/unsubscribe`
+//! and their batches. (A client's subscription list is with the clients.)
 //!
 //! mica keeps a subscription for any client id, connected or not, and never tells
 //! the client (MQTT has no server-initiated SUBSCRIBE); the broker does the same
@@ -8,24 +7,26 @@
 //! higher of the two QoS, as mica 2.6.8.3 does.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use mqgate_kit::topic::is_valid_topic_filter;
-use mqgate_kit::{
-    MgmtError, OnBehalf, PageRequest, SubscriptionFilter, SubscriptionInfo, SubscriptionRequest,
-};
-use serde::{Deserialize, Serialize};
+use mqgate_kit::{MgmtError, OnBehalf, PageRequest, SubscriptionFilter, SubscriptionRequest};
+use serde::Deserialize;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-use crate::error::{json_response, ok_without_data, CodeResponse, MicaError, CODE_OK};
-use crate::form::{self, lenient, FormParams, RawBody};
-use crate::Mica;
+use crate::auth::Authorized;
+use crate::error::{ok_without_data, CodeResponse, Error};
+use crate::form::{self, batch_of, lenient, RawBody};
+use crate::routes::Routes;
+use crate::state::App;
 
-pub const SUBSCRIBE: &str = "/api/v1/mqtt/subscribe";
-pub const SUBSCRIBE_BATCH: &str = "/api/v1/mqtt/subscribe/batch";
-pub const UNSUBSCRIBE: &str = "/api/v1/mqtt/unsubscribe";
-pub const UNSUBSCRIBE_BATCH: &str = "/api/v1/mqtt/unsubscribe/batch";
-pub const CLIENT_SUBSCRIPTIONS: &str = "/api/v1/client/subscriptions";
+pub fn router() -> Routes {
+    Routes::new()
+        .route(routes!(subscribe))
+        .route(routes!(subscribe_batch))
+        .route(routes!(unsubscribe))
+        .route(routes!(unsubscribe_batch))
+}
 
 /// mica's `SubscribeForm`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -33,17 +34,20 @@ pub const CLIENT_SUBSCRIPTIONS: &str = "/api/v1/client/subscriptions";
 pub struct SubscribeForm {
     /// Topic filter; `+` and `#` wildcards and `$share/<group>/` allowed.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "a/b/c")]
+    #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^(#|(\\+|[^+#\\u0000\\s][^+#/\\u0000]*)(/(\\+|[^+#/\\u0000]*))*(/#)?)$")]
     pub topic: Option<String>,
     /// The client to subscribe; it need not be connected, nor even known yet.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "[^\\s]")]
     pub client_id: Option<String>,
     /// QoS 0, 1 or 2.
     #[serde(default, deserialize_with = "lenient::int")]
-    #[schema(value_type = i32, default = 0)]
+    #[schema(value_type = i32, default = 0, minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<i32>,
 }
+
+batch_of!(SubscribeBatch, SubscribeForm);
+batch_of!(UnsubscribeBatch, UnsubscribeForm);
 
 /// mica's `BaseForm`, the body of an unsubscribe.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -51,31 +55,11 @@ pub struct SubscribeForm {
 pub struct UnsubscribeForm {
     /// The exact filter to remove.
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "a")]
+    #[schema(value_type = String, required = true, example = "a/b/c", min_length = 1, max_length = 65535, pattern = "^(#|(\\+|[^+#\\u0000\\s][^+#/\\u0000]*)(/(\\+|[^+#/\\u0000]*))*(/#)?)$")]
     pub topic: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(value_type = String, required = true, example = "example")]
+    #[schema(value_type = String, required = true, example = "example", pattern = "[^\\s]")]
     pub client_id: Option<String>,
-}
-
-/// mica's `Subscribe`: one subscription of a client.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscribe {
-    /// The filter, `$share/<group>/` prefix included.
-    pub topic_filter: String,
-    pub client_id: String,
-    #[serde(rename = "mqttQoS")]
-    pub mqtt_qos: u8,
-    pub no_local: bool,
-}
-
-/// `{"data":[Subscribe…],"code":1}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SubscriptionsResponse {
-    pub data: Vec<Subscribe>,
-    /// 1.
-    pub code: i32,
 }
 
 /// A checked subscribe request.
@@ -87,11 +71,11 @@ struct Wanted {
 }
 
 impl SubscribeForm {
-    fn check(&self) -> Result<Wanted, MicaError> {
+    fn check(&self) -> Result<Wanted, Error> {
         let (client_id, filter) = checked_pair(&self.client_id, &self.topic)?;
         let qos = self.qos.unwrap_or(0);
         if !(0..=2).contains(&qos) {
-            return Err(MicaError::MissingParam);
+            return Err(Error::MissingParam);
         }
         Ok(Wanted {
             client_id,
@@ -102,7 +86,7 @@ impl SubscribeForm {
 }
 
 impl UnsubscribeForm {
-    fn check(&self) -> Result<(String, String), MicaError> {
+    fn check(&self) -> Result<(String, String), Error> {
         checked_pair(&self.client_id, &self.topic)
     }
 }
@@ -111,17 +95,17 @@ impl UnsubscribeForm {
 fn checked_pair(
     client_id: &Option<String>,
     topic: &Option<String>,
-) -> Result<(String, String), MicaError> {
+) -> Result<(String, String), Error> {
     let non_blank = |v: &Option<String>| {
         v.as_deref()
             .filter(|v| !v.trim().is_empty())
             .map(str::to_string)
-            .ok_or(MicaError::MissingParam)
+            .ok_or(Error::MissingParam)
     };
     let client_id = non_blank(client_id)?;
     let topic = non_blank(topic)?;
     if !is_valid_topic_filter(&topic) {
-        return Err(MicaError::InvalidParam);
+        return Err(Error::InvalidParam);
     }
     Ok((client_id, topic))
 }
@@ -150,14 +134,14 @@ fn group_by_client(wanted: Vec<Wanted>) -> Vec<(String, Vec<SubscriptionRequest>
     groups
 }
 
-async fn apply_subscriptions(mica: &Mica, wanted: Vec<Wanted>) -> Result<(), MicaError> {
+async fn apply_subscriptions(app: &App, wanted: Vec<Wanted>) -> Result<(), Error> {
     for (client_id, mut requests) in group_by_client(wanted) {
         for request in &mut requests {
             request.qos = request
                 .qos
-                .max(current_qos(mica, &client_id, &request.topic_filter));
+                .max(current_qos(app, &client_id, &request.topic_filter));
         }
-        mica.mgmt
+        app.management
             .subscribe(&client_id, requests, OnBehalf::CreateIfAbsent)
             .await?;
     }
@@ -165,8 +149,8 @@ async fn apply_subscriptions(mica: &Mica, wanted: Vec<Wanted>) -> Result<(), Mic
 }
 
 /// The QoS the client already holds for exactly this filter (0 if none).
-fn current_qos(mica: &Mica, client_id: &str, filter: &str) -> u8 {
-    let existing = mica.mgmt.list_subscriptions(
+fn current_qos(app: &App, client_id: &str, filter: &str) -> u8 {
+    let existing = app.management.list_subscriptions(
         &SubscriptionFilter {
             client_id: Some(client_id.to_string()),
             topic_filter: Some(filter.to_string()),
@@ -183,7 +167,7 @@ fn current_qos(mica: &Mica, client_id: &str, filter: &str) -> u8 {
         .unwrap_or(0)
 }
 
-async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Result<(), MicaError> {
+async fn apply_unsubscriptions(app: &App, pairs: Vec<(String, String)>) -> Result<(), Error> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for (client_id, filter) in pairs {
         match groups.iter_mut().find(|(c, _)| *c == client_id) {
@@ -192,7 +176,7 @@ async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Res
         }
     }
     for (client_id, filters) in groups {
-        match mica.mgmt.unsubscribe(&client_id, filters).await {
+        match app.management.unsubscribe(&client_id, filters).await {
             // mica answers 1 whether or not there was anything to remove.
             Ok(_) | Err(MgmtError::ClientNotFound) => {}
             Err(e) => return Err(e.into()),
@@ -201,8 +185,11 @@ async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Res
     Ok(())
 }
 
-/// Subscribes a client to a filter on its behalf; it receives matching messages
-/// from the moment this returns (no SUBACK, no retained messages).
+/// Subscribe a client to a topic filter
+///
+/// A subscription on the client's behalf: it receives matching messages from the
+/// moment this returns (no SUBACK, no retained messages). The client need not be
+/// connected, nor even known yet.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe",
@@ -210,50 +197,56 @@ async fn apply_unsubscriptions(mica: &Mica, pairs: Vec<(String, String)>) -> Res
     operation_id = "subscribe",
     request_body(content = SubscribeForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn subscribe(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let form: SubscribeForm = form::json_object(&body)?;
-    apply_subscriptions(&mica, vec![form.check()?]).await?;
+    apply_subscriptions(&app, vec![form.check()?]).await?;
     Ok(ok_without_data())
 }
 
-/// Subscribes on behalf of one or more clients. Every element is validated before
+/// Subscribe clients to topic filters
+///
+/// Subscriptions on behalf of one or more clients. Every element is validated before
 /// any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe/batch",
     tag = "subscriptions",
     operation_id = "subscribeBatch",
-    request_body(content = Vec<SubscribeForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    request_body(content = SubscribeBatch, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "All subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "All subscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic, qos outside 0..2; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn subscribe_batch(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let forms: Vec<SubscribeForm> = form::json_array(&body)?;
     let wanted = forms
         .iter()
         .map(SubscribeForm::check)
         .collect::<Result<Vec<_>, _>>()?;
-    apply_subscriptions(&mica, wanted).await?;
+    apply_subscriptions(&app, wanted).await?;
     Ok(ok_without_data())
 }
 
-/// Removes a client's subscription to exactly this filter; `{"code":1}` even if
+/// Unsubscribe a client from a topic filter
+///
+/// Removes the client's subscription to exactly this filter; `{"code":1}` even if
 /// there was none.
 #[utoipa::path(
     post,
@@ -262,95 +255,50 @@ pub async fn subscribe_batch(
     operation_id = "unsubscribe",
     request_body(content = UnsubscribeForm, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, blank clientId or topic; `{\"code\":102}` invalid filter", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or wrong JSON type", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn unsubscribe(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let form: UnsubscribeForm = form::json_object(&body)?;
-    apply_unsubscriptions(&mica, vec![form.check()?]).await?;
+    apply_unsubscriptions(&app, vec![form.check()?]).await?;
     Ok(ok_without_data())
 }
 
+/// Unsubscribe clients from topic filters
+///
 /// Removes several subscriptions. Every element is validated before any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe/batch",
     tag = "subscriptions",
     operation_id = "unsubscribeBatch",
-    request_body(content = Vec<UnsubscribeForm>, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
+    request_body(content = UnsubscribeBatch, description = "Read as JSON whatever the Content-Type", content_type = "application/json"),
     responses(
-        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json"),
+        (status = 200, description = "Unsubscribed: `{\"code\":1}`", body = CodeResponse, content_type = "application/json", example = json!({"code": 1})),
+        (status = 400, description = "`{\"code\":101}` no body, empty array, blank clientId or topic; `{\"code\":102}` invalid filter. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 101})),
+        (status = 401, description = "Missing or wrong credentials", body = CodeResponse, content_type = "application/json", example = json!({"code": 103})),
+        (status = 500, description = "`{\"code\":105}` malformed JSON or not an array. Nothing applied.", body = CodeResponse, content_type = "application/json", example = json!({"code": 105})),
     )
 )]
 pub async fn unsubscribe_batch(
-    State(mica): State<Mica>,
+    _: Authorized,
+    State(app): State<App>,
     RawBody(body): RawBody,
-) -> Result<Response, MicaError> {
+) -> Result<Response, Error> {
     let forms: Vec<UnsubscribeForm> = form::json_array(&body)?;
     let pairs = forms
         .iter()
         .map(UnsubscribeForm::check)
         .collect::<Result<Vec<_>, _>>()?;
-    apply_unsubscriptions(&mica, pairs).await?;
+    apply_unsubscriptions(&app, pairs).await?;
     Ok(ok_without_data())
-}
-
-/// The subscriptions a client's session holds, connected or not; `[]` for an
-/// unknown client.
-#[utoipa::path(
-    get,
-    path = "/api/v1/client/subscriptions",
-    tag = "subscriptions",
-    operation_id = "clientSubscriptions",
-    params(
-        ("clientId" = String, Query, description = "Client id (query string or urlencoded body)"),
-    ),
-    responses(
-        (status = 200, description = "The subscriptions", body = SubscriptionsResponse, content_type = "application/json"),
-        (status = 400, description = "`{\"code\":101}` no clientId", body = CodeResponse, content_type = "application/json"),
-        (status = 401, description = "Missing or wrong credentials: `{\"code\":103}`", body = CodeResponse, content_type = "application/json"),
-    )
-)]
-pub async fn client_subscriptions(
-    State(mica): State<Mica>,
-    FormParams(params): FormParams,
-) -> Result<Response, MicaError> {
-    let client_id = form::required(&params, "clientId")?;
-    let page = mica.mgmt.list_subscriptions(
-        &SubscriptionFilter {
-            client_id: Some(client_id.to_string()),
-            ..SubscriptionFilter::default()
-        },
-        PageRequest::ALL,
-    );
-    let data = page.items.iter().map(Subscribe::from_info).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &SubscriptionsResponse {
-            data,
-            code: CODE_OK,
-        },
-    ))
-}
-
-impl Subscribe {
-    fn from_info(info: &SubscriptionInfo) -> Subscribe {
-        Subscribe {
-            topic_filter: info.topic_filter.clone(),
-            client_id: info.client_id.clone(),
-            mqtt_qos: info.qos,
-            no_local: info.no_local,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -368,16 +316,13 @@ mod tests {
     #[test]
     fn validation_codes() {
         assert!(form("c", "a/+/b", 2).check().is_ok());
-        assert_eq!(form(" ", "a", 0).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "", 0).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "a/#/b", 0).check(), Err(MicaError::InvalidParam));
-        assert_eq!(form("c", "a+", 0).check(), Err(MicaError::InvalidParam));
-        assert_eq!(form("c", "a", 3).check(), Err(MicaError::MissingParam));
-        assert_eq!(form("c", "a", -1).check(), Err(MicaError::MissingParam));
-        assert_eq!(
-            SubscribeForm::default().check(),
-            Err(MicaError::MissingParam)
-        );
+        assert_eq!(form(" ", "a", 0).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "", 0).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "a/#/b", 0).check(), Err(Error::InvalidParam));
+        assert_eq!(form("c", "a+", 0).check(), Err(Error::InvalidParam));
+        assert_eq!(form("c", "a", 3).check(), Err(Error::MissingParam));
+        assert_eq!(form("c", "a", -1).check(), Err(Error::MissingParam));
+        assert_eq!(SubscribeForm::default().check(), Err(Error::MissingParam));
     }
 
     #[test]
@@ -405,21 +350,5 @@ mod tests {
             ]
         );
         assert_eq!(groups[1].0, "c2");
-    }
-
-    #[test]
-    fn subscribe_json_names() {
-        let s = Subscribe::from_info(&SubscriptionInfo {
-            client_id: "123".into(),
-            topic_filter: "#".into(),
-            qos: 1,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: 0,
-        });
-        assert_eq!(
-            serde_json::to_string(&s).unwrap(),
-            r##"{"topicFilter":"#","clientId":"123","mqttQoS":1,"noLocal":false}"##
-        );
     }
 }

@@ -1,11 +1,17 @@
-//! Who may call the API: NanoMQ checks credentials before it routes, for every method
-//! and path of an API, and answers failures with 401 and no `WWW-Authenticate` (so a
-//! browser never shows a login prompt).
+//! Who may call the API: Basic, JWT or nobody checked, as `auth_type` says. NanoMQ
+//! checks credentials before it routes, for every method and path of an API, and
+//! answers failures with 401 and no `WWW-Authenticate` (so a browser never shows a
+//! login prompt). Every handler, and the v4 answers for unknown routes and methods,
+//! take the [`Authorized`] extractor first; v1 takes it as a `Result` because it reads
+//! its body before the credentials.
 
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use mqgate_kit::http::basic_auth::{BasicCredentials, BasicOutcome, SchemeCheck};
 
+use crate::error::Error;
 use crate::jwt::{JwtVerifier, TokenRejection};
 use crate::{AuthType, Config};
 
@@ -67,6 +73,28 @@ impl Auth {
                 }
             }
         }
+    }
+}
+
+/// A state that knows how the API authenticates.
+pub trait AuthState {
+    fn auth(&self) -> &Auth;
+}
+
+/// Proof that the request's credentials passed; 401 with NanoMQ's code otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Authorized;
+
+#[axum::async_trait]
+impl<S: AuthState + Send + Sync> FromRequestParts<S> for Authorized {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        state
+            .auth()
+            .check(&parts.headers)
+            .map(|()| Authorized)
+            .map_err(Error::unauthorized)
     }
 }
 

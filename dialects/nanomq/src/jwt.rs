@@ -6,7 +6,9 @@
 //! key as secret, is refused); `iss` must be the public key file's base name; `exp` is
 //! required. Not kept: NanoMQ's JWT library accepts an `iss` that merely starts with the
 //! configured name and skips the signature check on an empty signature segment; here
-//! `iss` must be equal and the signature always checked.
+//! `iss` must be one string equal to the name (an array of names is refused), the
+//! signature is always checked, and a token whose `nbf` is still in the future is
+//! refused.
 
 use std::path::Path;
 
@@ -19,7 +21,8 @@ use serde::{Deserialize, Serialize};
 pub enum TokenRejection {
     /// `exp` is in the past (NanoMQ's code 116).
     Expired,
-    /// Anything else: bad signature, algorithm, issuer, shape (code 103).
+    /// Anything else: bad signature, algorithm, issuer, shape, `nbf` in the future
+    /// (code 103).
     Invalid(String),
 }
 
@@ -67,6 +70,7 @@ impl JwtVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.validate_nbf = true;
         validation.leeway = 0;
         Ok(JwtVerifier {
             key,
@@ -81,6 +85,10 @@ impl JwtVerifier {
 
     pub fn verify(&self, token: &str) -> Result<(), TokenRejection> {
         match jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation) {
+            // The library takes an array of issuers as matching when one of them does.
+            Ok(data) if !data.claims.get("iss").is_some_and(|iss| iss.is_string()) => Err(
+                TokenRejection::Invalid("iss is not a single string".to_string()),
+            ),
             Ok(_) => Ok(()),
             Err(e) if *e.kind() == ErrorKind::ExpiredSignature => Err(TokenRejection::Expired),
             Err(e) => Err(TokenRejection::Invalid(e.to_string())),
@@ -107,4 +115,47 @@ pub fn sign_token(
     };
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
         .map_err(|e| format!("cannot sign the token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PRIVATE: &[u8] = include_bytes!("../../../tests/fixtures/nanomq/jwt/private.pem");
+    const PUBLIC: &[u8] = include_bytes!("../../../tests/fixtures/nanomq/jwt/nanomq.pub");
+
+    fn signed(claims: serde_json::Value) -> String {
+        let key = EncodingKey::from_rsa_pem(PRIVATE).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    }
+
+    #[test]
+    fn not_before_and_issuer_shape() {
+        let verifier = JwtVerifier::new(PUBLIC, "nanomq.pub").unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let exp = now + 3600;
+        assert_eq!(
+            verifier.verify(&signed(json!({"iss":"nanomq.pub","exp":exp,"nbf":now - 5}))),
+            Ok(())
+        );
+        assert!(matches!(
+            verifier.verify(&signed(
+                json!({"iss":"nanomq.pub","exp":exp,"nbf":now + 600})
+            )),
+            Err(TokenRejection::Invalid(_))
+        ));
+        assert!(matches!(
+            verifier.verify(&signed(json!({"iss":["nanomq.pub"],"exp":exp}))),
+            Err(TokenRejection::Invalid(_))
+        ));
+        assert!(matches!(
+            verifier.verify(&signed(json!({"iss":["other","nanomq.pub"],"exp":exp}))),
+            Err(TokenRejection::Invalid(_))
+        ));
+        assert_eq!(
+            verifier.verify(&signed(json!({"iss":"nanomq.pub","exp":now - 10}))),
+            Err(TokenRejection::Expired)
+        );
+    }
 }

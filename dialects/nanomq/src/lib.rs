@@ -4,25 +4,32 @@
 //! on one listener (default `0.0.0.0:8081`, Basic `admin`/`public`):
 //!
 //! - `/api/v1`: the req/seq RPC of NanoMQ 0.5–0.8.0 ([`v1`]).
-//! - `/api/v4`: the REST API of NanoMQ 0.25.x ([`v4`], one module per resource:
-//!   [`v4::endpoints`], [`v4::brokers`], [`v4::clients`], [`v4::subscriptions`],
-//!   [`v4::topic_tree`], [`v4::metrics`], [`v4::reload`], [`v4::configuration`],
-//!   [`v4::ctrl`], [`v4::mqtt`], [`v4::bridges`], [`v4::rules`]).
+//! - `/api/v4`: the REST API of NanoMQ 0.25.x ([`v4`], one module per resource, each
+//!   owning its routes: [`v4::endpoints`], [`v4::brokers`], [`v4::clients`],
+//!   [`v4::subscriptions`], [`v4::topic_tree`], [`v4::metrics`], [`v4::reload`],
+//!   [`v4::configuration`], [`v4::files`], [`v4::ctrl`], [`v4::mqtt`],
+//!   [`v4::bridges`], [`v4::rules`]; [`v4::request`] reads requests as NanoMQ does).
+//!   A route's path and method are written once, in its handler's `#[utoipa::path]`
+//!   annotation.
 //!
-//! The real server routes on the raw, un-decoded URI, authenticates before routing and
-//! answers unknown paths with `{"code":102}`; axum's matcher does none of that, so the
-//! whole surface is one fallback handler ([`server`]) that classifies the raw path and
-//! hands it to the API's own router. Around it:
+//! Around them:
 //!
-//! - [`auth`]: Basic, JWT (RS256, [`jwt`]) or no auth, with NanoMQ's result codes.
-//! - [`reply`]: the response and the one error type ([`reply::ApiError`]) that renders
-//!   NanoMQ's `{"code":N}` envelope (and v1's `seq`/`rep` form), with the request's
-//!   Content-Type echoed as NanoMQ does; nng's HTML pages for paths outside the APIs.
+//! - This file: [`Config`] (the `[nanomq]` section), [`build`], [`openapi()`].
+//! - [`state`]: [`state::App`], what every handler shares.
+//! - [`mount`]: the listener: NanoMQ's dispatch on raw path prefixes, body limits,
+//!   the request's Content-Type echoed on errors; [`static_files`] for the rest.
+//! - [`auth`]: Basic, JWT (RS256, [`jwt`]) or no auth, checked by the
+//!   [`auth::Authorized`] extractor with NanoMQ's result codes.
+//! - [`error`]: [`error::Error`], the one error type, rendering NanoMQ's `{"code":N}`
+//!   envelope (and v1's `seq`/`rep` form); [`reply`]: successful bodies with NanoMQ's
+//!   headers, nng's HTML pages.
 //! - [`cjson`]: numbers printed the way NanoMQ's JSON library prints them.
 //! - [`settings`]: mqgate's real configuration seen through NanoMQ's config shapes, and
 //!   NanoMQ-shaped writes mapped back onto [`mqgate_kit::HotConfigPatch`]; what cannot be
-//!   applied is reported in `not_applied`.
-//! - [`mod@openapi`]: the OpenAPI document, generated from the handlers' annotations.
+//!   applied is reported in `not_applied`. [`hocon`]: the HOCON subset NanoMQ's
+//!   configuration files are written in. [`config_files`]: the three files the
+//!   configuration routes may read and write (the allow-list), written atomically.
+//! - [`mod@openapi`]: the OpenAPI document around the routers' operations.
 //!
 //! Beyond NanoMQ and off by default: `cors_origins` (tower-http's CORS layer) and
 //! `static_dir` (tower-http's ServeDir, NanoMQ's `./dist` handler made configurable).
@@ -30,11 +37,16 @@
 
 pub mod auth;
 pub mod cjson;
+pub mod config_files;
+pub mod error;
+pub mod hocon;
 pub mod jwt;
+pub mod mount;
 pub mod openapi;
 pub mod reply;
-pub mod server;
 pub mod settings;
+pub mod state;
+pub mod static_files;
 pub mod v1;
 pub mod v4;
 
@@ -43,7 +55,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mqgate_kit::{Dialect, DialectBuildError, DialectConfig, DialectContext};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+
+use state::{App, Maxima};
 
 pub use jwt::sign_token;
 
@@ -124,18 +139,26 @@ pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, D
         message,
     };
     let auth = auth::Auth::from_config(config).map_err(fail)?;
-    let cors = server::cors_layer(&config.cors_origins).map_err(fail)?;
-    let api = Arc::new(server::Nanomq::new(config.clone(), ctx, auth));
-    Ok(Arc::new(NanomqDialect { api, cors }))
+    let cors = mount::cors_layer(&config.cors_origins).map_err(fail)?;
+    let app = Arc::new(App {
+        management: ctx.management,
+        config: config.clone(),
+        auth,
+        data_dir: ctx.data_dir,
+        listen: ctx.listen,
+        maxima: Mutex::new(Maxima::default()),
+    });
+    Ok(Arc::new(NanomqDialect { app, cors }))
 }
 
 /// The dialect's OpenAPI document, `servers` pointing at `server_url`.
 pub fn openapi(server_url: &str) -> utoipa::openapi::OpenApi {
-    openapi::document(server_url)
+    let operations = v1::routes().merge(v4::routes()).into_openapi();
+    openapi::document(operations, server_url)
 }
 
 struct NanomqDialect {
-    api: Arc<server::Nanomq>,
+    app: Arc<App>,
     cors: Option<tower_http::cors::CorsLayer>,
 }
 
@@ -147,7 +170,7 @@ impl Dialect for NanomqDialect {
         "NanoMQ HTTP API (v1 RPC and v4 REST)"
     }
     fn router(&self) -> axum::Router {
-        server::router(self.api.clone(), self.cors.clone())
+        mount::router(self.app.clone(), self.cors.clone())
     }
     fn openapi(&self, server_url: &str) -> utoipa::openapi::OpenApi {
         openapi(server_url)

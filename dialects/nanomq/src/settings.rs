@@ -9,7 +9,12 @@
 //! back what was read is therefore always clean.
 
 use mqgate_kit::{ConfigView, HotConfigPatch, Management};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::cjson::CNumber;
+use crate::reply::Reply;
 
 /// NanoMQ's defaults for settings mqgate does not have; reported as they are.
 pub const PROPERTY_SIZE: u32 = 32;
@@ -33,6 +38,58 @@ pub fn ws_url(view: &ConfigView) -> Option<String> {
     view.mqtt.ws_listen.map(|a| {
         let path = view.mqtt.ws_paths.first().map_or("/mqtt", String::as_str);
         format!("nmq-ws://{a}{path}")
+    })
+}
+
+/// The hot-updatable settings in NanoMQ's shape: `GET /reload`'s data, and the
+/// values of `/configuration`'s `basic` section.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HotConfig {
+    pub property_size: u32,
+    /// KiB.
+    pub max_packet_size: u32,
+    /// KiB.
+    pub client_max_packet_size: u32,
+    /// Largest number of queued messages per client.
+    pub msq_len: u32,
+    pub qos_duration: u32,
+    pub keepalive_backoff: CNumber,
+    pub allow_anonymous: bool,
+    pub enable_mqtt_stream: bool,
+    pub bridge_mode: bool,
+}
+
+/// The hot-updatable settings as NanoMQ reports them.
+pub fn hot_config(management: &dyn Management) -> HotConfig {
+    let hot = management.config().hot;
+    HotConfig {
+        property_size: PROPERTY_SIZE,
+        max_packet_size: kib(hot.max_packet_size),
+        client_max_packet_size: kib(hot.client_max_packet_size),
+        msq_len: hot.max_queued_messages,
+        qos_duration: QOS_DURATION,
+        keepalive_backoff: CNumber(f64::from(hot.keepalive_backoff)),
+        allow_anonymous: hot.allow_anonymous,
+        enable_mqtt_stream: false,
+        bridge_mode: false,
+    }
+}
+
+/// The reply to a configuration write: `{"code":0}`, plus the key paths that were
+/// written but could not be applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WriteReply {
+    pub code: u16,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_applied: Vec<String>,
+}
+
+/// Applies a plan and answers NanoMQ's success, listing what was not applied.
+pub fn write_reply(management: &dyn Management, origin: &str, plan: WritePlan) -> Reply {
+    let not_applied = apply(management, origin, plan);
+    Reply::json(&WriteReply {
+        code: 0,
+        not_applied,
     })
 }
 

@@ -7,36 +7,162 @@
 //! then credentials, then the request code. Every reply, success or error, carries the
 //! request's Content-Type.
 
-use axum::http::{HeaderValue, StatusCode};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Router;
 use bytes::Bytes;
 use mqgate_kit::{ClientFilter, ControlAction, PageRequest, SubscriptionFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::cjson;
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
+use crate::error::Error;
+use crate::reply::{ContentType, Reply};
 use crate::settings::{self, Setter};
+use crate::state::App;
 use crate::v4::topic_tree;
+
+/// The RPC's one documented route.
+pub fn routes() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default().routes(routes!(handle))
+}
+
+/// Every method and every path under `/api/v1` reach [`handle`].
+pub fn router(app: Arc<App>) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
+        .fallback(handle)
+        .method_not_allowed_fallback(handle)
+        .with_state(app)
+}
 
 /// 2^63: what NanoMQ's cast of a missing (NaN) `seq` yields on x86-64.
 const NAN_SEQ: u64 = 1 << 63;
 
-/// One RPC request. Only `req` and `seq` are common; `action` is for req 10 and `data`
-/// for req 12.
+/// Declares the request shape of a `req` that takes nothing else.
+macro_rules! plain_request {
+    ($name:ident, $req:tt, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Deserialize, ToSchema)]
+        pub struct $name {
+            #[schema(minimum = $req, maximum = $req, example = $req)]
+            pub req: i32,
+            /// Echoed in the reply.
+            #[schema(example = 1)]
+            pub seq: u64,
+        }
+    };
+}
+
+plain_request!(BrokerStatsRequest, 2, "req 2: broker statistics.");
+plain_request!(
+    SubscriptionsRequest,
+    4,
+    "req 4: every client's subscriptions."
+);
+plain_request!(ClientsRequest, 5, "req 5: every client.");
+plain_request!(ConfigRequest, 11, "req 11: the configuration.");
+plain_request!(TopicTreeRequest, 13, "req 13: the topic tree.");
+
+/// req 10: stop or restart the broker.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RpcRequest {
-    /// 2 broker stats, 4 subscriptions, 5 clients, 10 control, 11 get config,
-    /// 12 set config, 13 topic tree.
+pub struct ControlRequest {
+    #[schema(minimum = 10, maximum = 10, example = 10)]
     pub req: i32,
-    /// Echoed in the reply.
+    #[schema(example = 1)]
     pub seq: u64,
-    /// req 10: `stop` or `restart`.
-    pub action: Option<String>,
-    /// req 12: the configuration in req 11's shape.
-    #[schema(value_type = Object)]
-    pub data: Option<Value>,
+    /// Any case; another action answers success and does nothing, as NanoMQ 0.8.0.
+    pub action: ControlActionName,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlActionName {
+    Restart,
+    Stop,
+}
+
+/// req 12: change the configuration.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetConfigRequest {
+    #[schema(minimum = 12, maximum = 12, example = 12)]
+    pub req: i32,
+    #[schema(example = 1)]
+    pub seq: u64,
+    /// req 11's shape, any subset; `msq_len` and `allow_anonymous` are applied.
+    #[schema(value_type = Object, example = json!({"allow_anonymous": true}))]
+    pub data: Value,
+}
+
+/// One RPC request, by `req` (documentation only: the body is read field by field, as
+/// NanoMQ 0.8.0 reads it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum RpcRequest {
+    BrokerStats(BrokerStatsRequest),
+    Subscriptions(SubscriptionsRequest),
+    Clients(ClientsRequest),
+    Control(ControlRequest),
+    Config(ConfigRequest),
+    SetConfig(SetConfigRequest),
+    TopicTree(TopicTreeRequest),
+}
+
+/// Declares the reply shape of a `req`.
+macro_rules! reply {
+    ($name:ident, $req:tt, $doc:literal $(, $field:ident: $data:ty)?) => {
+        #[doc = $doc]
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            #[schema(example = 0)]
+            pub code: i32,
+            #[schema(example = 1)]
+            pub seq: u64,
+            #[schema(minimum = $req, maximum = $req, example = $req)]
+            pub rep: i32,
+            $(pub $field: $data,)?
+        }
+    };
+}
+
+reply!(BrokerStatsReply, 2, "req 2's reply.", data: RpcBrokerStats);
+reply!(SubscriptionsReply, 4, "req 4's reply.", data: Vec<RpcClientSubscriptions>);
+reply!(ClientsReply, 5, "req 5's reply.", data: Vec<RpcClient>);
+reply!(ControlReply, 10, "req 10's reply.");
+reply!(ConfigReply, 11, "req 11's reply.", data: RpcConfig);
+reply!(
+    SetConfigReply,
+    12,
+    "req 12's reply; `not_applied` only when a written value was not applied.",
+    not_applied: Option<Vec<String>>
+);
+reply!(TopicTreeReply, 13, "req 13's reply.", data: Vec<Vec<topic_tree::TreeNode>>);
+
+/// One RPC reply, by `req`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RpcReply {
+    BrokerStats(BrokerStatsReply),
+    Subscriptions(SubscriptionsReply),
+    Clients(ClientsReply),
+    Control(ControlReply),
+    Config(Box<ConfigReply>),
+    SetConfig(SetConfigReply),
+    TopicTree(TopicTreeReply),
+}
+
+/// A failed call: `{"code":C,"seq":S[,"rep":R]}` (`rep` left out when `req` was missing).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RpcError {
+    pub code: u16,
+    pub seq: u64,
+    pub rep: Option<i32>,
 }
 
 /// `(int)` of a double as x86-64 computes it: out of range and NaN give INT_MIN.
@@ -60,46 +186,53 @@ fn c_u64(value: Option<&Value>) -> u64 {
     }
 }
 
-/// The RPC endpoint (any method, any sub-path).
+/// Call the v1 RPC
+///
+/// NanoMQ 0.5-0.8.0's req/seq RPC: every method and every path under `/api/v1` take a
+/// JSON object `{"req":N,"seq":S,...}` and answer `{"code":0,"seq":S,"rep":N,...}`.
 #[utoipa::path(
     post,
     path = "/api/v1",
     tag = "v1 RPC",
-    request_body(content = RpcRequest, description = "`{\"req\":N,\"seq\":S}`; req 10 adds `action`, req 12 adds `data`"),
+    request_body(content = RpcRequest, description = "`{\"req\":N,\"seq\":S}`; req 10 adds `action`, req 12 adds `data`", example = json!({"req": 2, "seq": 1})),
     responses(
-        (status = 200, description = "`{\"code\":0,\"seq\":S,\"rep\":N[,\"data\":...]}`; data per req: 2 `RpcBrokerStats`, 4 `[RpcClientSubscriptions]`, 5 `[RpcClient]`, 11 `RpcConfig`, 13 the topic tree (`[[RpcTreeNode]]`)", body = RpcBrokerStats),
-        (status = 400, description = "`{\"code\":109,\"seq\":0}`: the body is not a JSON object"),
-        (status = 401, description = "`{\"code\":103|104|116,\"seq\":S,\"rep\":N}`"),
-        (status = 404, description = "`{\"code\":108,\"seq\":S[,\"rep\":N]}`: unknown req")
+        (status = 200, description = "`{\"code\":0,\"seq\":S,\"rep\":N[,\"data\":...]}`, one shape per `req`", body = RpcReply, example = json!({"code": 0, "seq": 1, "rep": 2, "data": {"client_size": 1, "message_in": 4, "message_out": 0, "message_drop": 4}})),
+        (status = 400, description = "The body is not a JSON object", body = RpcError, example = json!({"code": 109, "seq": 0})),
+        (status = 401, description = "103 wrong credentials, 104 none, 116 expired token", body = RpcError, example = json!({"code": 104, "seq": 1, "rep": 2})),
+        (status = 404, description = "Unknown `req`", body = RpcError, example = json!({"code": 108, "seq": 1, "rep": 3}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn handle(api: &Nanomq, request: &ApiRequest) -> Reply {
-    let content_type = request.content_type();
-    let body: Value = match serde_json::from_slice(&request.body) {
+pub async fn handle(
+    caller: Result<Authorized, Error>,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Reply {
+    let body: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return ApiError::not_json().in_rpc(0, 0).reply(content_type),
+        _ => return Error::not_json().in_rpc(0, 0).reply(),
     };
     let req = c_int(body.get("req"));
     let seq = c_u64(body.get("seq"));
-    if let Err(code) = api.auth.check(&request.headers) {
-        return ApiError::unauthorized(code)
-            .in_rpc(seq, req)
-            .reply(content_type);
+    if let Err(unauthorized) = caller {
+        return unauthorized.in_rpc(seq, req).reply();
     }
     let outcome = match req {
-        2 => Ok(Some(data(&broker_stats(api)))),
-        4 => Ok(Some(data(&client_subscriptions(api)))),
-        5 => Ok(Some(data(&clients(api)))),
-        10 => control(api, body.get("action")).map(|()| None),
-        11 => Ok(Some(data(&config(api)))),
-        12 => Ok(set_config(api, body.get("data"))),
-        13 => Ok(Some(data(&topic_tree::levels(api, "client_id")))),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, 108)),
+        2 => Ok(Some(data(&broker_stats(&app)))),
+        4 => Ok(Some(data(&client_subscriptions(&app)))),
+        5 => Ok(Some(data(&clients(&app)))),
+        10 => control(&app, body.get("action")).map(|()| None),
+        11 => Ok(Some(data(&config(&app)))),
+        12 => Ok(set_config(&app, body.get("data"))),
+        13 => Ok(Some(data(&topic_tree::levels(
+            app.management.as_ref(),
+            "client_id",
+        )))),
+        _ => Err(Error::new(StatusCode::NOT_FOUND, 108)),
     };
     match outcome {
-        Ok(extra) => success(seq, req, extra, content_type),
-        Err(error) => error.in_rpc(seq, req).reply(content_type),
+        Ok(extra) => success(seq, req, extra),
+        Err(error) => error.in_rpc(seq, req).reply(),
     }
 }
 
@@ -108,8 +241,9 @@ fn data<T: Serialize>(value: &T) -> String {
     format!(",\"data\":{text}")
 }
 
-/// `{"code":0,"seq":S,"rep":R` + `extra` (`,"data":...` or `,"not_applied":[...]`) + `}`.
-fn success(seq: u64, rep: i32, extra: Option<String>, content_type: Option<&HeaderValue>) -> Reply {
+/// `{"code":0,"seq":S,"rep":R` + `extra` (`,"data":...` or `,"not_applied":[...]`) + `}`,
+/// with the request's Content-Type.
+fn success(seq: u64, rep: i32, extra: Option<String>) -> Reply {
     let body = format!(
         "{{\"code\":0,\"seq\":{},\"rep\":{rep}{}}}",
         cjson::format_number(seq as f64),
@@ -117,7 +251,7 @@ fn success(seq: u64, rep: i32, extra: Option<String>, content_type: Option<&Head
     );
     Reply {
         status: StatusCode::OK,
-        content_type: content_type.cloned(),
+        content_type: ContentType::EchoRequest,
         body: Bytes::from(body),
     }
 }
@@ -132,8 +266,8 @@ pub struct RpcBrokerStats {
     pub message_drop: u64,
 }
 
-fn broker_stats(api: &Nanomq) -> RpcBrokerStats {
-    let stats = api.management.stats();
+fn broker_stats(app: &App) -> RpcBrokerStats {
+    let stats = app.management.stats();
     RpcBrokerStats {
         client_size: stats.connections,
         message_in: stats.messages_received,
@@ -155,8 +289,8 @@ pub struct RpcSubscription {
     pub qos: u8,
 }
 
-fn client_subscriptions(api: &Nanomq) -> Vec<RpcClientSubscriptions> {
-    let page = api
+fn client_subscriptions(app: &App) -> Vec<RpcClientSubscriptions> {
+    let page = app
         .management
         .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL);
     let mut grouped: Vec<RpcClientSubscriptions> = Vec::new();
@@ -191,8 +325,8 @@ pub struct RpcClient {
     pub message_receive: u64,
 }
 
-fn clients(api: &Nanomq) -> Vec<RpcClient> {
-    api.management
+fn clients(app: &App) -> Vec<RpcClient> {
+    app.management
         .list_clients(&ClientFilter::default(), PageRequest::ALL)
         .items
         .into_iter()
@@ -209,18 +343,18 @@ fn clients(api: &Nanomq) -> Vec<RpcClient> {
 
 /// req 10. NanoMQ 0.8.0 answers an unknown action with success and does nothing; that
 /// is kept. A missing action crashed it; here it is 400 `{"code":107}`.
-fn control(api: &Nanomq, action: Option<&Value>) -> Result<(), ApiError> {
+fn control(app: &App, action: Option<&Value>) -> Result<(), Error> {
     let action = action
         .and_then(Value::as_str)
-        .ok_or(ApiError::new(StatusCode::BAD_REQUEST, 107))?;
+        .ok_or(Error::new(StatusCode::BAD_REQUEST, 107))?;
     let action = match action.to_ascii_lowercase().as_str() {
         "stop" => ControlAction::Stop,
         "restart" => ControlAction::Restart,
         _ => return Ok(()),
     };
-    api.management
+    app.management
         .control(action)
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 101))
+        .map_err(|_| Error::new(StatusCode::INTERNAL_SERVER_ERROR, 101))
 }
 
 /// req 11, in the shape 0.8.0 printed (absent strings omitted, TLS files `null`).
@@ -279,8 +413,8 @@ pub struct RpcBridge {
     pub subscription: Vec<RpcSubscription>,
 }
 
-fn config(api: &Nanomq) -> RpcConfig {
-    let view = api.management.config();
+fn config(app: &App) -> RpcConfig {
+    let view = app.management.config();
     let threads = settings::task_threads();
     RpcConfig {
         url: settings::tcp_url(&view),
@@ -306,10 +440,10 @@ fn config(api: &Nanomq) -> RpcConfig {
         },
         http_server: RpcHttpServer {
             enable: true,
-            port: api.listen.port(),
-            username: api.config.username.clone(),
-            password: api.config.password.clone(),
-            auth_type: api.config.auth_type.reported_name().to_string(),
+            port: app.listen.port(),
+            username: app.config.username.clone(),
+            password: app.config.password.clone(),
+            auth_type: app.config.auth_type.reported_name().to_string(),
         },
         bridge: RpcBridge {
             bridge_mode: false,
@@ -325,15 +459,15 @@ fn config(api: &Nanomq) -> RpcConfig {
 
 /// req 12: applies `msq_len` and `allow_anonymous`; other changed values are reported
 /// in `not_applied`.
-fn set_config(api: &Nanomq, written: Option<&Value>) -> Option<String> {
+fn set_config(app: &App, written: Option<&Value>) -> Option<String> {
     let written = written.filter(|v| v.is_object())?;
-    let current = serde_json::to_value(config(api)).unwrap_or(Value::Null);
+    let current = serde_json::to_value(config(app)).unwrap_or(Value::Null);
     let setters: &[(&str, Setter)] = &[
         ("msq_len", settings::set_queue_len),
         ("allow_anonymous", settings::set_allow_anonymous),
     ];
     let plan = settings::plan_write(&current, written, setters);
-    let not_applied = settings::apply(api.management.as_ref(), "v1 req 12", plan);
+    let not_applied = settings::apply(app.management.as_ref(), "v1 req 12", plan);
     if not_applied.is_empty() {
         None
     } else {

@@ -1,10 +1,12 @@
 //! HTTP mechanics that more than one dialect needs: vendor Basic auth, paging
 //! parameters, request parameters from query or form, JSON bodies, payload
-//! encodings and vendor timestamp formats.
+//! encodings, vendor timestamp formats, URI rewriting, and OpenAPI touches.
 
 pub mod basic_auth;
 pub mod body;
+pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod payload;
 pub mod time;
+pub mod uri;

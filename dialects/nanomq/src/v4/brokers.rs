@@ -1,13 +1,25 @@
 //! `GET /brokers` and `GET /nodes`: the one node that exists, with mqgate's live uptime,
 //! version and connection count.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::http::time::format_datetime;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::reply::Reply;
-use crate::server::Nanomq;
+use crate::state::App;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_brokers))
+        .routes(routes!(list_nodes))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BrokerList {
@@ -54,6 +66,9 @@ pub fn uptime_text(uptime_ms: u64) -> String {
     )
 }
 
+/// Get the broker
+///
+/// The one node: local time, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/brokers",
@@ -61,8 +76,8 @@ pub fn uptime_text(uptime_ms: u64) -> String {
     responses((status = 200, description = "The broker", body = BrokerList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_brokers(api: &Nanomq) -> Reply {
-    let stats = api.management.stats();
+pub async fn list_brokers(_: Authorized, State(app): State<Arc<App>>) -> Reply {
+    let stats = app.management.stats();
     Reply::json(&BrokerList {
         code: 0,
         data: vec![Broker {
@@ -75,6 +90,9 @@ pub fn list_brokers(api: &Nanomq) -> Reply {
     })
 }
 
+/// Get the node
+///
+/// The one node: connections, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/nodes",
@@ -82,8 +100,8 @@ pub fn list_brokers(api: &Nanomq) -> Reply {
     responses((status = 200, description = "The node", body = NodeList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_nodes(api: &Nanomq) -> Reply {
-    let stats = api.management.stats();
+pub async fn list_nodes(_: Authorized, State(app): State<Arc<App>>) -> Reply {
+    let stats = app.management.stats();
     Reply::json(&NodeList {
         code: 0,
         data: vec![Node {

@@ -5,12 +5,27 @@
 //! more is read, pairs without `=`, key or value are skipped, values are not
 //! percent-decoded.
 
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
 use mqgate_kit::{ClientFilter, ClientInfo, PageRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::{CodeReply, Reply};
+use crate::state::App;
+use crate::v4::request::RawSegment;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_clients))
+        .routes(routes!(lookup_client))
+        .routes(routes!(lookup_client_via_username))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ClientList {
@@ -64,6 +79,15 @@ impl From<ClientInfo> for Client {
     }
 }
 
+/// A client's connection state.
+// Documentation only: the query is read as NanoMQ reads it.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum ConnState {
+    connected,
+    disconnected,
+}
+
 /// The query's pairs as NanoMQ reads them.
 pub fn query_pairs(query: Option<&str>) -> Vec<(&str, &str)> {
     let Some(query) = query.filter(|q| q.len() >= 3) else {
@@ -77,7 +101,7 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(&str, &str)> {
 }
 
 /// The filters of a query, or 400 `{"code":108}`.
-pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> {
+pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, Error> {
     let mut filter = ClientFilter::default();
     for (key, value) in query_pairs(query) {
         match key {
@@ -87,14 +111,14 @@ pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> 
                 filter.connected = Some(match value.to_ascii_lowercase().as_str() {
                     "connected" => true,
                     "disconnected" => false,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
             "clean_start" => {
                 filter.clean_start = Some(match value.to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
             "proto_name" => filter.proto_name = Some(value.to_string()),
@@ -103,17 +127,17 @@ pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, ApiError> 
                     "3" => 3,
                     "4" => 4,
                     "5" => 5,
-                    _ => return Err(ApiError::bad_param()),
+                    _ => return Err(Error::bad_param()),
                 })
             }
-            _ => return Err(ApiError::bad_param()),
+            _ => return Err(Error::bad_param()),
         }
     }
     Ok(filter)
 }
 
-fn clients_matching(api: &Nanomq, filter: &ClientFilter) -> Reply {
-    let data = api
+fn clients_matching(app: &App, filter: &ClientFilter) -> Reply {
+    let data = app
         .management
         .list_clients(filter, PageRequest::ALL)
         .items
@@ -135,73 +159,89 @@ fn narrow(current: &mut Option<String>, value: &str) -> bool {
     }
 }
 
+/// List clients
+///
+/// Every client, connected or an offline persistent session, matching the query filters
+/// (no paging).
 #[utoipa::path(
     get,
     path = "/api/v4/clients",
     tag = "v4 clients",
     params(
-        ("clientid" = Option<String>, Query, description = "Also `client_id`"),
+        ("clientid" = Option<String>, Query, description = "Also `client_id`. Values are matched as sent, not percent-decoded; an empty value is no filter"),
         ("username" = Option<String>, Query),
-        ("conn_state" = Option<String>, Query, description = "connected | disconnected"),
-        ("clean_start" = Option<bool>, Query),
-        ("proto_name" = Option<String>, Query),
-        ("proto_ver" = Option<u8>, Query, description = "3 | 4 | 5")
+        ("conn_state" = inline(Option<ConnState>), Query, description = "Any case"),
+        ("clean_start" = Option<bool>, Query, description = "Any case"),
+        ("proto_name" = Option<String>, Query, example = "MQTT"),
+        ("proto_ver" = Option<u8>, Query, description = "3 (MQTT 3.1), 4 (3.1.1) or 5", minimum = 3, maximum = 5, example = 5)
     ),
     responses(
         (status = 200, description = "Every matching client (no paging)", body = ClientList),
-        (status = 400, description = "`{\"code\":108}`: unknown filter or bad value")
+        (status = 400, description = "An unknown filter or a bad value", body = CodeReply, example = json!({"code": 108}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_clients(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let filter = filter_from_query(request.query.as_deref())?;
-    Ok(clients_matching(api, &filter))
+pub async fn list_clients(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let filter = filter_from_query(query.as_deref())?;
+    Ok(clients_matching(&app, &filter))
 }
 
+/// Get a client by id
+///
+/// The client whose id is the raw path segment (not percent-decoded), or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/clients/{clientid}",
     tag = "v4 clients",
-    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The client, or `[]`", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn lookup_client(
-    api: &Nanomq,
-    request: &ApiRequest,
-    client_id: &str,
-) -> Result<Reply, ApiError> {
-    let mut filter = filter_from_query(request.query.as_deref())?;
-    if !narrow(&mut filter.client_id, client_id) {
+pub async fn lookup_client(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(client_id): RawSegment,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let mut filter = filter_from_query(query.as_deref())?;
+    if !narrow(&mut filter.client_id, &client_id) {
         return Ok(Reply::json(&ClientList {
             code: 0,
             data: vec![],
         }));
     }
-    Ok(clients_matching(api, &filter))
+    Ok(clients_matching(&app, &filter))
 }
 
+/// List clients by username
+///
+/// The clients that connected with this username (raw path segment), or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/clients/username/{username}",
     tag = "v4 clients",
-    params(("username" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("username" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The clients with that username", body = ClientList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn lookup_client_via_username(
-    api: &Nanomq,
-    request: &ApiRequest,
-    username: &str,
-) -> Result<Reply, ApiError> {
-    let mut filter = filter_from_query(request.query.as_deref())?;
-    if !narrow(&mut filter.username, username) {
+pub async fn lookup_client_via_username(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(username): RawSegment,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Error> {
+    let mut filter = filter_from_query(query.as_deref())?;
+    if !narrow(&mut filter.username, &username) {
         return Ok(Reply::json(&ClientList {
             code: 0,
             data: vec![],
         }));
     }
-    Ok(clients_matching(api, &filter))
+    Ok(clients_matching(&app, &filter))
 }
 
 #[cfg(test)]

@@ -8,21 +8,36 @@
 //! `nanomq.conf` in mqgate's data directory.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::cjson::CNumber;
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
-use crate::settings::{self, Setter};
-use crate::v4::json_object;
-use crate::v4::reload::{self, WriteReply};
+use crate::config_files::{self, CONFIG_FILE_NAME};
+use crate::error::Error;
+use crate::hocon;
+use crate::reply::{CodeReply, Reply};
+use crate::settings::{self, Setter, WriteReply};
+use crate::state::App;
+use crate::v4::request::{json_object, RawSegment};
 
-/// The file `config_update` writes, in mqgate's data directory.
-pub const CONFIG_FILE_NAME: &str = "nanomq.conf";
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(get_broker_configuration, set_broker_configuration))
+        .routes(routes!(
+            get_configuration_section,
+            set_configuration_section
+        ))
+        .routes(routes!(update_configuration_file))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BasicSection {
@@ -165,6 +180,21 @@ pub struct ConfigurationReply {
     pub data: Configuration,
 }
 
+/// A configuration section.
+// Documentation only: the path segment is read as NanoMQ reads it.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[allow(non_camel_case_types, dead_code)]
+pub enum Section {
+    basic,
+    tls,
+    auth,
+    auth_http,
+    websocket,
+    http_server,
+    sqlite,
+    bridge,
+}
+
 /// The sections `/configuration/{section}` serves; others are 404 `{"code":101,"data":{}}`.
 pub const SECTIONS: [&str; 8] = [
     "basic",
@@ -177,9 +207,9 @@ pub const SECTIONS: [&str; 8] = [
     "bridge",
 ];
 
-pub fn configuration(api: &Nanomq) -> Configuration {
-    let view = api.management.config();
-    let hot = reload::hot_config(api);
+pub fn configuration(app: &App) -> Configuration {
+    let view = app.management.config();
+    let hot = settings::hot_config(app.management.as_ref());
     let threads = settings::task_threads();
     Configuration {
         basic: BasicSection {
@@ -217,11 +247,11 @@ pub fn configuration(api: &Nanomq) -> Configuration {
         },
         http_server: HttpServerSection {
             enable: true,
-            port: api.listen.port(),
-            addr: api.listen.ip().to_string(),
-            username: api.config.username.clone(),
-            password: api.config.password.clone(),
-            auth_type: api.config.auth_type.reported_name().to_string(),
+            port: app.listen.port(),
+            addr: app.listen.ip().to_string(),
+            username: app.config.username.clone(),
+            password: app.config.password.clone(),
+            auth_type: app.config.auth_type.reported_name().to_string(),
         },
         sqlite: SqliteSection {
             enable: false,
@@ -234,6 +264,10 @@ pub fn configuration(api: &Nanomq) -> Configuration {
     }
 }
 
+/// Get the whole configuration
+///
+/// NanoMQ's configuration sections filled with mqgate's live settings. Includes the
+/// API's own username and password, as NanoMQ does.
 #[utoipa::path(
     get,
     path = "/api/v4/configuration",
@@ -241,31 +275,40 @@ pub fn configuration(api: &Nanomq) -> Configuration {
     responses((status = 200, description = "The whole configuration", body = ConfigurationReply)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_broker_configuration(api: &Nanomq) -> Reply {
+pub async fn get_broker_configuration(_: Authorized, State(app): State<Arc<App>>) -> Reply {
     Reply::json(&ConfigurationReply {
         code: 0,
-        data: configuration(api),
+        data: configuration(&app),
     })
 }
 
+/// Get one configuration section
+///
+/// One of `basic`, `tls`, `auth`, `auth_http`, `websocket`, `http_server`, `sqlite`,
+/// `bridge`.
 #[utoipa::path(
     get,
     path = "/api/v4/configuration/{section}",
     tag = "v4 configuration",
-    params(("section" = String, Path, description = "basic | tls | auth | auth_http | websocket | http_server | sqlite | bridge")),
+    params(("section" = inline(Section), Path)),
     responses(
-        (status = 200, description = "`{\"code\":0,\"data\":{\"<section>\":...}}`", body = Object),
-        (status = 404, description = "`{\"code\":101,\"data\":{}}` (also for the listed `webhook` and `aws_bridge`)")
+        (status = 200, description = "`{\"code\":0,\"data\":{\"<section>\":...}}`", body = Object, example = json!({"code": 0, "data": {"websocket": {"enable": true, "tls_enable": false, "url": "nmq-ws://0.0.0.0:8083/mqtt", "tls_url": null}}})),
+        (status = 404, description = "Another section (also the listed `webhook` and `aws_bridge`)", body = Object, example = json!({"code": 101, "data": {}}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn get_configuration_section(api: &Nanomq, section: &str) -> Result<Reply, ApiError> {
+pub async fn get_configuration_section(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(section): RawSegment,
+) -> Result<Reply, Error> {
+    let section = section.as_str();
     if !SECTIONS.contains(&section) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, 101)
+        return Err(Error::new(StatusCode::NOT_FOUND, 101)
             .labelled_json()
             .with_empty_data());
     }
-    let whole = configuration(api);
+    let whole = configuration(&app);
     let section_json = match section {
         "basic" => serde_json::to_string(&whole.basic),
         "tls" => serde_json::to_string(&whole.tls),
@@ -294,28 +337,59 @@ const BASIC_SETTERS: &[(&str, Setter)] = &[
     ("basic.keepalive_backoff", settings::set_keepalive_backoff),
 ];
 
+/// Change the configuration
+///
+/// Applies the `basic` keys mqgate has now; other changed values are listed in
+/// `not_applied`.
 #[utoipa::path(
     post,
     path = "/api/v4/configuration",
     tag = "v4 configuration",
-    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)"),
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` in GET's shape (also at `/configuration/{section}`)", example = json!({"data": {"basic": {"allow_anonymous": true}}})),
     responses(
         (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn set_broker_configuration(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = json_object(request)?;
+pub async fn set_broker_configuration(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = json_object(&body)?;
     let Some(written) = body.get("data").filter(|d| d.is_object()) else {
         return Ok(Reply::code(0));
     };
-    let current = serde_json::to_value(configuration(api)).unwrap_or(Value::Null);
-    Ok(reload::apply(
-        api,
+    let current = serde_json::to_value(configuration(&app)).unwrap_or(Value::Null);
+    Ok(settings::write_reply(
+        app.management.as_ref(),
         "v4 /configuration",
         settings::plan_write(&current, written, BASIC_SETTERS),
     ))
+}
+
+/// Change the configuration (section path)
+///
+/// NanoMQ takes the same write at `/configuration/{section}`, whatever the section.
+#[utoipa::path(
+    post,
+    path = "/api/v4/configuration/{section}",
+    tag = "v4 configuration",
+    params(("section" = String, Path, description = "Any name; the body decides what is written", example = "basic")),
+    request_body(content = Object, description = "`{\"data\":{\"basic\":{...},...}}` as for `POST /configuration`", example = json!({"data": {"basic": {"allow_anonymous": true}}})),
+    responses(
+        (status = 200, description = "`{\"code\":0}`; `not_applied` lists written values mqgate cannot apply", body = WriteReply),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn set_configuration_section(
+    caller: Authorized,
+    state: State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    set_broker_configuration(caller, state, body).await
 }
 
 /// Keys of NanoMQ's HOCON file mqgate applies.
@@ -330,224 +404,49 @@ const HOCON_SETTERS: &[(&str, Setter)] = &[
     ("auth.allow_anonymous", settings::set_allow_anonymous),
 ];
 
-/// Limits that keep the third-party HOCON parser safe on hostile input: it recurses per
-/// nesting level (a few hundred levels overflow a thread stack, which aborts the
-/// process) and slows down quadratically with the number of keys. A NanoMQ config file
-/// is a few hundred lines and five levels deep.
-pub const MAX_HOCON_BYTES: usize = 64 * 1024;
-pub const MAX_HOCON_LINES: usize = 1500;
-pub const MAX_HOCON_DEPTH: usize = 32;
-const PARSER_STACK_BYTES: usize = 16 * 1024 * 1024;
-
-/// Whether `text` is small and shallow enough to hand to the parser.
-pub fn within_parser_limits(text: &str) -> bool {
-    if text.len() > MAX_HOCON_BYTES || text.lines().count() > MAX_HOCON_LINES {
-        return false;
-    }
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut chars = text.chars().peekable();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        if in_string {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '{' | '[' | '(' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            '}' | ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest <= MAX_HOCON_DEPTH
-}
-
-/// NanoMQ's own config file includes its password and ACL files
-/// (`password = {include "/etc/nanomq_pwd.conf"}`). mqgate never reads a file a client
-/// names, and the parser refuses includes in text, so each `include "path"` becomes a
-/// string: `{include "p"}` the value `"include p"`, a bare one the key `"include"`. Both
-/// are then reported in `not_applied` like any other key.
-pub fn neutralise_includes(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut in_string = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_string {
-            out.push(c);
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(chars[i + 1]);
-                i += 1;
-            } else if c == '"' {
-                in_string = false;
-            }
-            i += 1;
-            continue;
-        }
-        if c == '#' || (c == '/' && chars.get(i + 1) == Some(&'/')) {
-            while i < chars.len() && chars[i] != '\n' {
-                out.push(chars[i]);
-                i += 1;
-            }
-            continue;
-        }
-        if let Some((path, end)) = include_at(&chars, i) {
-            let before = out.trim_end();
-            let after = chars[end..]
-                .iter()
-                .position(|c| !c.is_whitespace())
-                .map(|p| end + p);
-            if before.ends_with('{') && after.is_some_and(|p| chars[p] == '}') {
-                out.truncate(before.len() - 1);
-                out.push_str(&format!("\"include {path}\""));
-                i = after.map_or(end, |p| p + 1);
-            } else {
-                out.push_str(&format!("\"include\" = \"{path}\""));
-                i = end;
-            }
-            continue;
-        }
-        if c == '"' {
-            in_string = true;
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
-/// `include "path"` starting at `at` (as a whole word): the path and the index after
-/// its closing quote.
-fn include_at(chars: &[char], at: usize) -> Option<(String, usize)> {
-    let word: Vec<char> = "include".chars().collect();
-    if chars.get(at..at + word.len())? != word.as_slice() {
-        return None;
-    }
-    if at > 0 && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_' || chars[at - 1] == '.') {
-        return None;
-    }
-    let mut i = at + word.len();
-    let spaces = chars[i..]
-        .iter()
-        .take_while(|c| *c == &' ' || *c == &'\t')
-        .count();
-    if spaces == 0 {
-        return None;
-    }
-    i += spaces;
-    if chars.get(i) != Some(&'"') {
-        return None;
-    }
-    let len = chars[i + 1..]
-        .iter()
-        .position(|c| *c == '"' || *c == '\n')?;
-    if chars[i + 1 + len] != '"' {
-        return None;
-    }
-    Some((chars[i + 1..i + 1 + len].iter().collect(), i + len + 2))
-}
-
-/// Parses HOCON text into JSON values; `None` when it is not a HOCON object (or is
-/// beyond [`within_parser_limits`]). Blocks: call it off the async runtime.
-pub fn parse_hocon(text: &str) -> Option<Value> {
-    if !within_parser_limits(text) {
-        return None;
-    }
-    let text = neutralise_includes(text);
-    // Its own thread: a stack of known size for the recursive parser, and a panic in
-    // third-party code fed by the client stays there.
-    let parser = std::thread::Builder::new()
-        .name("nanomq-hocon".to_string())
-        .stack_size(PARSER_STACK_BYTES)
-        .spawn(move || {
-            hocon::HoconLoader::new()
-                .no_system()
-                .strict()
-                .load_str(&text)
-                .and_then(|loader| loader.hocon())
-                .ok()
-        })
-        .ok()?;
-    let parsed = parser.join().ok()??;
-    match hocon_to_json(parsed)? {
-        v @ Value::Object(_) => Some(v),
-        _ => None,
-    }
-}
-
-fn hocon_to_json(value: hocon::Hocon) -> Option<Value> {
-    use hocon::Hocon;
-    Some(match value {
-        Hocon::Real(f) => serde_json::Number::from_f64(f).map(Value::Number)?,
-        Hocon::Integer(i) => Value::from(i),
-        Hocon::String(s) => Value::String(s),
-        Hocon::Boolean(b) => Value::Bool(b),
-        Hocon::Null => Value::Null,
-        Hocon::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(hocon_to_json)
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        Hocon::Hash(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| hocon_to_json(v).map(|v| (k, v)))
-                .collect::<Option<serde_json::Map<_, _>>>()?,
-        ),
-        Hocon::BadValue(_) => return None,
-    })
-}
-
+/// Replace the configuration file
+///
+/// Takes NanoMQ's HOCON configuration text: the keys mqgate has are applied, every
+/// other key is listed in `not_applied`, and the text is kept as
+/// `<data_dir>/nanomq.conf`. Invalid HOCON is 400 `{"code":117}` (NanoMQ exits
+/// instead).
 #[utoipa::path(
     post,
     path = "/api/v4/config_update",
     tag = "v4 configuration",
-    request_body(content = String, content_type = "text/plain", description = "A NanoMQ HOCON configuration file"),
+    request_body(content = String, content_type = "text/plain", description = "A NanoMQ HOCON configuration file (at most 256 KiB, 32 levels deep)", example = json!("mqtt {\n    max_mqueue_len = 200\n}\n\nauth {\n    allow_anonymous = true\n}\n")),
     responses(
         (status = 200, description = "`{\"code\":0}` (with `not_applied`: every key mqgate does not apply); `{\"code\":118}` the file could not be written", body = WriteReply),
-        (status = 400, description = "`{\"code\":117}`: not valid HOCON; the broker keeps running")
+        (status = 400, description = "Not valid HOCON, or beyond the parser's limits; the broker keeps running", body = CodeReply, example = json!({"code": 117}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn update_configuration_file(
-    api: &Nanomq,
-    request: &ApiRequest,
-) -> Result<Reply, ApiError> {
-    let hocon_error = || ApiError::new(StatusCode::BAD_REQUEST, 117);
-    let text = std::str::from_utf8(&request.body)
-        .map_err(|_| hocon_error())?
-        .to_string();
-    let parse_input = text.clone();
-    let parsed = tokio::task::spawn_blocking(move || parse_hocon(&parse_input))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(hocon_error)?;
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let hocon_error = || Error::new(StatusCode::BAD_REQUEST, 117);
+    let text = std::str::from_utf8(&body).map_err(|_| hocon_error())?;
+    let parsed = match hocon::parse(text, hocon::Limits::DEFAULT) {
+        Ok(object) => Value::Object(object),
+        Err(e) => {
+            tracing::debug!(error = %e, "nanomq: config_update body is not HOCON");
+            return Err(hocon_error());
+        }
+    };
     // Nothing of the file exists in mqgate's own configuration except what the setters
     // map, so every other key is reported.
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
-    let not_applied = settings::apply(api.management.as_ref(), "v4 /config_update", plan);
-    let path = api.data_dir.join(CONFIG_FILE_NAME);
-    if let Err(e) = tokio::fs::write(&path, text.as_bytes()).await {
-        tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write config_update file");
+    let not_applied = settings::apply(app.management.as_ref(), "v4 /config_update", plan);
+    let path = app.data_dir.join(CONFIG_FILE_NAME);
+    let (target, content) = (path.clone(), text.to_string());
+    let written = tokio::task::spawn_blocking(move || {
+        config_files::write_atomically(&target, content.as_bytes())
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!(path = %path.display(), ?written, "nanomq: cannot write config_update file");
         return Ok(Reply::code(118));
     }
     Ok(Reply::json(&WriteReply {
@@ -561,20 +460,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hocon_parsing() {
-        assert!(parse_hocon("this is { not hocon").is_none());
-        let deep = format!("{}{}", "a {".repeat(33), "}".repeat(33));
-        assert!(!within_parser_limits(&deep));
-        assert!(parse_hocon(&deep).is_none());
-        let ok = format!("{}{}", "a {".repeat(32), "}".repeat(32));
-        assert!(parse_hocon(&ok).is_some());
-        assert!(within_parser_limits("s = \"{{{{\" # [[[[\n"));
-        assert!(!within_parser_limits(
-            &"k = 1\n".repeat(MAX_HOCON_LINES + 1)
-        ));
-        let v = parse_hocon("mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n").unwrap();
-        assert_eq!(v["mqtt"]["max_mqueue_len"], 512);
-        let plan = settings::plan_write(&Value::Object(Default::default()), &v, HOCON_SETTERS);
+    fn hocon_keys_map_onto_settings() {
+        let v = hocon::parse(
+            "mqtt {\n max_packet_size = 10KB\n max_mqueue_len = 512\n}\nauth.allow_anonymous = false\n",
+            hocon::Limits::DEFAULT,
+        )
+        .unwrap();
+        let plan = settings::plan_write(
+            &Value::Object(Default::default()),
+            &Value::Object(v),
+            HOCON_SETTERS,
+        );
         let patch = plan.merged();
         assert_eq!(patch.max_packet_size, Some(10240));
         assert_eq!(patch.max_queued_messages, Some(512));

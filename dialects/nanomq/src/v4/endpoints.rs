@@ -2,10 +2,20 @@
 //! the entries it does not route included), because clients such as nanomq-admin show
 //! it as it is.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::reply::Reply;
+use crate::state::App;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default().routes(routes!(list_endpoints))
+}
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Endpoint {
@@ -271,7 +281,10 @@ pub const ENDPOINTS: [Endpoint; 41] = [
     },
 ];
 
-/// The endpoint list (also at `/api/v4/` and `/api/v4?anything`).
+/// List the endpoints
+///
+/// The 41 endpoints NanoMQ 0.25 advertises, verbatim (also at `/api/v4/` and
+/// `/api/v4?anything`).
 #[utoipa::path(
     get,
     path = "/api/v4",
@@ -279,7 +292,7 @@ pub const ENDPOINTS: [Endpoint; 41] = [
     responses((status = 200, description = "The 41 endpoints NanoMQ lists", body = EndpointList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_endpoints() -> Reply {
+pub async fn list_endpoints(_: Authorized) -> Reply {
     Reply::json(&EndpointList {
         code: 0,
         data: &ENDPOINTS,

@@ -2,14 +2,26 @@
 //! with NanoMQ's 15 metric names, in its order and layout).
 
 use std::collections::HashSet;
-use std::fmt::Write;
+use std::fmt::Display;
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use mqgate_kit::{PageRequest, Stats, SubscriptionFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::reply::Reply;
-use crate::server::{Maxima, Nanomq};
+use crate::state::{App, Maxima};
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(metrics))
+        .routes(routes!(prometheus))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Metrics {
@@ -23,6 +35,9 @@ pub struct Metrics {
     pub connections: u64,
 }
 
+/// Get process metrics
+///
+/// CPU, memory and connections (JSON without a `code` key).
 #[utoipa::path(
     get,
     path = "/api/v4/metrics",
@@ -30,8 +45,8 @@ pub struct Metrics {
     responses((status = 200, description = "Process and connection metrics", body = Metrics)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn metrics(api: &Nanomq) -> Reply {
-    let stats = api.management.stats();
+pub async fn metrics(_: Authorized, State(app): State<Arc<App>>) -> Reply {
+    let stats = app.management.stats();
     Reply::json(&Metrics {
         metrics: Vec::new(),
         cpuinfo: format!("{:.2}%", stats.cpu_percent),
@@ -41,8 +56,8 @@ pub fn metrics(api: &Nanomq) -> Reply {
 }
 
 /// Clients holding at least one subscription.
-fn subscriber_count(api: &Nanomq) -> u64 {
-    let subscriptions = api
+fn subscriber_count(app: &App) -> u64 {
+    let subscriptions = app
         .management
         .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL)
         .items;
@@ -50,85 +65,48 @@ fn subscriber_count(api: &Nanomq) -> u64 {
     clients.len() as u64
 }
 
-/// The exposition text for these values.
+/// The exposition text for these values: NanoMQ's 15 metrics in its order, each as
+/// `# TYPE`, `# HELP` (with a unit for memory and CPU) and the sample.
 pub fn exposition(stats: &Stats, subscribers: u64, maxima: Maxima) -> String {
-    let gauges: [(&str, &str, &str, String); 15] = [
-        (
-            "connections_count",
-            "gauge",
-            "",
-            stats.connections.to_string(),
-        ),
-        (
-            "connections_max",
-            "gauge",
-            "",
-            stats.connections_max.to_string(),
-        ),
-        ("sessions_count", "gauge", "", stats.sessions.to_string()),
-        ("sessions_max", "gauge", "", stats.sessions_max.to_string()),
-        ("topics_count", "gauge", "", stats.topics.to_string()),
-        ("topics_max", "gauge", "", stats.topics_max.to_string()),
-        ("subscribers_count", "gauge", "", subscribers.to_string()),
-        (
-            "subscribers_max",
-            "gauge",
-            "",
-            maxima.subscribers.to_string(),
-        ),
-        (
-            "messages_received",
-            "counter",
-            "",
-            stats.messages_received.to_string(),
-        ),
-        (
-            "messages_sent",
-            "counter",
-            "",
-            stats.messages_sent.to_string(),
-        ),
-        (
-            "messages_dropped",
-            "counter",
-            "",
-            stats.messages_dropped.to_string(),
-        ),
-        (
-            "memory_usage",
-            "gauge",
-            " (b)",
-            stats.memory_bytes.to_string(),
-        ),
-        (
-            "memory_usage_max",
-            "gauge",
-            " (b)",
-            stats.memory_bytes_max.to_string(),
-        ),
-        (
-            "cpu_usage",
-            "gauge",
-            " (%)",
-            format!("{:.2}", stats.cpu_percent),
-        ),
-        (
+    [
+        gauge("connections_count", "", stats.connections),
+        gauge("connections_max", "", stats.connections_max),
+        gauge("sessions_count", "", stats.sessions),
+        gauge("sessions_max", "", stats.sessions_max),
+        gauge("topics_count", "", stats.topics),
+        gauge("topics_max", "", stats.topics_max),
+        gauge("subscribers_count", "", subscribers),
+        gauge("subscribers_max", "", maxima.subscribers),
+        counter("messages_received", stats.messages_received),
+        counter("messages_sent", stats.messages_sent),
+        counter("messages_dropped", stats.messages_dropped),
+        gauge("memory_usage", " (b)", stats.memory_bytes),
+        gauge("memory_usage_max", " (b)", stats.memory_bytes_max),
+        gauge("cpu_usage", " (%)", format!("{:.2}", stats.cpu_percent)),
+        gauge(
             "cpu_usage_max",
-            "gauge",
             " (%)",
             format!("{:.2}", maxima.cpu_percent),
         ),
-    ];
-    let mut text = String::new();
-    for (name, kind, unit, value) in gauges {
-        let _ = write!(
-            text,
-            "# TYPE nanomq_{name} {kind}\n# HELP nanomq_{name}{unit}\nnanomq_{name} {value}\n"
-        );
-    }
-    text
+    ]
+    .concat()
 }
 
+fn gauge(name: &str, unit: &str, value: impl Display) -> String {
+    metric(name, "gauge", unit, value)
+}
+
+fn counter(name: &str, value: impl Display) -> String {
+    metric(name, "counter", "", value)
+}
+
+fn metric(name: &str, kind: &str, unit: &str, value: impl Display) -> String {
+    format!("# TYPE nanomq_{name} {kind}\n# HELP nanomq_{name}{unit}\nnanomq_{name} {value}\n")
+}
+
+/// Get Prometheus metrics
+///
+/// NanoMQ's 15 metrics in the Prometheus text format.
 #[utoipa::path(
     get,
     path = "/api/v4/prometheus",
@@ -136,11 +114,11 @@ pub fn exposition(stats: &Stats, subscribers: u64, maxima: Maxima) -> String {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn prometheus(api: &Nanomq) -> Reply {
-    let stats = api.management.stats();
-    let subscribers = subscriber_count(api);
+pub async fn prometheus(_: Authorized, State(app): State<Arc<App>>) -> Reply {
+    let stats = app.management.stats();
+    let subscribers = subscriber_count(&app);
     let maxima = {
-        let mut maxima = api.maxima.lock();
+        let mut maxima = app.maxima.lock();
         maxima.subscribers = maxima.subscribers.max(subscribers);
         maxima.cpu_percent = maxima.cpu_percent.max(stats.cpu_percent);
         *maxima

@@ -10,17 +10,36 @@
 //! persistent session) and the client receives matching messages from then on.
 //! Unknown client: 200 `{"code":112}`; bad filter: 200 `{"code":115}`.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use bytes::Bytes;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::is_valid_topic_filter;
-use mqgate_kit::{MgmtError, OnBehalf, PublishProperties, PublishRequest, SubscriptionRequest};
+use mqgate_kit::{
+    Management, MgmtError, OnBehalf, PublishProperties, PublishRequest, SubscriptionRequest,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::reply::{ApiError, Reply};
-use crate::server::{ApiRequest, Nanomq};
-use crate::v4::json_object;
+use crate::auth::Authorized;
+use crate::error::Error;
+use crate::reply::{CodeReply, Reply};
+use crate::state::App;
+use crate::v4::request::{json_array, json_object};
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(publish))
+        .routes(routes!(publish_batch))
+        .routes(routes!(subscribe))
+        .routes(routes!(unsubscribe))
+        .routes(routes!(subscribe_batch))
+        .routes(routes!(unsubscribe_batch))
+}
 
 /// The sender NanoMQ names when the request gives no `clientid`.
 pub const DEFAULT_CLIENT_ID: &str = "NanoMQ-HTTP-Client";
@@ -36,16 +55,21 @@ const ILLEGAL_SUBJECT: u16 = 115;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishBody {
     /// One topic; or use `topics`.
+    #[schema(example = "a/b/c", pattern = "^[^+#\\u0000]+$")]
     pub topic: Option<String>,
     /// Several topics, comma-separated.
+    #[schema(example = "a/b/c,sensor/1/temp")]
     pub topics: Option<String>,
+    #[schema(example = "Hello World")]
     pub payload: String,
     /// Sender recorded with the message (default `NanoMQ-HTTP-Client`).
+    #[schema(example = "example")]
     pub clientid: Option<String>,
     /// `base64`: the payload text is base64-encoded before publishing.
     pub encoding: Option<String>,
     /// `base64`: the payload is base64 and is decoded before publishing.
     pub decoding: Option<String>,
+    #[schema(minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<u8>,
     pub retain: Option<bool>,
     /// MQTT 5 properties.
@@ -54,7 +78,10 @@ pub struct PublishBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishPropertiesBody {
+    /// 0 unspecified bytes, 1 UTF-8 text.
+    #[schema(minimum = 0, maximum = 1)]
     pub payload_format_indicator: Option<u8>,
+    /// Seconds.
     pub message_expiry_interval: Option<u32>,
     pub response_topic: Option<String>,
     pub correlation_data: Option<String>,
@@ -69,12 +96,17 @@ pub struct PublishPropertiesBody {
 /// A subscribe or unsubscribe request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscribeBody {
+    /// An existing session's client id.
+    #[schema(example = "example", min_length = 1)]
     pub clientid: String,
     /// One filter; or use `topics`.
+    #[schema(example = "a/b/c")]
     pub topic: Option<String>,
     /// Several filters, comma-separated.
+    #[schema(example = "sensor/+/temp,cmd/#")]
     pub topics: Option<String>,
     /// Subscribe only; default 0.
+    #[schema(minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<u8>,
 }
 
@@ -222,61 +254,71 @@ fn publish_error_code(error: &MgmtError) -> u16 {
     }
 }
 
-async fn publish_one(api: &Nanomq, body: &Value) -> u16 {
+async fn publish_one(management: &dyn Management, body: &Value) -> u16 {
     let requests = match publish_requests(body) {
         Ok(requests) => requests,
         Err(code) => return code,
     };
     for request in requests {
-        if let Err(e) = api.management.publish(request).await {
+        if let Err(e) = management.publish(request).await {
             return publish_error_code(&e);
         }
     }
     SUCCEED
 }
 
+/// Publish a message
+///
+/// Publishes to every subscriber of the topic (or of each of `topics`). Field errors
+/// are 200 `{"code":108}`, as in NanoMQ.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/publish",
     tag = "v4 mqtt",
-    request_body = PublishBody,
+    request_body(content = PublishBody, example = json!({"topic": "a/b/c", "payload": "Hello World", "qos": 1, "retain": false, "clientid": "example", "properties": {"user_properties": {"id": 10010, "name": "example"}, "content_type": "text/plain"}})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":108}` a missing or bad field; `{\"code\":102}` the send failed"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` published; `{\"code\":108}` a missing or bad field; `{\"code\":102}` the send failed", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn publish(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(publish_one(api, &body).await))
+pub async fn publish(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        publish_one(app.management.as_ref(), &body).await,
+    ))
 }
 
-fn json_array(request: &ApiRequest) -> Result<Vec<Value>, ApiError> {
-    match serde_json::from_slice(&request.body) {
-        Ok(Value::Array(items)) => Ok(items),
-        _ => Err(ApiError::not_json()),
-    }
-}
-
+/// Publish several messages
+///
+/// One result per message, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/publish_batch",
     tag = "v4 mqtt",
-    request_body = Vec<PublishBody>,
+    request_body(content = Vec<PublishBody>, example = json!([{"topic": "a/b/c", "payload": "Hello World", "qos": 1, "clientid": "example"}, {"topics": "a/b/c,sensor/1/temp", "payload": "SGVsbG8=", "decoding": "base64"}])),
     responses(
         (status = 200, description = "One result per message", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn publish_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn publish_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
         data.push(BatchItem {
             clientid: None,
             topic: topic_echo(item),
-            code: publish_one(api, item).await,
+            code: publish_one(app.management.as_ref(), item).await,
         });
     }
     Ok(Reply::json(&BatchReply {
@@ -307,7 +349,7 @@ fn subscription_target(body: &Value) -> Result<(String, Vec<String>), u16> {
     Ok((client_id.to_string(), filters))
 }
 
-async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
+async fn subscribe_one(management: &dyn Management, body: &Value) -> u16 {
     let (client_id, filters) = match subscription_target(body) {
         Ok(target) => target,
         Err(code) => return code,
@@ -320,8 +362,7 @@ async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
         .into_iter()
         .map(|topic_filter| SubscriptionRequest { topic_filter, qos })
         .collect();
-    match api
-        .management
+    match management
         .subscribe(&client_id, requests, OnBehalf::ExistingSession)
         .await
     {
@@ -330,12 +371,12 @@ async fn subscribe_one(api: &Nanomq, body: &Value) -> u16 {
     }
 }
 
-async fn unsubscribe_one(api: &Nanomq, body: &Value) -> u16 {
+async fn unsubscribe_one(management: &dyn Management, body: &Value) -> u16 {
     let (client_id, filters) = match subscription_target(body) {
         Ok(target) => target,
         Err(code) => return code,
     };
-    match api.management.unsubscribe(&client_id, filters).await {
+    match management.unsubscribe(&client_id, filters).await {
         Ok(_) => SUCCEED,
         Err(e) => subscription_error_code(&e),
     }
@@ -352,54 +393,84 @@ fn batch_item(body: &Value, code: u16) -> BatchItem {
     }
 }
 
+/// Subscribe a client to topic filters
+///
+/// A subscription on behalf of an existing session (connected, or offline and
+/// persistent): no SUBACK, messages from then on. Unknown client: 200 `{"code":112}`.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/subscribe",
     tag = "v4 mqtt",
-    request_body = SubscribeBody,
+    request_body(content = SubscribeBody, example = json!({"clientid": "example", "topic": "a/b/c", "qos": 1})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing or bad field"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` subscribed; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing or bad field", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn subscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(subscribe_one(api, &body).await))
+pub async fn subscribe(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        subscribe_one(app.management.as_ref(), &body).await,
+    ))
 }
 
+/// Unsubscribe a client from topic filters
+///
+/// Removes the session's subscriptions to exactly these filters. Unknown client: 200
+/// `{"code":112}`.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/unsubscribe",
     tag = "v4 mqtt",
-    request_body = SubscribeBody,
+    request_body(content = SubscribeBody, example = json!({"clientid": "example", "topic": "a/b/c"})),
     responses(
-        (status = 200, description = "`{\"code\":0}`; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing field"),
-        (status = 400, description = "`{\"code\":109}`: not a JSON object")
+        (status = 200, description = "`{\"code\":0}` unsubscribed; `{\"code\":112}` no such session; `{\"code\":115}` bad filter; `{\"code\":108}` missing field", body = CodeReply, example = json!({"code": 0})),
+        (status = 400, description = "Not a JSON object", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn unsubscribe(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let body = Value::Object(json_object(request)?);
-    Ok(Reply::code(unsubscribe_one(api, &body).await))
+pub async fn unsubscribe(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let body = Value::Object(json_object(&body)?);
+    Ok(Reply::code(
+        unsubscribe_one(app.management.as_ref(), &body).await,
+    ))
 }
 
+/// Subscribe clients to topic filters
+///
+/// One result per request, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/subscribe_batch",
     tag = "v4 mqtt",
-    request_body = Vec<SubscribeBody>,
+    request_body(content = Vec<SubscribeBody>, example = json!([{"clientid": "example", "topic": "a/b/c", "qos": 1}, {"clientid": "example", "topics": "sensor/+/temp,cmd/#", "qos": 0}])),
     responses(
         (status = 200, description = "One result per request", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn subscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn subscribe_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
-        data.push(batch_item(item, subscribe_one(api, item).await));
+        data.push(batch_item(
+            item,
+            subscribe_one(app.management.as_ref(), item).await,
+        ));
     }
     Ok(Reply::json(&BatchReply {
         data,
@@ -407,22 +478,32 @@ pub async fn subscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply
     }))
 }
 
+/// Unsubscribe clients from topic filters
+///
+/// One result per request, in order.
 #[utoipa::path(
     post,
     path = "/api/v4/mqtt/unsubscribe_batch",
     tag = "v4 mqtt",
-    request_body = Vec<SubscribeBody>,
+    request_body(content = Vec<SubscribeBody>, example = json!([{"clientid": "example", "topic": "a/b/c"}, {"clientid": "example", "topics": "sensor/+/temp,cmd/#"}])),
     responses(
         (status = 200, description = "One result per request", body = BatchReply),
-        (status = 400, description = "`{\"code\":109}`: not a JSON array")
+        (status = 400, description = "Not a JSON array", body = CodeReply, example = json!({"code": 109}))
     ),
     security(("basic" = []), ("bearer" = []))
 )]
-pub async fn unsubscribe_batch(api: &Nanomq, request: &ApiRequest) -> Result<Reply, ApiError> {
-    let items = json_array(request)?;
+pub async fn unsubscribe_batch(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    body: Bytes,
+) -> Result<Reply, Error> {
+    let items = json_array(&body)?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
-        data.push(batch_item(item, unsubscribe_one(api, item).await));
+        data.push(batch_item(
+            item,
+            unsubscribe_one(app.management.as_ref(), item).await,
+        ));
     }
     Ok(Reply::json(&BatchReply {
         data,

@@ -1,12 +1,25 @@
 //! `GET /subscriptions` and `/subscriptions/{clientid}`. NanoMQ ignores any query here
 //! (`?clientid=` returns every row), and so does mqgate.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use mqgate_kit::{PageRequest, SubscriptionFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::reply::Reply;
-use crate::server::Nanomq;
+use crate::state::App;
+use crate::v4::request::RawSegment;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default()
+        .routes(routes!(list_subscriptions))
+        .routes(routes!(lookup_client_subscriptions))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionList {
@@ -22,8 +35,8 @@ pub struct Subscription {
     pub qos: u8,
 }
 
-fn subscriptions_matching(api: &Nanomq, filter: &SubscriptionFilter) -> Reply {
-    let data = api
+fn subscriptions_matching(app: &App, filter: &SubscriptionFilter) -> Reply {
+    let data = app
         .management
         .list_subscriptions(filter, PageRequest::ALL)
         .items
@@ -37,6 +50,9 @@ fn subscriptions_matching(api: &Nanomq, filter: &SubscriptionFilter) -> Reply {
     Reply::json(&SubscriptionList { code: 0, data })
 }
 
+/// List subscriptions
+///
+/// Every subscription of every session (no paging, no filters).
 #[utoipa::path(
     get,
     path = "/api/v4/subscriptions",
@@ -44,23 +60,30 @@ fn subscriptions_matching(api: &Nanomq, filter: &SubscriptionFilter) -> Reply {
     responses((status = 200, description = "Every subscription (no paging, no filters)", body = SubscriptionList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_subscriptions(api: &Nanomq) -> Reply {
-    subscriptions_matching(api, &SubscriptionFilter::default())
+pub async fn list_subscriptions(_: Authorized, State(app): State<Arc<App>>) -> Reply {
+    subscriptions_matching(&app, &SubscriptionFilter::default())
 }
 
+/// List a client's subscriptions
+///
+/// The subscriptions of the session whose id is the raw path segment, or `[]`.
 #[utoipa::path(
     get,
     path = "/api/v4/subscriptions/{clientid}",
     tag = "v4 subscriptions",
-    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded")),
+    params(("clientid" = String, Path, description = "Matched literally: not percent-decoded", example = "example")),
     responses((status = 200, description = "The client's subscriptions, or `[]`", body = SubscriptionList)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn lookup_client_subscriptions(api: &Nanomq, client_id: &str) -> Reply {
+pub async fn lookup_client_subscriptions(
+    _: Authorized,
+    State(app): State<Arc<App>>,
+    RawSegment(client_id): RawSegment,
+) -> Reply {
     subscriptions_matching(
-        api,
+        &app,
         &SubscriptionFilter {
-            client_id: Some(client_id.to_string()),
+            client_id: Some(client_id),
             ..Default::default()
         },
     )

@@ -2,13 +2,23 @@
 //! root (topic `""`). Each node gives its level name, its number of children and, where
 //! filters end, the subscribing clients (most recent first, as NanoMQ lists them).
 
-use mqgate_kit::{PageRequest, SubscriptionFilter};
+use std::sync::Arc;
+
+use axum::extract::State;
+use mqgate_kit::{Management, PageRequest, SubscriptionFilter};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::auth::Authorized;
 use crate::reply::Reply;
-use crate::server::Nanomq;
+use crate::state::App;
+
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::default().routes(routes!(list_topic_tree))
+}
 
 /// One node; the client list's key is `clientid` in v4 and `client_id` in v1.
 #[derive(Debug, Clone, PartialEq, Eq, ToSchema)]
@@ -106,9 +116,8 @@ pub fn build_levels<'a>(
 }
 
 /// The live tree from the broker's subscriptions.
-pub fn levels(api: &Nanomq, client_key: &'static str) -> Vec<Vec<TreeNode>> {
-    let subscriptions = api
-        .management
+pub fn levels(management: &dyn Management, client_key: &'static str) -> Vec<Vec<TreeNode>> {
+    let subscriptions = management
         .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL)
         .items;
     build_levels(
@@ -119,6 +128,10 @@ pub fn levels(api: &Nanomq, client_key: &'static str) -> Vec<Vec<TreeNode>> {
     )
 }
 
+/// Get the topic tree
+///
+/// The subscription tree level by level from the root, with the clients where filters
+/// end.
 #[utoipa::path(
     get,
     path = "/api/v4/topic-tree",
@@ -126,10 +139,10 @@ pub fn levels(api: &Nanomq, client_key: &'static str) -> Vec<Vec<TreeNode>> {
     responses((status = 200, description = "The tree, one array per level", body = TopicTree)),
     security(("basic" = []), ("bearer" = []))
 )]
-pub fn list_topic_tree(api: &Nanomq) -> Reply {
+pub async fn list_topic_tree(_: Authorized, State(app): State<Arc<App>>) -> Reply {
     Reply::json(&TopicTree {
         code: 0,
-        data: levels(api, "clientid"),
+        data: levels(app.management.as_ref(), "clientid"),
     })
 }
 
