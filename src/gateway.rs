@@ -173,6 +173,7 @@ struct Instance {
     addrs: Vec<(String, SocketAddr)>,
     http_shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    dialects: Vec<Arc<dyn Dialect>>,
 }
 
 fn bind(name: &str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -281,6 +282,7 @@ impl Instance {
         let (http_shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut docs = Vec::new();
+        let mut dialects = Vec::new();
         for (name, addr, listener, builder) in http_listeners {
             let dialect = builder(DialectContext {
                 management: Arc::clone(&management) as Arc<dyn Management>,
@@ -301,6 +303,7 @@ impl Instance {
                 dialect.router(),
                 http_shutdown.subscribe(),
             ));
+            dialects.push(dialect);
         }
         if let Some(listener) = docs_listener {
             tasks.push(serve_http(
@@ -327,6 +330,7 @@ impl Instance {
             addrs,
             http_shutdown,
             tasks,
+            dialects,
         })
     }
 
@@ -338,6 +342,9 @@ impl Instance {
         }
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        for dialect in self.dialects {
+            let _ = tokio::task::spawn_blocking(move || dialect.shutdown()).await;
         }
     }
 }
