@@ -78,18 +78,7 @@ impl Registry {
         let product_key = {
             let catalog = self.catalog.read();
             catalog.check_product_name(&fields.name, None)?;
-            match product_key {
-                Some(key) if catalog.product_by_key(&key).is_some() => {
-                    return Err(Error::already_exists("product_key", &key));
-                }
-                Some(key) => key,
-                None => loop {
-                    let key = random_hex(10);
-                    if catalog.product_by_key(&key).is_none() {
-                        break key;
-                    }
-                },
-            }
+            catalog.new_product_key(product_key)?
         };
         let secret = random_hex(16);
         let now = now_ms();
