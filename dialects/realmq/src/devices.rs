@@ -117,31 +117,23 @@ fn pick(value: Option<String>, name: &str, keep: Option<&String>) -> Result<Stri
     }
 }
 
-/// The identity fields of a request, before they are merged with the device's.
-struct Identity {
+/// The device's fields after a request. On registration (`current` is `None`)
+/// the name, product key, username and client id must be given; on update only
+/// the name.
+fn device_fields(
     name: Option<String>,
     product_key: Option<String>,
     username: Option<String>,
     mqtt_client_id: Option<String>,
-}
-
-/// The device's fields after a request. On registration (`current` is `None`)
-/// every identity field must be given; on update only `name`.
-fn device_fields(
-    identity: Identity,
     details: DeviceDetails,
     current: Option<&DeviceFields>,
 ) -> Result<DeviceFields, Error> {
     let fields = DeviceFields {
-        name: required(identity.name, "name")?,
-        product_key: pick(
-            identity.product_key,
-            "product_key",
-            current.map(|c| &c.product_key),
-        )?,
-        username: pick(identity.username, "username", current.map(|c| &c.username))?,
+        name: required(name, "name")?,
+        product_key: pick(product_key, "product_key", current.map(|c| &c.product_key))?,
+        username: pick(username, "username", current.map(|c| &c.username))?,
         mqtt_client_id: pick(
-            identity.mqtt_client_id,
+            mqtt_client_id,
             "mqtt_client_id",
             current.map(|c| &c.mqtt_client_id),
         )?,
@@ -400,14 +392,15 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     body: Bytes,
 ) -> Result<Json<Done>, Error> {
-    let request = json_object::<NewDevice>(&body)?;
-    let identity = Identity {
-        name: request.name,
-        product_key: request.product_key,
-        username: request.username,
-        mqtt_client_id: request.mqtt_client_id,
-    };
-    let fields = device_fields(identity, request.details, None)?;
+    let r = json_object::<NewDevice>(&body)?;
+    let fields = device_fields(
+        r.name,
+        r.product_key,
+        r.username,
+        r.mqtt_client_id,
+        r.details,
+        None,
+    )?;
     state.registry.create_device(fields).await?;
     Ok(Json(Done::OK))
 }
@@ -559,17 +552,18 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Json<Done>, Error> {
     let id = device_id(&id)?;
-    let request = json_object::<DeviceChange>(&body)?;
-    let identity = Identity {
-        name: request.name,
-        product_key: request.product_key,
-        username: request.username,
-        mqtt_client_id: request.mqtt_client_id,
-    };
+    let r = json_object::<DeviceChange>(&body)?;
     let (before, after) = state
         .registry
         .update_device(id, |current| {
-            device_fields(identity, request.details, Some(current))
+            device_fields(
+                r.name,
+                r.product_key,
+                r.username,
+                r.mqtt_client_id,
+                r.details,
+                Some(current),
+            )
         })
         .await?;
     let (b, a) = (&before.fields, &after.fields);

@@ -9,6 +9,8 @@ use mqgate_kit::http::params::Params;
 use mqgate_kit::{Page, PageRequest};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::ToSchema;
 
 use crate::error::Error;
@@ -147,49 +149,54 @@ pub fn flag(
 /// The schema of a [`LenientInt`] flag: one of `values`, as a JSON number or a
 /// decimal string, or null (the default).
 pub fn flag_schema(description: &str, values: &[i64], example: i64) -> utoipa::openapi::Object {
-    use utoipa::openapi::schema::{SchemaType, Type};
     let allowed = values
         .iter()
-        .map(|v| serde_json::json!(v))
-        .chain(values.iter().map(|v| serde_json::json!(v.to_string())))
-        .chain([serde_json::Value::Null]);
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([
-            Type::Integer,
-            Type::String,
-            Type::Null,
-        ]))
-        .description(Some(description))
-        .enum_values(Some(allowed))
-        .examples([serde_json::json!(example)])
-        .build()
+        .map(|v| json!(v))
+        .chain(values.iter().map(|v| json!(v.to_string())))
+        .chain([Value::Null]);
+    one_of_values(
+        &[Type::Integer, Type::String],
+        allowed,
+        description,
+        json!(example),
+    )
 }
 
 /// The schema of a [`LenientBool`]: `true`/`false`, 1/0, their string forms, or
 /// null (the default).
 pub fn lenient_bool_schema(description: &str, example: bool) -> utoipa::openapi::Object {
-    use utoipa::openapi::schema::{SchemaType, Type};
     let allowed = [
-        serde_json::json!(true),
-        serde_json::json!(false),
-        serde_json::json!(1),
-        serde_json::json!(0),
-        serde_json::json!("true"),
-        serde_json::json!("false"),
-        serde_json::json!("1"),
-        serde_json::json!("0"),
-        serde_json::Value::Null,
+        json!(true),
+        json!(false),
+        json!(1),
+        json!(0),
+        json!("true"),
+        json!("false"),
+        json!("1"),
+        json!("0"),
+        Value::Null,
     ];
+    one_of_values(
+        &[Type::Boolean, Type::Integer, Type::String],
+        allowed,
+        description,
+        json!(example),
+    )
+}
+
+/// A schema whose values are `allowed` (null among them), of `types` or null.
+fn one_of_values(
+    types: &[Type],
+    allowed: impl IntoIterator<Item = Value>,
+    description: &str,
+    example: Value,
+) -> utoipa::openapi::Object {
+    let types = types.iter().cloned().chain([Type::Null]);
     utoipa::openapi::ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([
-            Type::Boolean,
-            Type::Integer,
-            Type::String,
-            Type::Null,
-        ]))
+        .schema_type(SchemaType::from_iter(types))
         .description(Some(description))
         .enum_values(Some(allowed))
-        .examples([serde_json::json!(example)])
+        .examples([example])
         .build()
 }
 
