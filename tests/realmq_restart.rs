@@ -1,7 +1,11 @@
 //! `ctrl/restart` builds every dialect anew in the same process. The RealMQ
 //! dialect's presence thread of the old instance must end with it (issue: each
-//! restart left one `realmq-presence` thread behind), and the new instance must
-//! record presence again. Its own test binary: it counts the process's threads.
+//! restart left one `realmq-presence` thread behind), nothing the dialects hand
+//! the broker may keep the old instance alive (the Easemob CONNECT authenticator
+//! once held the management handle, which holds the broker, which held the
+//! authenticator: the old store and record writer lived on), and the new
+//! instance must record presence again. Its own test binary: it counts the
+//! process's threads.
 
 mod common;
 
@@ -44,6 +48,12 @@ async fn restarts_keep_one_presence_thread_and_shutdown_ends_it() {
         let replaced =
             common::eventually(10, || !Arc::ptr_eq(&gw.gateway.management(), &old)).await;
         assert!(replaced, "round {round}: the gateway restarted");
+        let released = Arc::downgrade(&old);
+        drop(old);
+        assert!(
+            common::eventually(5, || released.upgrade().is_none()).await,
+            "round {round}: the old instance's management handle (and broker) is released"
+        );
         // The old instance's thread was joined before the new instance started;
         // the new one names itself once it runs.
         assert!(
