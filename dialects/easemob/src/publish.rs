@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
+use mqgate_kit::http::number::whole_number;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::is_valid_topic_name;
 use mqgate_kit::{MgmtError, PublishProperties, PublishRequest};
@@ -103,10 +104,11 @@ struct Checked {
     expire: Option<u32>,
 }
 
-/// Integers written as JSON numbers or numeric strings.
+/// Integers written as JSON numbers (`1`, or `1.0` as JSON Schema allows) or
+/// numeric strings.
 fn integer(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => whole_number(n),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -353,5 +355,11 @@ mod tests {
         .unwrap();
         assert_eq!(ok.expire, Some(259_200));
         assert_eq!((ok.qos, ok.retain), (0, false));
+        let ok = check(
+            br#"{"clientid":"d@ab12cd","topics":["a"],"payload":"x","qos":2.0,"retain":1.0}"#,
+            "ab12cd",
+        )
+        .unwrap();
+        assert_eq!((ok.qos, ok.retain), (2, true));
     }
 }

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use mqgate_kit::http::number::optional_whole;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::{is_valid_topic_filter, is_valid_topic_name};
 use mqgate_kit::{MgmtError, OnBehalf, PublishProperties, SubscriptionRequest};
@@ -152,11 +153,11 @@ pub struct PublishRequest {
 #[serde(deny_unknown_fields)]
 pub struct PublishPropertiesRequest {
     /// 0 unspecified bytes, 1 UTF-8 text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
     #[schema(minimum = 0, maximum = 1, example = 1)]
     pub payload_format_indicator: Option<u8>,
     /// Seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
     #[schema(minimum = 0, maximum = 4294967295u32, example = 3600)]
     pub message_expiry_interval: Option<u32>,
     #[serde(default)]
@@ -638,6 +639,11 @@ mod tests {
             vec![("k".to_string(), "v".to_string())]
         );
         assert_eq!(p.message.properties.message_expiry_interval, Some(5));
+        // JSON Schema's integers include a zero fraction; so do ours.
+        let p = check(r#"{"topic":"a","payload":"x","qos":1.0,"properties":{"message_expiry_interval":60.0}}"#)
+            .unwrap();
+        assert_eq!(p.message.qos, 1);
+        assert_eq!(p.message.properties.message_expiry_interval, Some(60));
         assert_eq!(check(r#"{"payload":"x"}"#).err().unwrap().code, 107);
         assert_eq!(check(r#"{"topic":"a"}"#).err().unwrap().code, 107);
         assert_eq!(

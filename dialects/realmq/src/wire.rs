@@ -4,6 +4,7 @@
 //! bare `{"code":0}` success reply.
 
 use mqgate_kit::http::body::{parse_json, JsonBodyError};
+use mqgate_kit::http::number::whole_number;
 use mqgate_kit::http::paging::{self, page_request};
 use mqgate_kit::http::params::Params;
 use mqgate_kit::{Page, PageRequest};
@@ -79,7 +80,8 @@ pub fn bounded(value: &str, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// An integer sent as a JSON number or as a decimal string (`1` or `"1"`), as the
+/// An integer sent as a JSON number (`1`, or `1.0` as JSON Schema allows) or as a
+/// decimal string (`"1"`), as the
 /// document's "String" typed flags and integer typed QoS both appear in the wild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LenientInt(pub i64);
@@ -87,8 +89,7 @@ pub struct LenientInt(pub i64);
 impl<'de> Deserialize<'de> for LenientInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Number(n) => n
-                .as_i64()
+            serde_json::Value::Number(n) => whole_number(&n)
                 .map(LenientInt)
                 .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
             serde_json::Value::String(s) => s
@@ -112,7 +113,7 @@ impl<'de> Deserialize<'de> for LenientBool {
         let value = serde_json::Value::deserialize(d)?;
         let parsed = match &value {
             serde_json::Value::Bool(b) => Some(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
+            serde_json::Value::Number(n) => match whole_number(n) {
                 Some(0) => Some(false),
                 Some(1) => Some(true),
                 _ => None,
