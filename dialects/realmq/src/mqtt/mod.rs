@@ -18,9 +18,13 @@ use utoipa::ToSchema;
 use crate::auth::Authenticated;
 use crate::error::{Error, ErrorBody};
 use crate::state::AppState;
-use crate::wire::{
-    flag_schema, json_array, json_object, lenient_bool_schema, object_from, required, Done,
-    LenientBool, LenientInt,
+use crate::wire::{json_array, json_object, object_from, required, Done, LenientBool, LenientInt};
+
+mod schemas;
+
+use schemas::{
+    filter_schema, filters_schema, publish_topic_schema, publish_topics_schema, qos_schema,
+    retain_schema,
 };
 
 pub fn router() -> Router<Arc<AppState>> {
@@ -31,87 +35,6 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/mqtt/publish_batch", post(publish_batch))
         .route("/api/v1/mqtt/subscribe_batch", post(subscribe_batch))
         .route("/api/v1/mqtt/unsubscribe_batch", post(unsubscribe_batch))
-}
-
-/// A topic name, blanks around it ignored: no `+`, `#` or NUL.
-const TOPIC_NAME: &str = r"^[^+#\u0000]*\S[^+#\u0000]*$";
-/// Comma-separated topic names.
-const TOPIC_NAMES: &str = r"^[^+#\u0000]*$";
-/// A topic filter, blanks around it ignored: `+` only as a whole level, `#` only
-/// as the whole last level.
-const TOPIC_FILTER: &str = r"^\s*(?:(?:[^/+#\u0000]*|\+)(?:/(?:[^/+#\u0000]*|\+))*(?:/#)?|#)\s*$";
-/// Comma-separated topic filters.
-const TOPIC_FILTERS: &str = r"^(?:\s*(?:(?:[^/+#,\u0000]*|\+)(?:/(?:[^/+#,\u0000]*|\+))*(?:/#)?|#)\s*)(?:,\s*(?:(?:[^/+#,\u0000]*|\+)(?:/(?:[^/+#,\u0000]*|\+))*(?:/#)?|#)\s*)*$";
-
-fn qos_schema() -> utoipa::openapi::Object {
-    flag_schema(
-        "0 (default), 1 or 2; a number or a numeric string.",
-        &[0, 1, 2],
-        1,
-    )
-}
-
-fn retain_schema() -> utoipa::openapi::Object {
-    lenient_bool_schema(
-        "Whether the broker keeps the message for later subscribers (default false): true/false, 1/0, or their string forms.",
-        false,
-    )
-}
-
-fn text_schema(
-    description: &str,
-    pattern: &str,
-    nullable: bool,
-    example: Option<&str>,
-) -> utoipa::openapi::Object {
-    use utoipa::openapi::schema::{SchemaType, Type};
-    let types = if nullable {
-        SchemaType::from_iter([Type::String, Type::Null])
-    } else {
-        SchemaType::new(Type::String)
-    };
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(types)
-        .description(Some(description))
-        .pattern(Some(pattern))
-        .examples(example)
-        .build()
-}
-
-fn publish_topic_schema() -> utoipa::openapi::Object {
-    text_schema(
-        "A topic name (no `+`, `#` or NUL); `topic` or `topics` is required.",
-        TOPIC_NAME,
-        true,
-        Some("test/topic"),
-    )
-}
-
-fn publish_topics_schema() -> utoipa::openapi::Object {
-    text_schema(
-        "Comma-separated topic names; blanks are skipped.",
-        TOPIC_NAMES,
-        true,
-        None,
-    )
-}
-
-fn filter_schema() -> utoipa::openapi::Object {
-    text_schema(
-        "A topic filter; `topic` or `topics` is required.",
-        TOPIC_FILTER,
-        true,
-        Some("topic1"),
-    )
-}
-
-fn filters_schema() -> utoipa::openapi::Object {
-    text_schema(
-        "Comma-separated topic filters; blanks are skipped.",
-        TOPIC_FILTERS,
-        true,
-        Some("topic1,topic2,topic3"),
-    )
 }
 
 /// One publish: to `topic`, to each of the comma-separated `topics`, or both.
