@@ -1,9 +1,13 @@
 //! OpenAPI helpers: sample values, and the payload-encoding rule of publish
 //! bodies.
 
-use serde_json::{json, Map, Value};
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
-use utoipa::openapi::OpenApi;
+use serde_json::json;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::path::{Operation, Parameter};
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ArrayItems, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{OpenApi, RefOr};
 
 /// A `payload` that `encoding` says is base64: standard alphabet, `=` padding
 /// optional, no stray bits in the last character (what
@@ -40,52 +44,117 @@ pub fn payload_encoding_rule(encoding: &str, payload: &str) -> Schema {
 /// schema without an example, enum or default gets its minimum (or 0) instead.
 ///
 /// Returns `doc` with an example on every integer schema that lacks one.
-pub fn fill_integer_examples(doc: OpenApi) -> OpenApi {
-    let mut value = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
-    fill(&mut value);
-    serde_json::from_value(value).expect("adding examples keeps the document valid")
+pub fn fill_integer_examples(mut doc: OpenApi) -> OpenApi {
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(fill_ref);
+    }
+    for item in doc.paths.paths.values_mut() {
+        item.parameters
+            .iter_mut()
+            .flatten()
+            .for_each(fill_parameter);
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            fill_operation(operation);
+        }
+    }
+    doc
 }
 
-fn fill(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            if is_integer_schema(object) && !has_sample(object) {
-                let sample = object
-                    .get("minimum")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-                    .max(
-                        object
-                            .get("exclusiveMinimum")
-                            .and_then(Value::as_i64)
-                            .map_or(i64::MIN, |m| m + 1),
-                    );
-                object.insert("examples".into(), json!([sample]));
+fn fill_operation(operation: &mut Operation) {
+    operation
+        .parameters
+        .iter_mut()
+        .flatten()
+        .for_each(fill_parameter);
+    if let Some(body) = operation.request_body.as_mut() {
+        body.content.values_mut().for_each(fill_content);
+    }
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response.content.values_mut().for_each(fill_content);
+        }
+    }
+}
+
+fn fill_parameter(parameter: &mut Parameter) {
+    parameter.schema.iter_mut().for_each(fill_ref);
+}
+
+fn fill_content(content: &mut Content) {
+    content.schema.iter_mut().for_each(fill_ref);
+}
+
+fn fill_ref(schema: &mut RefOr<Schema>) {
+    if let RefOr::T(schema) = schema {
+        fill(schema);
+    }
+}
+
+fn fill(schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) => {
+            if is_integer(&object.schema_type) && !has_sample(object) {
+                object.examples = vec![json!(lowest(object))];
             }
-            // Examples are data, not schemas: leave them alone.
-            for (key, child) in object.iter_mut() {
-                if key != "example" && key != "examples" {
-                    fill(child);
-                }
+            object.properties.values_mut().for_each(fill_ref);
+            if let Some(AdditionalProperties::RefOr(extra)) =
+                object.additional_properties.as_deref_mut()
+            {
+                fill_ref(extra);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(fill),
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                fill_ref(items);
+            }
+        }
+        Schema::AllOf(all) => all.items.iter_mut().for_each(fill_ref),
+        Schema::AnyOf(any) => any.items.iter_mut().for_each(fill_ref),
+        Schema::OneOf(one) => one.items.iter_mut().for_each(fill_ref),
         _ => {}
     }
 }
 
-fn is_integer_schema(object: &Map<String, Value>) -> bool {
-    match object.get("type") {
-        Some(Value::String(t)) => t == "integer",
-        Some(Value::Array(types)) => types.iter().any(|t| t == "integer"),
-        _ => false,
+fn is_integer(schema_type: &SchemaType) -> bool {
+    match schema_type {
+        SchemaType::Type(t) => *t == Type::Integer,
+        SchemaType::Array(types) => types.contains(&Type::Integer),
+        SchemaType::AnyValue => false,
     }
 }
 
-fn has_sample(object: &Map<String, Value>) -> bool {
-    ["example", "examples", "enum", "const", "default"]
-        .iter()
-        .any(|key| object.contains_key(*key))
+#[allow(deprecated)] // `example` is what Swagger UI and older generators read
+fn has_sample(object: &Object) -> bool {
+    object.example.is_some()
+        || !object.examples.is_empty()
+        || object.enum_values.is_some()
+        || object.default.is_some()
+}
+
+/// The smallest value the schema allows, or 0 when it allows 0.
+fn lowest(object: &Object) -> i64 {
+    let bound = |n: &Option<utoipa::Number>| {
+        n.as_ref()
+            .and_then(|n| serde_json::to_value(n).ok())
+            .and_then(|v| v.as_f64())
+    };
+    let minimum = bound(&object.minimum).map(|m| m.ceil() as i64);
+    let exclusive = bound(&object.exclusive_minimum).map(|m| m.floor() as i64 + 1);
+    match (minimum, exclusive) {
+        (Some(a), Some(b)) => a.max(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => 0,
+    }
 }
 
 #[cfg(test)]
@@ -137,29 +206,57 @@ mod tests {
     }
 
     #[test]
-    fn integers_without_examples_get_their_minimum() {
-        let mut doc = json!({
-            "components": {"schemas": {"P": {"type": "object", "properties": {
-                "qos": {"type": ["integer", "null"], "format": "int32", "minimum": 0, "maximum": 2},
-                "page": {"type": "integer", "format": "int64", "minimum": 1},
-                "ttl": {"type": "integer", "exclusiveMinimum": 60},
-                "kept": {"type": "integer", "example": 7},
-                "flag": {"type": "integer", "enum": [1, 2]},
-                "name": {"type": "string"}
-            }, "example": {"type": "integer"}}}}
-        });
-        fill(&mut doc);
-        let p = &doc["components"]["schemas"]["P"]["properties"];
+    fn integers_without_examples_get_their_lowest_value() {
+        use utoipa::openapi::{ComponentsBuilder, OpenApiBuilder};
+        let integer = |min: Option<f64>, exclusive: Option<f64>| {
+            let mut o = ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+                .build();
+            o.minimum = min.map(Into::into);
+            o.exclusive_minimum = exclusive.map(Into::into);
+            o
+        };
+        let kept = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .examples([json!(7)])
+            .build();
+        let flag = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some([1, 2]))
+            .build();
+        let body = ObjectBuilder::new()
+            .property("qos", integer(Some(0.0), None))
+            .property("page", integer(Some(1.0), None))
+            .property("ttl", integer(None, Some(60.0)))
+            .property("kept", kept)
+            .property("flag", flag)
+            .property("name", ObjectBuilder::new().schema_type(Type::String))
+            .property("plain", integer(None, None))
+            .build();
+        let doc = OpenApiBuilder::new()
+            .components(Some(ComponentsBuilder::new().schema("Body", body).build()))
+            .build();
+        let doc = fill_integer_examples(doc);
+        // Declaration order is kept (the document is not round-tripped through a
+        // sorted map).
+        let Some(RefOr::T(Schema::Object(filled))) =
+            doc.components.as_ref().and_then(|c| c.schemas.get("Body"))
+        else {
+            panic!("the schema is still there");
+        };
+        let names: Vec<&str> = filled.properties.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["qos", "page", "ttl", "kept", "flag", "name", "plain"]
+        );
+        let doc = serde_json::to_value(doc).unwrap();
+        let p = &doc["components"]["schemas"]["Body"]["properties"];
         assert_eq!(p["qos"]["examples"], json!([0]));
         assert_eq!(p["page"]["examples"], json!([1]));
         assert_eq!(p["ttl"]["examples"], json!([61]));
-        assert_eq!(p["kept"].get("examples"), None);
+        assert_eq!(p["plain"]["examples"], json!([0]));
+        assert_eq!(p["kept"]["examples"], json!([7]));
         assert_eq!(p["flag"].get("examples"), None);
         assert_eq!(p["name"].get("examples"), None);
-        // An example that happens to look like a schema is left as it is.
-        assert_eq!(
-            doc["components"]["schemas"]["P"]["example"],
-            json!({"type": "integer"})
-        );
     }
 }
