@@ -98,3 +98,20 @@ pub fn openapi_for(app_id: &str, server_url: &str) -> utoipa::openapi::OpenApi {
     let text = serde_json::to_string(&doc).expect("the document serializes");
     serde_json::from_str(&text.replace(EXAMPLE_APP_ID, app_id)).expect("still a document")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_names_the_configured_app_id() {
+        let text = |doc: &utoipa::openapi::OpenApi| serde_json::to_string(doc).unwrap();
+        let default = openapi_for(EXAMPLE_APP_ID, "http://h:1");
+        assert!(text(&default).contains("test1@mq7g4e"));
+        let other = text(&openapi_for("ab12cd", "http://h:1"));
+        assert!(!other.contains(EXAMPLE_APP_ID));
+        assert!(other.contains("test1@ab12cd") && other.contains("@ab12cd$"));
+        // The credentials in the examples are the defaults, never configured ones.
+        assert!(other.contains("YXA6mQgAtE7eAsEmObApPcLiEn"));
+    }
+}
