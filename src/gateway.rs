@@ -179,6 +179,8 @@ struct Instance {
     http_shutdown: watch::Sender<bool>,
     http: Vec<Serving>,
     mqtt: Vec<JoinHandle<()>>,
+    /// Every built dialect, told to stop its own workers at stop.
+    dialects: Built,
 }
 
 /// The URL a browser on this machine reaches a listener at.
@@ -285,6 +287,7 @@ impl Instance {
             http_shutdown,
             http,
             mqtt,
+            dialects: built,
         })
     }
 
@@ -301,6 +304,9 @@ impl Instance {
         }
         for task in self.mqtt {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        for (_, dialect) in self.dialects {
+            let _ = tokio::task::spawn_blocking(move || dialect.shutdown()).await;
         }
         self.http
     }

@@ -1299,3 +1299,106 @@ async fn websocket_clients_are_recorded_as_such() {
     assert_eq!(all["body"]["data"][0]["protocol"], "ws");
     gw.shutdown().await;
 }
+
+/// `user/info` (the server SDK's `queryMqttAppInfo`): the MQTT host and port, for
+/// a live app token only; 403 otherwise, so that the SDK refreshes its token.
+#[tokio::test]
+async fn user_info_gives_the_mqtt_address_to_app_tokens_only() {
+    let gw = common::start_with(|c| c.easemob.app_token_ttl_secs = 2).await;
+    let api = Api::new(&gw).await;
+    let port = gw.mqtt_addr().port().to_string();
+    let expected = json!({"code": 200, "msg": "success",
+        "body": {"domain": "127.0.0.1", "appid": APP_ID, "port": port}});
+    for prefix in ["", &format!("/app/{APP_ID}")] {
+        let path = format!("{prefix}/openapi/rm/user/info");
+        let (status, reply) = api.get(&path, &[("appid", APP_ID)]).await;
+        assert_eq!((status, &reply), (200, &expected), "{path}");
+    }
+    // The SDK sends the raw token; `Bearer ` is tolerated as everywhere else.
+    let bearer = format!("Bearer {}", api.token);
+    let (status, _) = api
+        .get_with("/openapi/rm/user/info", Some(&bearer), &[("appid", APP_ID)])
+        .await;
+    assert_eq!(status, 200);
+
+    let deny = json!({"code": 403, "msg": "access deny"});
+    let user_token = api.user_token("u1", None).await;
+    for auth in [None, Some("YWMtnot-a-token"), Some(user_token.as_str())] {
+        let (status, reply) = api
+            .get_with("/openapi/rm/user/info", auth, &[("appid", APP_ID)])
+            .await;
+        assert_eq!((status, &reply), (403, &deny), "{auth:?}");
+    }
+    let (status, reply) = api.get("/openapi/rm/user/info", &[]).await;
+    assert_eq!((status, reply), (400, err(400, "appid can not be empty")));
+    for (path, appid) in [
+        ("/openapi/rm/user/info", "zz99zz"),
+        ("/app/zz99zz/openapi/rm/user/info", APP_ID),
+    ] {
+        let (status, reply) = api.get(path, &[("appid", appid)]).await;
+        assert_eq!(
+            (status, reply),
+            (400, err(400, "the appid cannnot use the service")),
+            "{path} {appid}"
+        );
+    }
+    // An expired app token is refused like an unknown one.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, reply) = api.get("/openapi/rm/user/info", &[("appid", APP_ID)]).await;
+    assert_eq!((status, reply), (403, deny));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn user_info_follows_the_host_asked_for_or_the_configured_address() {
+    let gw = common::start().await;
+    let api = Api::new(&gw).await;
+    let port = gw.mqtt_addr().port().to_string();
+    let url = format!("{}/openapi/rm/user/info", api.base);
+    let reply: Value = api
+        .http
+        .get(&url)
+        .query(&[("appid", APP_ID)])
+        .header("Authorization", &api.token)
+        .header("Host", "mqtt.example.com:8088")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply["body"],
+        json!({"domain": "mqtt.example.com", "appid": APP_ID, "port": port})
+    );
+    gw.shutdown().await;
+
+    let gw = common::start_with(|c| {
+        c.easemob.advertised_host = Some("broker.example.net".into());
+        c.easemob.advertised_port = Some(8883);
+    })
+    .await;
+    let api = Api::new(&gw).await;
+    let (status, reply) = api.get("/openapi/rm/user/info", &[("appid", APP_ID)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        reply["body"],
+        json!({"domain": "broker.example.net", "appid": APP_ID, "port": "8883"})
+    );
+    gw.shutdown().await;
+
+    for (host, port, culprit) in [
+        (Some("bad host"), None, "advertised_host"),
+        (None, Some(0), "advertised_port"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = mqgate::config::Config::for_tests(dir.path());
+        config.easemob.advertised_host = host.map(String::from);
+        config.easemob.advertised_port = port;
+        let refused = mqgate::gateway::Gateway::start(config).await.err();
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains(culprit)),
+            "{culprit} is checked"
+        );
+    }
+}

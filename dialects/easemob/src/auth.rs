@@ -1,4 +1,5 @@
-//! Who may call: the app token on REST calls, and user tokens on MQTT CONNECT.
+//! Who may call: the app token on REST calls ([`AppToken`], an extractor every
+//! guarded handler takes), and user tokens on MQTT CONNECT ([`TokenAuthenticator`]).
 
 use std::sync::Arc;
 
@@ -9,8 +10,10 @@ use axum::http::request::Parts;
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
 
-use crate::app::{check_client_id, is_app_id, App, ClientIdCheck, Token, TokenKind};
-use crate::error::{ApiError, ErrorBody};
+use crate::client_id::{check_client_id, is_app_id, ClientIdCheck};
+use crate::error::{Error, ErrorBody};
+use crate::state::AppState;
+use crate::token_store::{Token, TokenKind, TokenStore};
 use crate::DuplicateClientId;
 
 /// The AppID named by a `/app/{AppID}/…` path, if the request came that way.
@@ -31,20 +34,20 @@ pub struct AppPath {
 
 impl AppPath {
     /// `400 the appid cannnot use the service` (sic) for another application's path.
-    pub fn ensure_ours(&self, body: ErrorBody) -> Result<(), ApiError> {
+    pub fn ensure_ours(&self, body: ErrorBody) -> Result<(), Error> {
         if self.foreign {
-            return Err(ApiError::bad_request("the appid cannnot use the service").with_body(body));
+            return Err(Error::bad_request("the appid cannnot use the service").with_body(body));
         }
         Ok(())
     }
 }
 
 #[async_trait]
-impl FromRequestParts<Arc<App>> for AppPath {
-    type Rejection = ApiError;
+impl FromRequestParts<Arc<AppState>> for AppPath {
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
-        let foreign = path_app_id(parts).is_some_and(|id| id != app.config.app_id);
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Error> {
+        let foreign = path_app_id(parts).is_some_and(|id| id != state.config.app_id);
         Ok(AppPath { foreign })
     }
 }
@@ -65,10 +68,10 @@ pub fn token_from_header(value: &str) -> &str {
 }
 
 #[async_trait]
-impl FromRequestParts<Arc<App>> for AppToken {
-    type Rejection = ApiError;
+impl FromRequestParts<Arc<AppState>> for AppToken {
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Error> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -76,17 +79,17 @@ impl FromRequestParts<Arc<App>> for AppToken {
             .map(token_from_header)
             .unwrap_or("");
         if header.is_empty() {
-            return Err(ApiError::access_deny());
+            return Err(Error::access_deny());
         }
-        let token = app.find_token(header).await.map_err(|e| {
+        let token = state.tokens.find(header).await.map_err(|e| {
             tracing::warn!("easemob: token lookup failed: {e}");
-            ApiError::fail()
+            Error::fail()
         })?;
         match token {
             Some(t) if t.kind == TokenKind::App && t.is_live(now_ms()) => {}
-            _ => return Err(ApiError::access_deny()),
+            _ => return Err(Error::access_deny()),
         }
-        let path = AppPath::from_request_parts(parts, app).await?;
+        let path = AppPath::from_request_parts(parts, state).await?;
         Ok(AppToken { path })
     }
 }
@@ -130,9 +133,13 @@ pub fn decide_login(
     AuthDecision::Allow
 }
 
-/// The CONNECT authenticator of `deviceID@AppID` clients.
+/// The CONNECT authenticator of `deviceID@AppID` clients. It holds the token store
+/// and the rules it needs, not the handlers' state: the broker keeps its
+/// authenticators, and the state's `Management` handle would keep the broker.
 pub struct TokenAuthenticator {
-    pub app: Arc<App>,
+    pub tokens: Arc<TokenStore>,
+    pub app_id: String,
+    pub duplicate_client_id: DuplicateClientId,
 }
 
 #[async_trait]
@@ -153,7 +160,7 @@ impl ConnectAuthenticator for TokenAuthenticator {
         let token = if password.is_empty() {
             None
         } else {
-            match self.app.find_token(password).await {
+            match self.tokens.find(password).await {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!("easemob: token lookup failed: {e}");
@@ -161,14 +168,9 @@ impl ConnectAuthenticator for TokenAuthenticator {
                 }
             }
         };
-        let decision = decide_login(
-            &self.app.config.app_id,
-            credentials,
-            token.as_ref(),
-            now_ms(),
-        );
+        let decision = decide_login(&self.app_id, credentials, token.as_ref(), now_ms());
         if decision == AuthDecision::Allow
-            && self.app.config.duplicate_client_id == DuplicateClientId::Reject
+            && self.duplicate_client_id == DuplicateClientId::Reject
             && credentials.already_connected
         {
             return AuthDecision::Deny(ConnectRefusal::ClientIdentifierNotValid);

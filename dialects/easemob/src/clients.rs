@@ -4,15 +4,26 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::routing::get;
+use axum::Router;
 use mqgate_kit::http::time::format_datetime;
 use mqgate_kit::{ClientFilter, ClientInfo, PageRequest, SubscriptionFilter, Transport};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::{check_client_id, App, ClientIdCheck};
 use crate::auth::AppToken;
-use crate::error::{ApiError, ErrorBody, ErrorReply, Reply};
+use crate::client_id::{check_client_id, ClientIdCheck};
+use crate::error::{Error, ErrorBody, ErrorReply, Reply};
 use crate::params::{self, from_query, hex_id};
+use crate::state::AppState;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/openapi/rm/broker/clientInfo", get(client_info))
+        .route("/openapi/rm/users/topic", get(clients_by_topic))
+        .route("/openapi/rm/users/userid", get(clients_by_user))
+        .route("/openapi/rm/users/appid", get(clients_of_app))
+}
 
 // ---- broker/clientInfo ----------------------------------------------------------
 
@@ -21,11 +32,13 @@ use crate::params::{self, from_query, hex_id};
 #[serde(rename_all = "camelCase")]
 pub struct ClientInfoParams {
     /// `deviceID@AppID` of this application.
-    #[param(required = true)]
+    #[param(required = true, value_type = String, max_length = 64, pattern = r"^[!-~]+@mq7g4e$", example = "test1@mq7g4e")]
     pub clientid: Option<String>,
     /// Page of the subscriptions, default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
 }
 
@@ -62,7 +75,10 @@ pub struct ClientSession {
     pub total: usize,
 }
 
-/// One client's session: status, login, and its subscriptions (paged).
+/// Get a client's session
+///
+/// Its status, login and subscriptions (paged). The client must be known to the
+/// broker: connected, or an offline persistent session.
 #[utoipa::path(
     get,
     path = "/openapi/rm/broker/clientInfo",
@@ -70,24 +86,24 @@ pub struct ClientSession {
     params(ClientInfoParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<ClientSession>),
-        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `clientId doesn't exist`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "The session", body = Reply<ClientSession>),
+        (status = 400, description = "clientid can not be empty, invalid clientid, clientid and appid doesn't match, clientId doesn't exist", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn client_info(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<ClientSession>, ApiError> {
+) -> Result<Reply<ClientSession>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: ClientInfoParams = from_query(raw.as_deref());
-    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
-    let Some(client) = app.management.get_client(&client_id) else {
-        return Err(ApiError::bad_request("clientId doesn't exist"));
+    let client_id = params::client_id(p.clientid.as_deref(), &state.config.app_id)?;
+    let Some(client) = state.management.get_client(&client_id) else {
+        return Err(Error::bad_request("clientId doesn't exist"));
     };
     let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
-    let subscriptions = app.management.list_subscriptions(
+    let subscriptions = state.management.list_subscriptions(
         &SubscriptionFilter {
             client_id: Some(client_id),
             ..SubscriptionFilter::default()
@@ -149,13 +165,14 @@ fn protocol(t: Transport) -> &'static str {
 }
 
 /// This application's connected clients matching `filter`.
-fn online_clients(app: &App, mut filter: ClientFilter) -> Vec<ClientInfo> {
+fn online_clients(state: &AppState, mut filter: ClientFilter) -> Vec<ClientInfo> {
     filter.connected = Some(true);
-    app.management
+    state
+        .management
         .list_clients(&filter, PageRequest::ALL)
         .items
         .into_iter()
-        .filter(|c| check_client_id(&c.client_id, &app.config.app_id) == ClientIdCheck::Ours)
+        .filter(|c| check_client_id(&c.client_id, &state.config.app_id) == ClientIdCheck::Ours)
         .collect()
 }
 
@@ -175,11 +192,13 @@ fn comma_list(value: Option<&str>) -> Vec<String> {
 #[serde(rename_all = "camelCase")]
 pub struct TopicClientsParams {
     /// One topic, or several separated by commas.
-    #[param(required = true)]
+    #[param(required = true, value_type = String, pattern = r"[^\s,]", example = "msg")]
     pub topic: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
 }
 
@@ -199,7 +218,10 @@ pub struct TopicClient {
     pub connid: String,
 }
 
-/// Online clients subscribed to the given topics (one row per client and topic).
+/// List online clients by topic
+///
+/// The application's online clients subscribed to the given topics, one row per
+/// client and topic.
 #[utoipa::path(
     get,
     path = "/openapi/rm/users/topic",
@@ -207,21 +229,21 @@ pub struct TopicClient {
     params(TopicClientsParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<OnlineList<TopicClient>>),
-        (status = 400, description = "`topic cannot be empty`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "One page of rows", body = Reply<OnlineList<TopicClient>>),
+        (status = 400, description = "topic cannot be empty", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn clients_by_topic(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<OnlineList<TopicClient>>, ApiError> {
+) -> Result<Reply<OnlineList<TopicClient>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: TopicClientsParams = from_query(raw.as_deref());
     let topics = comma_list(p.topic.as_deref());
     if topics.is_empty() {
-        return Err(ApiError::bad_request("topic cannot be empty"));
+        return Err(Error::bad_request("topic cannot be empty"));
     }
     let mut rows = Vec::new();
     for topic in topics {
@@ -230,7 +252,7 @@ pub async fn clients_by_topic(
             ..ClientFilter::default()
         };
         rows.extend(
-            online_clients(&app, filter)
+            online_clients(&state, filter)
                 .into_iter()
                 .map(|c| TopicClient {
                     client_id: c.client_id,
@@ -256,11 +278,13 @@ pub async fn clients_by_topic(
 #[serde(rename_all = "camelCase")]
 pub struct UserClientsParams {
     /// One user id (MQTT user name), or several separated by commas.
-    #[param(required = true)]
+    #[param(required = true, value_type = String, pattern = r"[^\s,]", example = "test1")]
     pub userid: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
 }
 
@@ -276,7 +300,9 @@ pub struct UserClient {
     pub connid: String,
 }
 
-/// Online clients logged in as the given user ids.
+/// List online clients by user id
+///
+/// The application's online clients logged in as the given user ids.
 #[utoipa::path(
     get,
     path = "/openapi/rm/users/userid",
@@ -284,21 +310,21 @@ pub struct UserClient {
     params(UserClientsParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<OnlineList<UserClient>>),
-        (status = 400, description = "`userid cannot be empty`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "One page of clients", body = Reply<OnlineList<UserClient>>),
+        (status = 400, description = "userid cannot be empty", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn clients_by_user(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<OnlineList<UserClient>>, ApiError> {
+) -> Result<Reply<OnlineList<UserClient>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: UserClientsParams = from_query(raw.as_deref());
     let users = comma_list(p.userid.as_deref());
     if users.is_empty() {
-        return Err(ApiError::bad_request("userid cannot be empty"));
+        return Err(Error::bad_request("userid cannot be empty"));
     }
     let mut rows = Vec::new();
     for user in users {
@@ -307,7 +333,7 @@ pub async fn clients_by_user(
             ..ClientFilter::default()
         };
         rows.extend(
-            online_clients(&app, filter)
+            online_clients(&state, filter)
                 .into_iter()
                 .map(|c| UserClient {
                     client_id: c.client_id,
@@ -332,8 +358,10 @@ pub async fn clients_by_user(
 #[serde(rename_all = "camelCase")]
 pub struct AppClientsParams {
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
 }
 
@@ -350,7 +378,7 @@ pub struct AppClient {
     pub connid: String,
 }
 
-/// Every online client of this application.
+/// List the application's online clients
 #[utoipa::path(
     get,
     path = "/openapi/rm/users/appid",
@@ -358,18 +386,18 @@ pub struct AppClient {
     params(AppClientsParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<OnlineList<AppClient>>),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "One page of clients", body = Reply<OnlineList<AppClient>>),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn clients_of_app(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<OnlineList<AppClient>>, ApiError> {
+) -> Result<Reply<OnlineList<AppClient>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: AppClientsParams = from_query(raw.as_deref());
-    let rows: Vec<AppClient> = online_clients(&app, ClientFilter::default())
+    let rows: Vec<AppClient> = online_clients(&state, ClientFilter::default())
         .into_iter()
         .map(|c| AppClient {
             client_id: c.client_id,

@@ -59,16 +59,16 @@ pub enum ErrorBody {
 
 /// An error in the vendor's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct Error {
     pub status: StatusCode,
     pub msg: String,
     pub body: ErrorBody,
 }
 
-impl ApiError {
+impl Error {
     /// 400 with `"body":null`.
-    pub fn bad_request(msg: impl Into<String>) -> ApiError {
-        ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Error {
+        Error {
             status: StatusCode::BAD_REQUEST,
             msg: msg.into(),
             body: ErrorBody::Null,
@@ -76,16 +76,16 @@ impl ApiError {
     }
 
     /// 403 `access deny`: missing, unknown or expired app token.
-    pub fn access_deny() -> ApiError {
-        ApiError {
+    pub fn access_deny() -> Error {
+        Error {
             status: StatusCode::FORBIDDEN,
             msg: "access deny".into(),
             body: ErrorBody::Absent,
         }
     }
 
-    pub fn page_not_found() -> ApiError {
-        ApiError {
+    pub fn page_not_found() -> Error {
+        Error {
             status: StatusCode::NOT_FOUND,
             msg: "page not found".into(),
             body: ErrorBody::Null,
@@ -93,28 +93,28 @@ impl ApiError {
     }
 
     /// 500 `fail`: the broker or the store could not answer.
-    pub fn fail() -> ApiError {
-        ApiError {
+    pub fn fail() -> Error {
+        Error {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             msg: "fail".into(),
             body: ErrorBody::Null,
         }
     }
 
-    pub fn with_body(mut self, body: ErrorBody) -> ApiError {
+    pub fn with_body(mut self, body: ErrorBody) -> Error {
         self.body = body;
         self
     }
 }
 
-impl From<MgmtError> for ApiError {
+impl From<MgmtError> for Error {
     fn from(e: MgmtError) -> Self {
         tracing::warn!("easemob: broker error: {e}");
-        ApiError::fail()
+        Error::fail()
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = self.status.as_u16();
         let value = match self.body {
@@ -127,15 +127,15 @@ impl IntoResponse for ApiError {
 }
 
 /// The JSON 404 for any path the dialect does not serve.
-pub async fn page_not_found() -> ApiError {
-    ApiError::page_not_found()
+pub async fn page_not_found() -> Error {
+    Error::page_not_found()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    async fn body_of(e: ApiError) -> (StatusCode, String) {
+    async fn body_of(e: Error) -> (StatusCode, String) {
         let response = e.into_response();
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
@@ -147,14 +147,14 @@ mod tests {
     #[tokio::test]
     async fn envelopes_render_as_documented() {
         assert_eq!(
-            body_of(ApiError::access_deny()).await,
+            body_of(Error::access_deny()).await,
             (
                 StatusCode::FORBIDDEN,
                 r#"{"code":403,"msg":"access deny"}"#.into()
             )
         );
         let (status, body) = body_of(
-            ApiError::bad_request("clientid and appid doesn't match")
+            Error::bad_request("clientid and appid doesn't match")
                 .with_body(ErrorBody::EmptyObject),
         )
         .await;
@@ -164,7 +164,7 @@ mod tests {
             v,
             json!({"code":400,"msg":"clientid and appid doesn't match","body":{}})
         );
-        let (_, body) = body_of(ApiError::page_not_found()).await;
+        let (_, body) = body_of(Error::page_not_found()).await;
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v, json!({"code":404,"msg":"page not found","body":null}));
     }

@@ -5,43 +5,54 @@
 //! section of the configuration. Every path is served at the root and under
 //! `/app/{AppID}` (Easemob's `{api}` base URL).
 //!
-//! - [`app`]: the application, client-id rules (`deviceID@AppID`), token shapes and
-//!   their storage (`easemob_tokens`, `easemob_users` in the embedded store).
-//! - [`auth`]: the app token on REST calls (`Authorization`), and the MQTT CONNECT
-//!   authenticator that accepts user tokens as passwords.
+//! - this file: the `[easemob]` [`Config`], [`build`], the router, the [`Dialect`].
+//! - [`state`]: [`state::AppState`], what every handler shares.
+//! - [`auth`]: the [`auth::AppToken`] extractor every guarded handler takes (the
+//!   app token in `Authorization`), and the MQTT CONNECT authenticator that
+//!   accepts user tokens as passwords.
 //! - [`tokens`]: `app/token` and `user/token`.
 //! - [`publish`]: the `v1/rm/chat/publish` operation.
 //! - [`records`]: connection and message records (`device/record`,
 //!   `message/record|publish|subscribe|message|messages`), read through
 //!   [`mqgate_kit::History`].
 //! - [`clients`]: live views (`broker/clientInfo`, `users/topic|userid|appid`).
+//! - [`app_info`]: `user/info`, the MQTT host and port (the server SDK's
+//!   `queryMqttAppInfo`).
+//! - [`token_store`]: tokens and users in the embedded store.
+//! - [`client_id`]: the `deviceID@AppID` rules.
 //! - [`params`]: URL parameters shared by the queries; [`error`]: the envelope.
+//! - [`openapi`](mod@openapi): the OpenAPI document.
 //!
 //! README.md lists where this dialect follows the real server over the document,
 //! and where it deliberately differs.
 
-pub mod app;
+pub mod app_info;
 pub mod auth;
+pub mod client_id;
 pub mod clients;
 pub mod error;
+pub mod openapi;
 pub mod params;
 pub mod publish;
 pub mod records;
+pub mod state;
+pub mod token_store;
 pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
 use axum::Router;
 use mqgate_kit::{
     BrokerObserver, ConnectAuthenticator, Dialect, DialectBuildError, DialectConfig, DialectContext,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::OpenApi;
 
-use crate::app::{is_app_id, App};
+pub use crate::openapi::openapi;
+
+use crate::client_id::is_app_id;
+use crate::state::AppState;
+use crate::token_store::TokenStore;
 
 /// What a CONNECT does when its client id is already connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -88,6 +99,14 @@ pub struct Config {
     /// `takeover` (default) or `reject`: what a CONNECT with a client id that is
     /// already connected does.
     pub duplicate_client_id: DuplicateClientId,
+    /// The MQTT host `user/info` tells clients to connect to. Unset: the host the
+    /// `user/info` request was sent to (its `Host` header), else `localhost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_host: Option<String>,
+    /// The MQTT port `user/info` tells clients to connect to. Unset: the port of
+    /// the MQTT TCP listener (1883 when it is disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -103,6 +122,8 @@ impl Default for Config {
             user_token_max_ttl_secs: 3 * 24 * 3600,
             users: Vec::new(),
             duplicate_client_id: DuplicateClientId::Takeover,
+            advertised_host: None,
+            advertised_port: None,
         }
     }
 }
@@ -139,102 +160,49 @@ pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, D
     if config.user_token_max_ttl_secs <= 60 {
         return Err(build_error("user_token_max_ttl_secs must be over 60"));
     }
-    app::migrate(&ctx.store).map_err(|e| build_error(e.to_string()))?;
+    if let Some(host) = &config.advertised_host {
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+            return Err(build_error(format!(
+                "advertised_host {host:?} must be a host name or address (leave it unset to use the request's host)"
+            )));
+        }
+    }
+    if config.advertised_port == Some(0) {
+        return Err(build_error("advertised_port must be 1 to 65535"));
+    }
+    let tokens =
+        Arc::new(TokenStore::open(Arc::clone(&ctx.store)).map_err(|e| build_error(e.to_string()))?);
     Ok(Arc::new(EasemobDialect {
-        app: Arc::new(App {
+        state: Arc::new(AppState {
             config: config.clone(),
             management: ctx.management,
-            store: ctx.store,
+            tokens,
         }),
     }))
 }
 
-struct AppTokenSecurity;
-
-impl utoipa::Modify for AppTokenSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "app_token",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "Authorization",
-                "The raw app token from `app/token` (a leading space or `Bearer ` is tolerated).",
-            ))),
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Easemob MQTT REST API",
-        description = "Easemob MQTT message cloud REST API (`/openapi/rm`), served by mqgate. Every path is also served under `/app/{AppID}`. Errors are `{\"code\":…,\"msg\":…,\"body\":…}` with the HTTP status equal to `code`."
-    ),
-    paths(
-        tokens::app_token,
-        tokens::user_token,
-        publish::publish,
-        records::device_records,
-        clients::client_info,
-        records::message_records,
-        records::publish_records,
-        records::delivery_records,
-        records::message,
-        records::topic_messages,
-        clients::clients_by_topic,
-        clients::clients_by_user,
-        clients::clients_of_app,
-    ),
-    modifiers(&AppTokenSecurity),
-    tags(
-        (name = "token", description = "App and user tokens"),
-        (name = "message", description = "Sending messages"),
-        (name = "record", description = "Connection and message records"),
-        (name = "client", description = "Online clients"),
-    )
-)]
-struct ApiDoc;
-
-/// The dialect's OpenAPI document, `servers` pointing at `server_url`.
-pub fn openapi(server_url: &str) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.servers = Some(vec![utoipa::openapi::server::Server::new(server_url)]);
-    doc
-}
-
-fn routes() -> Router<Arc<App>> {
+/// The routes of the API, each resource's own.
+fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/openapi/rm/app/token", post(tokens::app_token))
-        .route("/openapi/rm/user/token", post(tokens::user_token))
-        .route("/openapi/v1/rm/chat/publish", post(publish::publish))
-        .route("/openapi/rm/device/record", get(records::device_records))
-        .route("/openapi/rm/broker/clientInfo", get(clients::client_info))
-        .route("/openapi/rm/message/record", get(records::message_records))
-        .route("/openapi/rm/message/publish", get(records::publish_records))
-        .route(
-            "/openapi/rm/message/subscribe",
-            get(records::delivery_records),
-        )
-        .route("/openapi/rm/message/message", get(records::message))
-        .route("/openapi/rm/message/messages", get(records::topic_messages))
-        .route("/openapi/rm/users/topic", get(clients::clients_by_topic))
-        .route("/openapi/rm/users/userid", get(clients::clients_by_user))
-        .route("/openapi/rm/users/appid", get(clients::clients_of_app))
+        .merge(tokens::router())
+        .merge(publish::router())
+        .merge(records::router())
+        .merge(clients::router())
+        .merge(app_info::router())
 }
 
-/// The whole HTTP surface over `app`.
-pub fn router(app: Arc<App>) -> Router {
+/// The whole HTTP surface over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(routes())
         .nest("/app/:app_id", routes())
         .fallback(error::page_not_found)
         .method_not_allowed_fallback(error::page_not_found)
-        .with_state(app)
+        .with_state(state)
 }
 
 struct EasemobDialect {
-    app: Arc<App>,
+    state: Arc<AppState>,
 }
 
 impl Dialect for EasemobDialect {
@@ -245,14 +213,16 @@ impl Dialect for EasemobDialect {
         "Easemob MQTT REST API"
     }
     fn router(&self) -> Router {
-        router(Arc::clone(&self.app))
+        router(Arc::clone(&self.state))
     }
     fn openapi(&self, server_url: &str) -> utoipa::openapi::OpenApi {
-        openapi(server_url)
+        openapi::openapi_for(&self.state.config.app_id, server_url)
     }
     fn authenticator(&self) -> Option<Arc<dyn ConnectAuthenticator>> {
         Some(Arc::new(auth::TokenAuthenticator {
-            app: Arc::clone(&self.app),
+            tokens: Arc::clone(&self.state.tokens),
+            app_id: self.state.config.app_id.clone(),
+            duplicate_client_id: self.state.config.duplicate_client_id,
         }))
     }
     fn observer(&self) -> Option<Arc<dyn BrokerObserver>> {
@@ -284,9 +254,10 @@ mod tests {
     }
 
     #[test]
-    fn openapi_lists_all_thirteen_operations() {
+    fn openapi_lists_the_thirteen_documented_operations_and_user_info() {
         let doc = openapi("http://127.0.0.1:8088");
-        assert_eq!(doc.paths.paths.len(), 13);
+        assert_eq!(doc.paths.paths.len(), 14);
+        assert!(doc.paths.paths.contains_key("/openapi/rm/user/info"));
         let json = serde_json::to_value(&doc).unwrap();
         assert!(json["components"]["securitySchemes"]["app_token"].is_object());
         assert_eq!(json["servers"][0]["url"], "http://127.0.0.1:8088");

@@ -9,8 +9,8 @@ use mqgate_kit::http::time::parse_datetime;
 use mqgate_kit::PageRequest;
 use serde::de::DeserializeOwned;
 
-use crate::app::{check_client_id, ClientIdCheck};
-use crate::error::ApiError;
+use crate::client_id::{check_client_id, ClientIdCheck};
+use crate::error::Error;
 
 /// Default `pageSize` of every paged operation.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
@@ -32,31 +32,29 @@ pub fn from_query<T: DeserializeOwned + Default>(raw: Option<&str>) -> T {
 }
 
 /// A `deviceID@AppID` client id of this application.
-pub fn client_id(value: Option<&str>, app_id: &str) -> Result<String, ApiError> {
+pub fn client_id(value: Option<&str>, app_id: &str) -> Result<String, Error> {
     let Some(value) = value else {
-        return Err(ApiError::bad_request("clientid can not be empty"));
+        return Err(Error::bad_request("clientid can not be empty"));
     };
     match check_client_id(value, app_id) {
         ClientIdCheck::Ours => Ok(value.to_string()),
-        ClientIdCheck::OtherApp => Err(ApiError::bad_request("clientid and appid doesn't match")),
-        ClientIdCheck::Invalid => Err(ApiError::bad_request("invalid clientid")),
+        ClientIdCheck::OtherApp => Err(Error::bad_request("clientid and appid doesn't match")),
+        ClientIdCheck::Invalid => Err(Error::bad_request("invalid clientid")),
     }
 }
 
 /// `[beginTime, endTime]` as epoch ms; `endTime` covers its whole second.
-pub fn window(begin: Option<&str>, end: Option<&str>) -> Result<(i64, i64), ApiError> {
+pub fn window(begin: Option<&str>, end: Option<&str>) -> Result<(i64, i64), Error> {
     let (Some(begin), Some(end)) = (begin, end) else {
-        return Err(ApiError::bad_request(
-            "beginTime and endTime can not be empty",
-        ));
+        return Err(Error::bad_request("beginTime and endTime can not be empty"));
     };
     let (Some(from_ms), Some(to_ms)) = (parse_datetime(begin), parse_datetime(end)) else {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "beginTime and endTime must be formatted as yyyy-MM-dd HH:mm:ss",
         ));
     };
     if to_ms <= from_ms {
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "end time must be greater than the start time",
         ));
     }

@@ -4,6 +4,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use mqgate_kit::http::number::whole_number;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::is_valid_topic_name;
 use mqgate_kit::{MgmtError, PublishProperties, PublishRequest};
@@ -11,10 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::app::{check_client_id, App, ClientIdCheck};
 use crate::auth::AppToken;
-use crate::error::{ApiError, ErrorBody, ErrorReply, Reply};
+use crate::client_id::{check_client_id, ClientIdCheck};
+use crate::error::{Error, ErrorBody, ErrorReply, Reply};
 use crate::params::hex_id;
+use crate::state::AppState;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/openapi/v1/rm/chat/publish", post(publish))
+}
 
 /// Most topics one call may name.
 const MAX_TOPICS: usize = 32;
@@ -24,22 +32,50 @@ const EXPIRE_MAX_SECS: u64 = 259_200;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishBody {
-    /// 1 to 32 topic names; one message per topic.
-    #[schema(example = json!(["msg", "ll"]))]
+    #[schema(schema_with = topics_schema)]
     pub topics: Vec<String>,
     /// The sender, `deviceID@AppID` of this application, at most 64 characters.
-    #[schema(example = "clientid0@wyq7c0")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^[!-~]+@mq7g4e$",
+        example = "test1@mq7g4e"
+    )]
     pub clientid: String,
-    /// The message; `encoding` says how it is written.
+    /// The message, written as `encoding` says; not empty.
+    #[schema(min_length = 1, example = "hello")]
     pub payload: String,
-    /// `plain` (default) or `base64`.
+    /// `plain` (default) or `base64`, any case.
+    #[schema(
+        pattern = r"^(?:[pP][lL][aA][iI][nN]|[bB][aA][sS][eE]64)$",
+        example = "plain"
+    )]
     pub encoding: Option<String>,
     /// 0 (default), 1 or 2.
+    #[schema(minimum = 0, maximum = 2, example = 1)]
     pub qos: Option<u8>,
     /// 1 to retain, 0 (default) not to.
+    #[schema(minimum = 0, maximum = 1, example = 0)]
     pub retain: Option<u8>,
-    /// Message expiry in seconds, kept within [86400, 259200].
+    /// Message expiry in seconds, kept within [86400, 259200] (an expiry
+    /// outside is moved to the nearer end).
+    #[schema(minimum = 1, maximum = 4294967295u64, example = 86400)]
     pub expire: Option<u64>,
+}
+
+/// 1 to 32 topic names, each without `+`, `#` or NUL.
+fn topics_schema() -> utoipa::openapi::Array {
+    let topic = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(mqgate_kit::topic::MAX_TOPIC_LEN))
+        .pattern(Some(r"^[^+#\u0000]+$"));
+    utoipa::openapi::ArrayBuilder::new()
+        .items(topic)
+        .min_items(Some(1))
+        .max_items(Some(MAX_TOPICS))
+        .description(Some("1 to 32 topic names; one message per topic."))
+        .examples([serde_json::json!(["msg", "ll"])])
+        .build()
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,11 +85,11 @@ pub struct PublishReply {
     pub mids: Vec<String>,
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg).with_body(ErrorBody::EmptyObject)
+fn bad(msg: impl Into<String>) -> Error {
+    Error::bad_request(msg).with_body(ErrorBody::EmptyObject)
 }
 
-fn missing(name: &str) -> ApiError {
+fn missing(name: &str) -> Error {
     bad(format!("Missing required parameters {name}"))
 }
 
@@ -68,17 +104,18 @@ struct Checked {
     expire: Option<u32>,
 }
 
-/// Integers written as JSON numbers or numeric strings.
+/// Integers written as JSON numbers (`1`, or `1.0` as JSON Schema allows) or
+/// numeric strings.
 fn integer(value: &Value) -> Option<i64> {
     match value {
-        Value::Number(n) => n.as_i64(),
+        Value::Number(n) => whole_number(n),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
 /// Checks the body in the order the document lists its errors.
-fn check(body: &[u8], app_id: &str) -> Result<Checked, ApiError> {
+fn check(body: &[u8], app_id: &str) -> Result<Checked, Error> {
     let body: Value = serde_json::from_slice(body).map_err(|_| bad("bad_json"))?;
     let Value::Object(fields) = body else {
         return Err(bad("bad_json"));
@@ -131,7 +168,7 @@ fn check_rest(
     sender: String,
     topics: Vec<String>,
     payload: String,
-) -> Result<Checked, ApiError> {
+) -> Result<Checked, Error> {
     let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
     let encoding = match present("encoding") {
         None => PayloadEncoding::Plain,
@@ -178,27 +215,30 @@ fn check_rest(
     })
 }
 
-/// Send a message to one or more topics.
+/// Send a message
+///
+/// One message per topic, each with its own id; `clientid` is recorded as the
+/// sender.
 #[utoipa::path(
     post,
     path = "/openapi/v1/rm/chat/publish",
     tag = "message",
-    request_body = PublishBody,
+    request_body(content = PublishBody, example = json!({"topics": ["msg", "ll"], "clientid": "test1@mq7g4e", "payload": "hello", "qos": 1, "retain": 0, "expire": 86400})),
     security(("app_token" = [])),
     responses(
         (status = 200, description = "One message id per topic", body = Reply<PublishReply>),
-        (status = 400, description = "`the appid cannnot use the service`, `clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `topics array can not be empty`, `topics must be an array`, `topics array's size can not exceed 32`, `payload can not be empty`, `bad base64 payload type`, `invalid qos`, `bad_json`, `error_topics_format`, `payload_too_larger`, `Missing required parameters <name>`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
-        (status = 500, description = "`fail`", body = ErrorReply),
+        (status = 400, description = "the appid cannnot use the service, clientid can not be empty, invalid clientid, clientid and appid doesn't match, topics array can not be empty, topics must be an array, topics array's size can not exceed 32, payload can not be empty, bad base64 payload type, invalid qos, bad_json, error_topics_format, payload_too_larger, Missing required parameters <name>", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
+        (status = 500, description = "fail", body = ErrorReply),
     )
 )]
 pub async fn publish(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     body: Bytes,
-) -> Result<Reply<PublishReply>, ApiError> {
+) -> Result<Reply<PublishReply>, Error> {
     auth.path.ensure_ours(ErrorBody::EmptyObject)?;
-    let checked = check(&body, &app.config.app_id)?;
+    let checked = check(&body, &state.config.app_id)?;
     let properties = PublishProperties {
         message_expiry_interval: checked.expire,
         ..PublishProperties::default()
@@ -213,12 +253,16 @@ pub async fn publish(
             properties: properties.clone(),
             sender: Some(checked.sender.clone()),
         };
-        let id = app.management.publish(request).await.map_err(|e| match e {
-            MgmtError::PayloadTooLarge => bad("payload_too_larger"),
-            MgmtError::InvalidTopicName(_) => bad("error_topics_format"),
-            MgmtError::InvalidQos(_) => bad("invalid qos"),
-            other => ApiError::from(other).with_body(ErrorBody::EmptyObject),
-        })?;
+        let id = state
+            .management
+            .publish(request)
+            .await
+            .map_err(|e| match e {
+                MgmtError::PayloadTooLarge => bad("payload_too_larger"),
+                MgmtError::InvalidTopicName(_) => bad("error_topics_format"),
+                MgmtError::InvalidQos(_) => bad("invalid qos"),
+                other => Error::from(other).with_body(ErrorBody::EmptyObject),
+            })?;
         mids.push(hex_id(id));
     }
     Ok(Reply::ok(PublishReply { mids }))
@@ -311,5 +355,11 @@ mod tests {
         .unwrap();
         assert_eq!(ok.expire, Some(259_200));
         assert_eq!((ok.qos, ok.retain), (0, false));
+        let ok = check(
+            br#"{"clientid":"d@ab12cd","topics":["a"],"payload":"x","qos":2.0,"retain":1.0}"#,
+            "ab12cd",
+        )
+        .unwrap();
+        assert_eq!((ok.qos, ok.retain), (2, true));
     }
 }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::routing::get;
+use axum::Router;
 use mqgate_kit::history::{
     ConnectionEventKind, ConnectionRecord, Direction, RecordQuery, SortOrder, StoredMessage,
 };
@@ -15,24 +17,34 @@ use mqgate_kit::{History, Page, PageRequest, Transport};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::App;
 use crate::auth::AppToken;
-use crate::error::{ApiError, ErrorBody, ErrorReply, Reply};
+use crate::error::{Error, ErrorBody, ErrorReply, Reply};
 use crate::params::{self, from_query, hex_id, parse_hex_id};
+use crate::state::AppState;
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/openapi/rm/device/record", get(device_records))
+        .route("/openapi/rm/message/record", get(message_records))
+        .route("/openapi/rm/message/publish", get(publish_records))
+        .route("/openapi/rm/message/subscribe", get(delivery_records))
+        .route("/openapi/rm/message/message", get(message))
+        .route("/openapi/rm/message/messages", get(topic_messages))
+}
 
 /// Runs a history query off the async runtime (SQLite reads block).
 async fn query<T: Send + 'static>(
-    app: &App,
+    state: &AppState,
     run: impl FnOnce(&dyn History) -> Result<T, mqgate_kit::MgmtError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let Some(history) = app.management.history() else {
+) -> Result<T, Error> {
+    let Some(history) = state.management.history() else {
         tracing::warn!("easemob: the gateway keeps no records");
-        return Err(ApiError::fail());
+        return Err(Error::fail());
     };
     tokio::task::spawn_blocking(move || run(history.as_ref()))
         .await
-        .map_err(|_| ApiError::fail())?
-        .map_err(ApiError::from)
+        .map_err(|_| Error::fail())?
+        .map_err(Error::from)
 }
 
 fn record_query(from_ms: i64, to_ms: i64, page: PageRequest, order: SortOrder) -> RecordQuery {
@@ -68,20 +80,23 @@ pub struct RecordList<T> {
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRecordParams {
-    /// `deviceID@AppID`.
-    #[param(required = true)]
+    /// `deviceID@AppID` of this application.
+    #[param(required = true, value_type = String, max_length = 64, pattern = r"^[!-~]+@mq7g4e$", example = "test1@mq7g4e")]
     pub clientid: Option<String>,
-    /// `yyyy-MM-dd HH:mm:ss`.
-    #[param(required = true)]
+    /// `yyyy-MM-dd HH:mm:ss`, local time.
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2025-01-01 00:00:00")]
     pub begin_time: Option<String>,
     /// `yyyy-MM-dd HH:mm:ss`, later than `beginTime`; covers its whole second.
-    #[param(required = true)]
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2035-12-31 23:59:59")]
     pub end_time: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// `ASC` (default) or `DESC`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[aA][sS][cC]|[dD][eE][sS][cC])$", example = "ASC")]
     pub order: Option<String>,
 }
 
@@ -152,8 +167,8 @@ fn device_record(r: ConnectionRecord) -> DeviceRecord {
 
 /// The record query of one client's time window, as `device/record` and
 /// `message/record` read it.
-fn client_record_query(app: &App, p: &DeviceRecordParams) -> Result<RecordQuery, ApiError> {
-    let client_id = params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
+fn client_record_query(state: &AppState, p: &DeviceRecordParams) -> Result<RecordQuery, Error> {
+    let client_id = params::client_id(p.clientid.as_deref(), &state.config.app_id)?;
     let (from_ms, to_ms) = params::window(p.begin_time.as_deref(), p.end_time.as_deref())?;
     let mut q = record_query(
         from_ms,
@@ -165,7 +180,9 @@ fn client_record_query(app: &App, p: &DeviceRecordParams) -> Result<RecordQuery,
     Ok(q)
 }
 
-/// A client's connect and disconnect records.
+/// Get a client's connection records
+///
+/// Its connects and disconnects within a window.
 #[utoipa::path(
     get,
     path = "/openapi/rm/device/record",
@@ -173,20 +190,20 @@ fn client_record_query(app: &App, p: &DeviceRecordParams) -> Result<RecordQuery,
     params(DeviceRecordParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<RecordList<DeviceRecord>>),
-        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `beginTime and endTime can not be empty`, `end time must be greater than the start time`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<RecordList<DeviceRecord>>),
+        (status = 400, description = "clientid can not be empty, invalid clientid, clientid and appid doesn't match, beginTime and endTime can not be empty, end time must be greater than the start time", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn device_records(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<RecordList<DeviceRecord>>, ApiError> {
+) -> Result<Reply<RecordList<DeviceRecord>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: DeviceRecordParams = from_query(raw.as_deref());
-    let q = client_record_query(&app, &p)?;
-    let page = query(&app, move |h| h.connection_records(&q)).await?;
+    let q = client_record_query(&state, &p)?;
+    let page = query(&state, move |h| h.connection_records(&q)).await?;
     Ok(Reply::ok(RecordList {
         data: page.items.into_iter().map(device_record).collect(),
         total_count: page.total,
@@ -206,7 +223,9 @@ pub struct ClientMessageRecord {
     pub direction: &'static str,
 }
 
-/// A client's uplink and downlink message records.
+/// Get a client's message records
+///
+/// The messages it sent (uplink) and received (downlink) within a window.
 #[utoipa::path(
     get,
     path = "/openapi/rm/message/record",
@@ -214,20 +233,20 @@ pub struct ClientMessageRecord {
     params(DeviceRecordParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<RecordList<ClientMessageRecord>>),
-        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `beginTime and endTime can not be empty`, `end time must be greater than the start time`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<RecordList<ClientMessageRecord>>),
+        (status = 400, description = "clientid can not be empty, invalid clientid, clientid and appid doesn't match, beginTime and endTime can not be empty, end time must be greater than the start time", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn message_records(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<RecordList<ClientMessageRecord>>, ApiError> {
+) -> Result<Reply<RecordList<ClientMessageRecord>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: DeviceRecordParams = from_query(raw.as_deref());
-    let q = client_record_query(&app, &p)?;
-    let page = query(&app, move |h| h.message_records(&q)).await?;
+    let q = client_record_query(&state, &p)?;
+    let page = query(&state, move |h| h.message_records(&q)).await?;
     Ok(Reply::ok(RecordList {
         data: page
             .items
@@ -252,22 +271,72 @@ pub async fn message_records(
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageTraceParams {
-    /// `deviceID@AppID` of this application.
-    #[param(required = true)]
+    /// `deviceID@AppID` of this application (it names the application; it does not
+    /// filter).
+    #[param(required = true, value_type = String, max_length = 64, pattern = r"^[!-~]+@mq7g4e$", example = "test1@mq7g4e")]
     pub clientid: Option<String>,
-    /// The message id, 16 hex digits.
-    #[param(required = true)]
+    /// The message id, 16 hex digits (one of `mids` of a publish).
+    #[param(required = true, value_type = String, min_length = 1)]
     pub messageid: Option<String>,
-    /// `yyyy-MM-dd HH:mm:ss` (required for deliveries; optional for the publish trace).
+    /// `yyyy-MM-dd HH:mm:ss`; the publish trace takes both times or neither.
+    #[param(value_type = Option<String>, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2025-01-01 00:00:00")]
     pub begin_time: Option<String>,
-    /// `yyyy-MM-dd HH:mm:ss`.
+    /// `yyyy-MM-dd HH:mm:ss`, later than `beginTime`.
+    #[param(value_type = Option<String>, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2035-12-31 23:59:59")]
     pub end_time: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// `ASC` (default) or `DESC`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[aA][sS][cC]|[dD][eE][sS][cC])$", example = "ASC")]
     pub order: Option<String>,
+}
+
+/// The parameters of `message/subscribe`: those of `message/publish`, with the
+/// window required.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryTraceParams {
+    /// `deviceID@AppID` of this application (it names the application; it does not
+    /// filter).
+    #[param(required = true, value_type = String, max_length = 64, pattern = r"^[!-~]+@mq7g4e$", example = "test1@mq7g4e")]
+    pub clientid: Option<String>,
+    /// The message id, 16 hex digits (one of `mids` of a publish).
+    #[param(required = true, value_type = String, min_length = 1)]
+    pub messageid: Option<String>,
+    /// `yyyy-MM-dd HH:mm:ss`, local time.
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2025-01-01 00:00:00")]
+    pub begin_time: Option<String>,
+    /// `yyyy-MM-dd HH:mm:ss`, later than `beginTime`.
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2035-12-31 23:59:59")]
+    pub end_time: Option<String>,
+    /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
+    pub current_page: Option<String>,
+    /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
+    pub page_size: Option<String>,
+    /// `ASC` (default) or `DESC`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[aA][sS][cC]|[dD][eE][sS][cC])$", example = "ASC")]
+    pub order: Option<String>,
+}
+
+impl From<DeliveryTraceParams> for MessageTraceParams {
+    fn from(p: DeliveryTraceParams) -> Self {
+        MessageTraceParams {
+            clientid: p.clientid,
+            messageid: p.messageid,
+            begin_time: p.begin_time,
+            end_time: p.end_time,
+            current_page: p.current_page,
+            page_size: p.page_size,
+            order: p.order,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -297,13 +366,13 @@ pub struct DeliveryRecord {
 /// The common part of both traces: the checked client id (it selects the
 /// application only), the message id, and the window.
 fn trace_query(
-    app: &App,
+    state: &AppState,
     p: &MessageTraceParams,
     window_required: bool,
-) -> Result<Option<RecordQuery>, ApiError> {
-    params::client_id(p.clientid.as_deref(), &app.config.app_id)?;
+) -> Result<Option<RecordQuery>, Error> {
+    params::client_id(p.clientid.as_deref(), &state.config.app_id)?;
     let Some(messageid) = p.messageid.as_deref() else {
-        return Err(ApiError::bad_request("messageid can not be empty"));
+        return Err(Error::bad_request("messageid can not be empty"));
     };
     let (from_ms, to_ms) = if window_required || p.begin_time.is_some() || p.end_time.is_some() {
         params::window(p.begin_time.as_deref(), p.end_time.as_deref())?
@@ -323,7 +392,7 @@ fn trace_query(
     Ok(Some(q))
 }
 
-/// The publish record of one message.
+/// Get a message's publish record
 #[utoipa::path(
     get,
     path = "/openapi/rm/message/publish",
@@ -331,20 +400,20 @@ fn trace_query(
     params(MessageTraceParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<RecordList<PublishRecord>>),
-        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `messageid can not be empty`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<RecordList<PublishRecord>>),
+        (status = 400, description = "clientid can not be empty, invalid clientid, clientid and appid doesn't match, messageid can not be empty", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn publish_records(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<RecordList<PublishRecord>>, ApiError> {
+) -> Result<Reply<RecordList<PublishRecord>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: MessageTraceParams = from_query(raw.as_deref());
-    let page = match trace_query(&app, &p, false)? {
-        Some(q) => query(&app, move |h| h.message_trace(&q, Direction::Uplink)).await?,
+    let page = match trace_query(&state, &p, false)? {
+        Some(q) => query(&state, move |h| h.message_trace(&q, Direction::Uplink)).await?,
         None => empty_page(),
     };
     Ok(Reply::ok(RecordList {
@@ -365,28 +434,30 @@ pub async fn publish_records(
     }))
 }
 
-/// The delivery records of one message.
+/// Get a message's delivery records
+///
+/// One row per client the message was delivered to.
 #[utoipa::path(
     get,
     path = "/openapi/rm/message/subscribe",
     tag = "record",
-    params(MessageTraceParams),
+    params(DeliveryTraceParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<RecordList<DeliveryRecord>>),
-        (status = 400, description = "`clientid can not be empty`, `invalid clientid`, `clientid and appid doesn't match`, `messageid can not be empty`, `beginTime and endTime can not be empty`, `end time must be greater than the start time`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<RecordList<DeliveryRecord>>),
+        (status = 400, description = "clientid can not be empty, invalid clientid, clientid and appid doesn't match, messageid can not be empty, beginTime and endTime can not be empty, end time must be greater than the start time", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn delivery_records(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<RecordList<DeliveryRecord>>, ApiError> {
+) -> Result<Reply<RecordList<DeliveryRecord>>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
-    let p: MessageTraceParams = from_query(raw.as_deref());
-    let page = match trace_query(&app, &p, true)? {
-        Some(q) => query(&app, move |h| h.message_trace(&q, Direction::Downlink)).await?,
+    let p: MessageTraceParams = from_query::<DeliveryTraceParams>(raw.as_deref()).into();
+    let page = match trace_query(&state, &p, true)? {
+        Some(q) => query(&state, move |h| h.message_trace(&q, Direction::Downlink)).await?,
         None => empty_page(),
     };
     Ok(Reply::ok(RecordList {
@@ -407,11 +478,11 @@ pub async fn delivery_records(
 // ---- message/message and message/messages -------------------------------------
 
 /// How message contents are written: `base64` (default) or `utf-8`.
-fn content_encoding(encode: Option<&str>) -> Result<PayloadEncoding, ApiError> {
+fn content_encoding(encode: Option<&str>) -> Result<PayloadEncoding, Error> {
     match encode.map(str::to_ascii_lowercase).as_deref() {
         None | Some("base64") => Ok(PayloadEncoding::Base64),
         Some("utf-8") => Ok(PayloadEncoding::Plain),
-        Some(_) => Err(ApiError::bad_request("encode can only be utf-8 or base64")),
+        Some(_) => Err(Error::bad_request("encode can only be utf-8 or base64")),
     }
 }
 
@@ -447,14 +518,17 @@ fn message_content(m: StoredMessage, encoding: PayloadEncoding) -> MessageConten
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageParams {
-    /// The message id, 16 hex digits.
-    #[param(required = true)]
+    /// The message id, 16 hex digits (one of `mids` of a publish).
+    #[param(required = true, value_type = String, pattern = r"^[0-9A-Fa-f]{1,16}$")]
     pub message_id: Option<String>,
     /// `base64` (default) or `utf-8`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[bB][aA][sS][eE]64|[uU][tT][fF]-8)$", example = "utf-8")]
     pub encode: Option<String>,
 }
 
-/// One message's content.
+/// Get a message
+///
+/// Its content, topic, sender and time.
 #[utoipa::path(
     get,
     path = "/openapi/rm/message/message",
@@ -462,25 +536,25 @@ pub struct MessageParams {
     params(MessageParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<MessageContent>),
-        (status = 400, description = "`messageId cannot be empty`, `encode can only be utf-8 or base64`, `messageId doesn't exist`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<MessageContent>),
+        (status = 400, description = "messageId cannot be empty, encode can only be utf-8 or base64, messageId doesn't exist", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn message(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<MessageContent>, ApiError> {
+) -> Result<Reply<MessageContent>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: MessageParams = from_query(raw.as_deref());
     let Some(message_id) = p.message_id.as_deref() else {
-        return Err(ApiError::bad_request("messageId cannot be empty"));
+        return Err(Error::bad_request("messageId cannot be empty"));
     };
     let encoding = content_encoding(p.encode.as_deref())?;
-    let not_found = || ApiError::bad_request("messageId doesn't exist");
+    let not_found = || Error::bad_request("messageId doesn't exist");
     let id = parse_hex_id(message_id).ok_or_else(not_found)?;
-    let stored = query(&app, move |h| h.stored_message(id)).await?;
+    let stored = query(&state, move |h| h.stored_message(id)).await?;
     let stored = stored.ok_or_else(not_found)?;
     Ok(Reply::ok(message_content(stored, encoding)))
 }
@@ -489,22 +563,26 @@ pub async fn message(
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicMessagesParams {
-    /// `yyyy-MM-dd HH:mm:ss`.
-    #[param(required = true)]
+    /// `yyyy-MM-dd HH:mm:ss`, local time.
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2025-01-01 00:00:00")]
     pub begin_time: Option<String>,
-    /// `yyyy-MM-dd HH:mm:ss`.
-    #[param(required = true)]
+    /// `yyyy-MM-dd HH:mm:ss`, later than `beginTime`.
+    #[param(required = true, value_type = String, pattern = r"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d$", example = "2035-12-31 23:59:59")]
     pub end_time: Option<String>,
     /// The topic the messages were published to.
-    #[param(required = true)]
+    #[param(required = true, value_type = String, min_length = 1, example = "msg")]
     pub topic: Option<String>,
     /// Default 10.
+    #[param(value_type = Option<i64>, minimum = 1, example = 10)]
     pub page_size: Option<String>,
     /// Default 1.
+    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
     pub current_page: Option<String>,
     /// `base64` (default) or `utf-8`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[bB][aA][sS][eE]64|[uU][tT][fF]-8)$", example = "utf-8")]
     pub encode: Option<String>,
     /// `DESC` (default, newest first) or `ASC`.
+    #[param(value_type = Option<String>, pattern = r"^(?:[aA][sS][cC]|[dD][eE][sS][cC])$", example = "DESC")]
     pub order: Option<String>,
 }
 
@@ -514,6 +592,8 @@ pub struct TopicMessages {
     pub messages: Vec<MessageContent>,
 }
 
+/// List a topic's messages
+///
 /// The messages published to a topic within a window.
 #[utoipa::path(
     get,
@@ -522,20 +602,20 @@ pub struct TopicMessages {
     params(TopicMessagesParams),
     security(("app_token" = [])),
     responses(
-        (status = 200, body = Reply<TopicMessages>),
-        (status = 400, description = "`topic cannot be empty`, `beginTime and endTime can not be empty`, `end time must be greater than the start time`, `encode can only be utf-8 or base64`", body = ErrorReply),
-        (status = 403, description = "`access deny`", body = ErrorReply),
+        (status = 200, description = "Found", body = Reply<TopicMessages>),
+        (status = 400, description = "topic cannot be empty, beginTime and endTime can not be empty, end time must be greater than the start time, encode can only be utf-8 or base64", body = ErrorReply),
+        (status = 403, description = "access deny: no valid app token", body = ErrorReply),
     )
 )]
 pub async fn topic_messages(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     auth: AppToken,
     RawQuery(raw): RawQuery,
-) -> Result<Reply<TopicMessages>, ApiError> {
+) -> Result<Reply<TopicMessages>, Error> {
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: TopicMessagesParams = from_query(raw.as_deref());
     let Some(topic) = p.topic.clone() else {
-        return Err(ApiError::bad_request("topic cannot be empty"));
+        return Err(Error::bad_request("topic cannot be empty"));
     };
     let (from_ms, to_ms) = params::window(p.begin_time.as_deref(), p.end_time.as_deref())?;
     let encoding = content_encoding(p.encode.as_deref())?;
@@ -546,7 +626,7 @@ pub async fn topic_messages(
         params::order(p.order.as_deref(), SortOrder::Desc),
     );
     q.topic = Some(topic);
-    let page = query(&app, move |h| h.topic_messages(&q)).await?;
+    let page = query(&state, move |h| h.topic_messages(&q)).await?;
     Ok(Reply::ok(TopicMessages {
         total: page.total,
         messages: page

@@ -44,6 +44,11 @@ pub trait Dialect: Send + Sync {
     fn observer(&self) -> Option<Arc<dyn BrokerObserver>> {
         None
     }
+    /// Stops the threads and tasks the dialect started, after the broker has
+    /// stopped. The gateway calls it once per instance, on a blocking thread: it
+    /// may wait for background work to finish. A dialect should also stop them
+    /// when it is dropped.
+    fn shutdown(&self) {}
 }
 
 /// A dialect that could not be built from its configuration.

@@ -2,7 +2,7 @@
 //! handlers' `#[utoipa::path]` annotations, inside the API's description, tags and
 //! security scheme.
 
-use mqgate_kit::http::openapi::{declare_basic_auth, with_integer_examples};
+use mqgate_kit::http::openapi::{declare_basic_auth, fill_integer_examples};
 use utoipa::openapi::server::Server;
 use utoipa::OpenApi;
 
@@ -34,7 +34,7 @@ pub fn document(
     let mut doc = ApiDoc::openapi();
     doc.merge(operations);
     declare_basic_auth(&mut doc);
-    let mut doc = with_integer_examples(doc);
+    let mut doc = fill_integer_examples(doc);
     doc.servers = Some(vec![Server::new(server_url)]);
     doc
 }

@@ -3,7 +3,7 @@
 //! schemes.
 
 use mqgate_kit::http::openapi::{
-    declare_basic_auth, declare_security_scheme, with_integer_examples,
+    declare_basic_auth, declare_security_scheme, fill_integer_examples,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
@@ -63,7 +63,7 @@ pub fn document(
         .build();
     declare_security_scheme(&mut doc, "bearer", SecurityScheme::Http(bearer));
     credentials_checked_first(&mut doc);
-    let mut doc = with_integer_examples(doc);
+    let mut doc = fill_integer_examples(doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.servers = Some(vec![Server::new(server_url)]);
     doc

@@ -1,25 +1,27 @@
-//! Management access: `POST /api/v1/auth` (login) and the guard every other route
-//! sits behind, accepting Basic credentials of a configured user or a Bearer token
-//! issued by the login.
+//! Management access: `POST /api/v1/auth` (login) and the [`Authenticated`]
+//! extractor every other handler takes first, accepting Basic credentials of a
+//! configured user or a Bearer token issued by the login.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use mqgate_kit::http::basic_auth::{BasicCredentials, BasicOutcome, SchemeCheck};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{Error, ErrorBody};
+use crate::state::AppState;
 use crate::wire::{json_object, required};
-use crate::{App, ManagementUser};
+use crate::ManagementUser;
 
 /// The only role RealMQ reports for management users.
 const ROLE: &str = "administrator";
@@ -60,7 +62,7 @@ impl Access {
     }
 
     /// A signed token for `username`, valid for the configured lifetime.
-    pub fn issue(&self, username: &str) -> Result<String, ApiError> {
+    pub fn issue(&self, username: &str) -> Result<String, Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: username.to_string(),
@@ -69,19 +71,19 @@ impl Access {
             exp: now + self.lifetime_secs,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::internal(format!("cannot sign token: {e}")))
+            .map_err(|e| Error::internal(format!("cannot sign token: {e}")))
     }
 
     /// Accepts `Basic` credentials of a configured user or a valid `Bearer` token.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Error> {
         let value = match headers.get(AUTHORIZATION) {
-            None => return Err(ApiError::missing_credentials()),
+            None => return Err(Error::missing_credentials()),
             Some(v) => v
                 .to_str()
-                .map_err(|_| ApiError::bad_credentials("malformed Authorization header"))?,
+                .map_err(|_| Error::bad_credentials("malformed Authorization header"))?,
         };
         if value.trim().is_empty() {
-            return Err(ApiError::missing_credentials());
+            return Err(Error::missing_credentials());
         }
         if let Some((scheme, token)) = value.split_once(' ') {
             if scheme.eq_ignore_ascii_case("bearer") {
@@ -96,49 +98,62 @@ impl Access {
             }
         }
         Err(match outcome {
-            BasicOutcome::Missing => ApiError::missing_credentials(),
+            BasicOutcome::Missing => Error::missing_credentials(),
             BasicOutcome::NotBasic => {
-                ApiError::bad_credentials("unsupported authorization: use Basic or Bearer")
+                Error::bad_credentials("unsupported authorization: use Basic or Bearer")
             }
-            BasicOutcome::Malformed => ApiError::bad_credentials("malformed Basic credentials"),
-            _ => ApiError::bad_credentials("username or password error"),
+            BasicOutcome::Malformed => Error::bad_credentials("malformed Basic credentials"),
+            _ => Error::bad_credentials("username or password error"),
         })
     }
 
-    fn check_token(&self, token: &str) -> Result<(), ApiError> {
+    fn check_token(&self, token: &str) -> Result<(), Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         // An expired token is refused at the second it expires, not a minute later.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
             |e| match e.kind() {
-                ErrorKind::ExpiredSignature => ApiError::bad_credentials("token expired"),
-                _ => ApiError::bad_credentials("invalid token"),
+                ErrorKind::ExpiredSignature => Error::bad_credentials("token expired"),
+                _ => Error::bad_credentials("invalid token"),
             },
         )?;
         // A user removed from the configuration loses the tokens it holds.
         if !self.users.iter().any(|u| u.username == data.claims.sub) {
-            return Err(ApiError::bad_credentials("invalid token"));
+            return Err(Error::bad_credentials("invalid token"));
         }
         Ok(())
     }
 }
 
-/// Refuses a request without valid management credentials, in the vendor's shape.
-pub async fn require_auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    match app.access.check(request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+/// A request with valid management credentials. Handlers take it as their first
+/// argument, so a request without credentials is refused, in the vendor's shape,
+/// before its path or body is read.
+pub struct Authenticated;
+
+#[async_trait]
+impl FromRequestParts<Arc<AppState>> for Authenticated {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Error> {
+        state.access.check(&parts.headers)?;
+        Ok(Authenticated)
     }
+}
+
+/// The login route, the only one that needs no credentials.
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new().route("/api/v1/auth", post(login))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    /// A management user (`[realmq] users`).
     #[serde(default)]
-    #[schema(example = "root")]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S", example = "root")]
     pub username: Option<String>,
     #[serde(default)]
-    #[schema(example = "123456")]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S", example = "123456")]
     pub password: Option<String>,
 }
 
@@ -157,13 +172,16 @@ pub struct LoginResponse {
     pub code: u32,
 }
 
-/// Log in: exchange a management user's password for a Bearer token.
+/// Log in
+///
+/// Exchanges a management user's password for a token to send as
+/// `Authorization: Bearer <token>`.
 #[utoipa::path(
     post,
     path = "/api/v1/auth",
     operation_id = "login",
     tag = "auth",
-    request_body = LoginRequest,
+    request_body(content = LoginRequest, example = json!({"username": "root", "password": "123456"})),
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "Missing username or password, or not JSON", body = ErrorBody),
@@ -172,18 +190,18 @@ pub struct LoginResponse {
     security(()),
 )]
 pub async fn login(
-    State(app): State<Arc<App>>,
+    State(state): State<Arc<AppState>>,
     body: Bytes,
-) -> Result<Json<LoginResponse>, ApiError> {
+) -> Result<Json<LoginResponse>, Error> {
     let request: LoginRequest = json_object(&body)?;
     let username = required(request.username, "username")?;
     let password = required(request.password, "password")?;
-    if !app.access.is_user(&username, &password) {
-        return Err(ApiError::bad_credentials("username or password error"));
+    if !state.access.is_user(&username, &password) {
+        return Err(Error::bad_credentials("username or password error"));
     }
     Ok(Json(LoginResponse {
         data: LoginData {
-            token: app.access.issue(&username)?,
+            token: state.access.issue(&username)?,
             role: ROLE.to_string(),
         },
         code: 0,

@@ -2,8 +2,10 @@
 //! body, so errors use EMQX 4's `{"code":<n>,"message":…}` envelope (RealMQ copies
 //! EMQX 4 everywhere else); the README has the full table.
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mqgate_kit::http::body::closing_connection;
 use mqgate_kit::MgmtError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -20,15 +22,15 @@ pub struct ErrorBody {
 
 /// A failed request: the HTTP status and the result code that go with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct Error {
     pub status: StatusCode,
     pub code: u32,
     pub message: String,
 }
 
-impl ApiError {
+impl Error {
     fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        ApiError {
+        Error {
             status,
             code,
             message: message.into(),
@@ -122,31 +124,67 @@ impl ApiError {
     }
 }
 
-impl From<MgmtError> for ApiError {
+impl From<MgmtError> for Error {
     fn from(e: MgmtError) -> Self {
         match e {
-            MgmtError::ClientNotFound => ApiError::not_found("client not found"),
+            MgmtError::ClientNotFound => Error::not_found("client not found"),
             MgmtError::InvalidTopicName(t) | MgmtError::InvalidTopicFilter(t) => {
-                ApiError::bad_topic(&t)
+                Error::bad_topic(&t)
             }
-            MgmtError::InvalidQos(q) => ApiError::bad_qos(q.into()),
-            MgmtError::PayloadTooLarge => ApiError::invalid_parameter("payload too large"),
-            MgmtError::InvalidSetting(s) => ApiError::invalid_parameter(s),
-            other => ApiError::internal(other.to_string()),
+            MgmtError::InvalidQos(q) => Error::bad_qos(q.into()),
+            MgmtError::PayloadTooLarge => Error::invalid_parameter("payload too large"),
+            MgmtError::InvalidSetting(s) => Error::invalid_parameter(s),
+            other => Error::internal(other.to_string()),
         }
     }
 }
 
-impl From<mqgate_kit::store::StoreError> for ApiError {
+impl From<mqgate_kit::store::StoreError> for Error {
     fn from(e: mqgate_kit::store::StoreError) -> Self {
-        ApiError::internal(e.to_string())
+        Error::internal(e.to_string())
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body())).into_response()
     }
+}
+
+/// The answer to a path the dialect does not serve.
+pub async fn no_such_path() -> Error {
+    Error::not_found("no such path")
+}
+
+/// Answers that axum produces on its own (wrong method, undecodable path,
+/// oversized body) are plain text; they are rewritten into the vendor envelope
+/// with a status from RealMQ's table, which has no 405 or 413.
+pub async fn vendor_envelope(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let status = response.status();
+    if is_json || status.is_success() {
+        return response;
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => {
+            Error::not_found("no such path for this method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            return closing_connection(
+                Error::invalid_parameter("the request body is too large").into_response(),
+            );
+        }
+        s if s.is_client_error() => Error::invalid_parameter(format!("invalid request: {detail}")),
+        _ => Error::internal(detail),
+    };
+    error.into_response()
 }
 
 #[cfg(test)]
@@ -155,11 +193,11 @@ mod tests {
 
     #[test]
     fn management_errors_keep_their_meaning() {
-        let e: ApiError = MgmtError::InvalidTopicName("a/+".into()).into();
+        let e: Error = MgmtError::InvalidTopicName("a/+".into()).into();
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, 115));
-        let e: ApiError = MgmtError::InvalidQos(3).into();
+        let e: Error = MgmtError::InvalidQos(3).into();
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, 116));
-        let e: ApiError = MgmtError::Timeout.into();
+        let e: Error = MgmtError::Timeout.into();
         assert_eq!((e.status, e.code), (StatusCode::INTERNAL_SERVER_ERROR, 101));
     }
 }

@@ -4,15 +4,19 @@
 //! product and device registry that persists, device credentials enforced on MQTT
 //! CONNECT, login tokens, and EMQX-4-style publish and subscribe operations.
 //!
-//! - [`auth`]: `POST /api/v1/auth` and the Basic-or-Bearer guard of every route.
-//! - [`products`]: products CRUD.
-//! - [`devices`]: devices CRUD, and device status from the live broker.
-//! - [`mqtt`]: publish, subscribe, unsubscribe and their batch forms.
+//! - this file: the `[realmq]` [`Config`], [`build`], the router, the [`Dialect`].
+//! - [`state`]: [`state::AppState`], what every handler shares.
+//! - [`auth`]: `POST /api/v1/auth` and the [`auth::Authenticated`] extractor (Basic
+//!   or Bearer) every other handler takes first.
+//! - [`products`], [`devices`], [`mqtt`]: the resources, each with its `router()`.
+//! - [`status`]: a device's status from the live broker and its recorded presence.
 //! - [`registry`]: products and devices in the embedded store, mirrored in memory.
 //! - [`credentials`]: the CONNECT authenticator for device credentials.
-//! - [`presence`]: the broker observer that records device connects and disconnects.
-//! - [`error`]: the one error type and its `{"code","message"}` envelope.
+//! - [`presence`]: the broker observer and the thread that records device
+//!   connects and disconnects; stopped by [`Dialect::shutdown`].
+//! - [`error`]: the one [`error::Error`] type and its `{"code","message"}` envelope.
 //! - [`wire`]: lenient JSON fields, paging and the `{"code":0}` reply.
+//! - [`openapi`](mod@openapi): the OpenAPI document.
 //!
 //! Every fidelity decision is listed in the crate's README.md.
 
@@ -21,31 +25,29 @@ pub mod credentials;
 pub mod devices;
 pub mod error;
 pub mod mqtt;
+pub mod openapi;
 pub mod presence;
 pub mod products;
 pub mod registry;
+pub mod state;
+pub mod status;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
-use mqgate_kit::http::body::closing_connection;
 use mqgate_kit::{
-    BrokerObserver, ConnectAuthenticator, Dialect, DialectBuildError, DialectConfig,
-    DialectContext, Management,
+    BrokerObserver, ConnectAuthenticator, Dialect, DialectBuildError, DialectConfig, DialectContext,
 };
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::OpenApi;
+
+pub use crate::openapi::openapi;
 
 use crate::auth::Access;
-use crate::error::ApiError;
+use crate::presence::PresenceRecorder;
 use crate::registry::Registry;
+use crate::state::AppState;
 
 /// The `[realmq]` section of mqgate.toml.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,7 +107,8 @@ fn build_error(message: impl Into<String>) -> DialectBuildError {
 }
 
 /// Builds the dialect over the broker's management interface: loads the registry
-/// from the store and starts the presence recorder.
+/// from the store and starts the presence recorder (stopped by the dialect's
+/// shutdown or drop).
 pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, DialectBuildError> {
     if config.users.is_empty() {
         return Err(build_error("at least one management user is needed"));
@@ -137,174 +140,36 @@ pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, D
             .token_secret()
             .map_err(|e| build_error(format!("store: {e}")))?,
     };
-    let presence = presence::PresenceObserver::start(registry.clone())
+    let presence = PresenceRecorder::start(registry.clone())
         .map_err(|e| build_error(format!("cannot start the presence recorder: {e}")))?;
-    let app = Arc::new(App {
+    let state = Arc::new(AppState {
         access: Access::new(&config.users, secret.as_bytes(), config.token_lifetime_secs),
         registry: registry.clone(),
         management: ctx.management,
     });
     Ok(Arc::new(RealmqDialect {
-        app,
+        state,
         authenticator: Arc::new(credentials::DeviceAuthenticator { registry }),
-        observer: Arc::new(presence),
+        presence: Arc::new(presence),
     }))
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "RealMQ REST API",
-        description = "RealMQ's management API as served by mqgate. Errors are `{\"code\":<n>,\"message\":…}` with the HTTP statuses of the RealMQ document."
-    ),
-    paths(
-        auth::login,
-        products::create,
-        products::list,
-        products::detail,
-        products::update,
-        products::delete,
-        devices::create,
-        devices::list,
-        devices::detail,
-        devices::update,
-        devices::delete,
-        mqtt::publish,
-        mqtt::subscribe,
-        mqtt::unsubscribe,
-        mqtt::publish_batch,
-        mqtt::subscribe_batch,
-        mqtt::unsubscribe_batch,
-    ),
-    modifiers(&SecuritySchemes),
-    security(("basic" = []), ("bearer" = [])),
-    tags(
-        (name = "auth", description = "Login"),
-        (name = "products", description = "Products"),
-        (name = "devices", description = "Devices"),
-        (name = "mqtt", description = "Publish and subscribe on behalf of clients"),
-    )
-)]
-struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl utoipa::Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some("A token from POST /api/v1/auth"))
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The dialect's OpenAPI document, `servers` pointing at `server_url`.
-pub fn openapi(server_url: &str) -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.servers = Some(vec![utoipa::openapi::server::Server::new(server_url)]);
-    doc
-}
-
-/// What every handler shares.
-pub struct App {
-    pub access: Access,
-    pub registry: Arc<Registry>,
-    pub management: Arc<dyn Management>,
-}
-
 struct RealmqDialect {
-    app: Arc<App>,
+    state: Arc<AppState>,
     authenticator: Arc<credentials::DeviceAuthenticator>,
-    observer: Arc<presence::PresenceObserver>,
+    presence: Arc<PresenceRecorder>,
 }
 
-async fn no_such_path() -> ApiError {
-    ApiError::not_found("no such path")
-}
-
-/// Answers that axum produces on its own (wrong method, undecodable path,
-/// oversized body) are plain text; they are rewritten into the vendor envelope
-/// with a status from RealMQ's table, which has no 405 or 413.
-async fn vendor_envelope(response: Response) -> Response {
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    let status = response.status();
-    if is_json || status.is_success() {
-        return response;
-    }
-    let detail = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_FOUND => {
-            ApiError::not_found("no such path for this method")
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            return closing_connection(
-                ApiError::invalid_parameter("the request body is too large").into_response(),
-            );
-        }
-        s if s.is_client_error() => {
-            ApiError::invalid_parameter(format!("invalid request: {detail}"))
-        }
-        _ => ApiError::internal(detail),
-    };
-    error.into_response()
-}
-
-fn router(app: Arc<App>) -> Router {
-    let guarded = Router::new()
-        .route(
-            "/api/v1/products",
-            get(products::list).post(products::create),
-        )
-        .route(
-            "/api/v1/products/:id",
-            get(products::detail)
-                .put(products::update)
-                .delete(products::delete),
-        )
-        .route("/api/v1/devices", get(devices::list).post(devices::create))
-        .route(
-            "/api/v1/devices/:id",
-            get(devices::detail)
-                .put(devices::update)
-                .delete(devices::delete),
-        )
-        .route("/api/v1/mqtt/publish", post(mqtt::publish))
-        .route("/api/v1/mqtt/subscribe", post(mqtt::subscribe))
-        .route("/api/v1/mqtt/unsubscribe", post(mqtt::unsubscribe))
-        .route("/api/v1/mqtt/publish_batch", post(mqtt::publish_batch))
-        .route("/api/v1/mqtt/subscribe_batch", post(mqtt::subscribe_batch))
-        .route(
-            "/api/v1/mqtt/unsubscribe_batch",
-            post(mqtt::unsubscribe_batch),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::require_auth,
-        ));
+/// The whole HTTP surface over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/auth", post(auth::login))
-        .merge(guarded)
-        .fallback(no_such_path)
-        .layer(axum::middleware::map_response(vendor_envelope))
-        .with_state(app)
+        .merge(auth::router())
+        .merge(products::router())
+        .merge(devices::router())
+        .merge(mqtt::router())
+        .fallback(error::no_such_path)
+        .layer(axum::middleware::map_response(error::vendor_envelope))
+        .with_state(state)
 }
 
 impl Dialect for RealmqDialect {
@@ -315,7 +180,7 @@ impl Dialect for RealmqDialect {
         "RealMQ REST API"
     }
     fn router(&self) -> Router {
-        router(self.app.clone())
+        router(Arc::clone(&self.state))
     }
     fn openapi(&self, server_url: &str) -> utoipa::openapi::OpenApi {
         openapi(server_url)
@@ -324,7 +189,16 @@ impl Dialect for RealmqDialect {
         Some(self.authenticator.clone())
     }
     fn observer(&self) -> Option<Arc<dyn BrokerObserver>> {
-        Some(self.observer.clone())
+        Some(self.presence.clone())
+    }
+    fn shutdown(&self) {
+        self.presence.stop();
+    }
+}
+
+impl Drop for RealmqDialect {
+    fn drop(&mut self) {
+        self.presence.stop();
     }
 }
 

@@ -1,82 +1,87 @@
 //! Wire mechanics shared by the resources: JSON bodies whose numeric flags come as
-//! `"1"` or `1` and booleans as `true` or `1`, `_page`/`_limit` answered with
-//! string `meta.page`/`meta.limit`, and the bare `{"code":0}` success reply.
+//! `"1"` or `1` and booleans as `true` or `1` (and the OpenAPI schemas that say
+//! so), `_page`/`_limit` answered with string `meta.page`/`meta.limit`, and the
+//! bare `{"code":0}` success reply.
 
 use mqgate_kit::http::body::{parse_json, JsonBodyError};
+use mqgate_kit::http::number::whole_number;
 use mqgate_kit::http::paging::{self, page_request};
 use mqgate_kit::http::params::Params;
 use mqgate_kit::{Page, PageRequest};
 use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::openapi::schema::{SchemaType, Type};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::Error;
 
-fn json_value(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+fn json_value(body: &[u8]) -> Result<serde_json::Value, Error> {
     parse_json(body).map_err(|e| match e {
-        JsonBodyError::Empty => {
-            ApiError::not_json("the request body is empty: send a JSON document")
-        }
+        JsonBodyError::Empty => Error::not_json("the request body is empty: send a JSON document"),
         JsonBodyError::Syntax(m) | JsonBodyError::Shape(m) => {
-            ApiError::not_json(format!("the request body is not valid JSON: {m}"))
+            Error::not_json(format!("the request body is not valid JSON: {m}"))
         }
     })
 }
 
 /// Parses a body that must be one JSON object into `T`.
-pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     object_from(json_value(body)?)
 }
 
 /// Parses a body that must be a JSON array; its elements are read one by one.
-pub fn json_array(body: &[u8]) -> Result<Vec<serde_json::Value>, ApiError> {
+pub fn json_array(body: &[u8]) -> Result<Vec<serde_json::Value>, Error> {
     match json_value(body)? {
         serde_json::Value::Array(items) => Ok(items),
-        _ => Err(ApiError::invalid_parameter(
+        _ => Err(Error::invalid_parameter(
             "the request body must be a JSON array",
         )),
     }
 }
 
 /// Reads one JSON object into `T`, naming the offending field on a type error.
-pub fn object_from<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+pub fn object_from<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
     // serde would also read a struct from an array, positionally; nobody means that.
     if !value.is_object() {
-        return Err(ApiError::invalid_parameter("expected a JSON object"));
+        return Err(Error::invalid_parameter("expected a JSON object"));
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
-            ApiError::invalid_parameter(format!("invalid request body: {inner}"))
+            Error::invalid_parameter(format!("invalid request body: {inner}"))
         } else {
-            ApiError::invalid_parameter(format!("invalid parameter {path}: {inner}"))
+            Error::invalid_parameter(format!("invalid parameter {path}: {inner}"))
         }
     })
 }
 
 /// A required string: absent, null or blank is a missing parameter.
-pub fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+pub fn required(value: Option<String>, name: &str) -> Result<String, Error> {
     match value {
         Some(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(ApiError::missing_parameter(name)),
+        _ => Err(Error::missing_parameter(name)),
     }
 }
 
-/// Longest text accepted in any field; keeps one request from bloating the store.
+/// Longest text accepted in any field, in characters (JSON Schema's `maxLength`
+/// counts characters too); keeps one request from bloating the store.
 pub const MAX_FIELD_LEN: usize = 1024;
 
-/// Rejects a value longer than [`MAX_FIELD_LEN`] bytes.
-pub fn bounded(value: &str, name: &str) -> Result<(), ApiError> {
-    if value.len() > MAX_FIELD_LEN {
-        return Err(ApiError::invalid_parameter(format!(
-            "{name} is longer than {MAX_FIELD_LEN} bytes"
+/// Rejects a value longer than [`MAX_FIELD_LEN`] characters.
+pub fn bounded(value: &str, name: &str) -> Result<(), Error> {
+    // Only a value over MAX_FIELD_LEN bytes can be over MAX_FIELD_LEN characters.
+    if value.len() > MAX_FIELD_LEN && value.chars().count() > MAX_FIELD_LEN {
+        return Err(Error::invalid_parameter(format!(
+            "{name} is longer than {MAX_FIELD_LEN} characters"
         )));
     }
     Ok(())
 }
 
-/// An integer sent as a JSON number or as a decimal string (`1` or `"1"`), as the
+/// An integer sent as a JSON number (`1`, or `1.0` as JSON Schema allows) or as a
+/// decimal string (`"1"`), as the
 /// document's "String" typed flags and integer typed QoS both appear in the wild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LenientInt(pub i64);
@@ -84,8 +89,7 @@ pub struct LenientInt(pub i64);
 impl<'de> Deserialize<'de> for LenientInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match serde_json::Value::deserialize(d)? {
-            serde_json::Value::Number(n) => n
-                .as_i64()
+            serde_json::Value::Number(n) => whole_number(&n)
                 .map(LenientInt)
                 .ok_or_else(|| D::Error::custom(format!("expected an integer, got {n}"))),
             serde_json::Value::String(s) => s
@@ -109,7 +113,7 @@ impl<'de> Deserialize<'de> for LenientBool {
         let value = serde_json::Value::deserialize(d)?;
         let parsed = match &value {
             serde_json::Value::Bool(b) => Some(*b),
-            serde_json::Value::Number(n) => match n.as_i64() {
+            serde_json::Value::Number(n) => match whole_number(n) {
                 Some(0) => Some(false),
                 Some(1) => Some(true),
                 _ => None,
@@ -133,14 +137,68 @@ pub fn flag(
     name: &str,
     allowed: &[i64],
     default: i64,
-) -> Result<i64, ApiError> {
+) -> Result<i64, Error> {
     match value {
         None => Ok(default),
         Some(LenientInt(v)) if allowed.contains(&v) => Ok(v),
-        Some(LenientInt(v)) => Err(ApiError::invalid_parameter(format!(
+        Some(LenientInt(v)) => Err(Error::invalid_parameter(format!(
             "invalid {name} {v}: must be one of {allowed:?}"
         ))),
     }
+}
+
+/// The schema of a [`LenientInt`] flag: one of `values`, as a JSON number or a
+/// decimal string, or null (the default).
+pub fn flag_schema(description: &str, values: &[i64], example: i64) -> utoipa::openapi::Object {
+    let allowed = values
+        .iter()
+        .map(|v| json!(v))
+        .chain(values.iter().map(|v| json!(v.to_string())))
+        .chain([Value::Null]);
+    one_of_values(
+        &[Type::Integer, Type::String],
+        allowed,
+        description,
+        json!(example),
+    )
+}
+
+/// The schema of a [`LenientBool`]: `true`/`false`, 1/0, their string forms, or
+/// null (the default).
+pub fn lenient_bool_schema(description: &str, example: bool) -> utoipa::openapi::Object {
+    let allowed = [
+        json!(true),
+        json!(false),
+        json!(1),
+        json!(0),
+        json!("true"),
+        json!("false"),
+        json!("1"),
+        json!("0"),
+        Value::Null,
+    ];
+    one_of_values(
+        &[Type::Boolean, Type::Integer, Type::String],
+        allowed,
+        description,
+        json!(example),
+    )
+}
+
+/// A schema whose values are `allowed` (null among them), of `types` or null.
+fn one_of_values(
+    types: &[Type],
+    allowed: impl IntoIterator<Item = Value>,
+    description: &str,
+    example: Value,
+) -> utoipa::openapi::Object {
+    let types = types.iter().cloned().chain([Type::Null]);
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter(types))
+        .description(Some(description))
+        .enum_values(Some(allowed))
+        .examples([example])
+        .build()
 }
 
 /// The reply of every operation that returns nothing but success.
@@ -162,6 +220,8 @@ pub struct Meta {
     #[schema(example = "10")]
     pub limit: String,
     pub hasnext: bool,
+    /// Matching items on all pages.
+    #[schema(example = 1)]
     pub count: usize,
 }
 

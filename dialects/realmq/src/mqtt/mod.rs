@@ -6,40 +6,66 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
+use mqgate_kit::http::number::optional_whole;
 use mqgate_kit::http::payload::PayloadEncoding;
 use mqgate_kit::topic::{is_valid_topic_filter, is_valid_topic_name};
 use mqgate_kit::{MgmtError, OnBehalf, PublishProperties, SubscriptionRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::auth::Authenticated;
+use crate::error::{Error, ErrorBody};
+use crate::state::AppState;
 use crate::wire::{json_array, json_object, object_from, required, Done, LenientBool, LenientInt};
-use crate::App;
+
+mod schemas;
+
+use schemas::{
+    filter_schema, filters_schema, publish_topic_schema, publish_topics_schema, qos_schema,
+    retain_schema,
+};
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/mqtt/publish", post(publish))
+        .route("/api/v1/mqtt/subscribe", post(subscribe))
+        .route("/api/v1/mqtt/unsubscribe", post(unsubscribe))
+        .route("/api/v1/mqtt/publish_batch", post(publish_batch))
+        .route("/api/v1/mqtt/subscribe_batch", post(subscribe_batch))
+        .route("/api/v1/mqtt/unsubscribe_batch", post(unsubscribe_batch))
+}
 
 /// One publish: to `topic`, to each of the comma-separated `topics`, or both.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishRequest {
     #[serde(default)]
-    #[schema(example = "test/topic")]
+    #[schema(schema_with = publish_topic_schema)]
     pub topic: Option<String>,
-    /// Comma-separated topics.
     #[serde(default)]
+    #[schema(schema_with = publish_topics_schema)]
     pub topics: Option<String>,
     /// Recorded as the sender; never used for routing.
     #[serde(default)]
+    #[schema(example = "root")]
     pub clientid: Option<String>,
+    /// The message, written as `encoding` says.
+    #[schema(required, value_type = String, example = "Hello World")]
     #[serde(default)]
-    #[schema(example = "Hello World")]
     pub payload: Option<String>,
-    /// `plain` (default) or `base64`.
+    /// `plain` (default) or `base64`, any case.
     #[serde(default)]
+    #[schema(
+        pattern = r"^(?:[pP][lL][aA][iI][nN]|[bB][aA][sS][eE]64)$",
+        example = "plain"
+    )]
     pub encoding: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<u8>, example = 1)]
+    #[schema(schema_with = qos_schema)]
     pub qos: Option<LenientInt>,
     #[serde(default)]
-    #[schema(value_type = Option<bool>)]
+    #[schema(schema_with = retain_schema)]
     pub retain: Option<LenientBool>,
     #[serde(default)]
     pub properties: Option<PublishPropertiesRequest>,
@@ -50,14 +76,19 @@ pub struct PublishRequest {
 #[serde(deny_unknown_fields)]
 pub struct PublishPropertiesRequest {
     /// 0 unspecified bytes, 1 UTF-8 text.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
+    #[schema(minimum = 0, maximum = 1, example = 1)]
     pub payload_format_indicator: Option<u8>,
     /// Seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_whole")]
+    #[schema(minimum = 0, maximum = 4294967295u32, example = 3600)]
     pub message_expiry_interval: Option<u32>,
     #[serde(default)]
+    #[schema(example = "text/plain")]
     pub content_type: Option<String>,
+    /// A topic name (no `+`, `#` or NUL).
     #[serde(default)]
+    #[schema(pattern = r"^[^+#\u0000]+$", example = "reply/topic")]
     pub response_topic: Option<String>,
     /// Sent as the UTF-8 bytes of this string.
     #[serde(default)]
@@ -70,17 +101,17 @@ pub struct PublishPropertiesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscribeRequest {
     #[serde(default)]
-    #[schema(example = "topic1")]
+    #[schema(schema_with = filter_schema)]
     pub topic: Option<String>,
-    /// Comma-separated topic filters.
     #[serde(default)]
-    #[schema(example = "topic1,topic2,topic3")]
+    #[schema(schema_with = filters_schema)]
     pub topics: Option<String>,
+    /// The client to subscribe; it need not be connected yet.
     #[serde(default)]
-    #[schema(example = "root")]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S", example = "root")]
     pub clientid: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<u8>, example = 1)]
+    #[schema(schema_with = qos_schema)]
     pub qos: Option<LenientInt>,
 }
 
@@ -88,13 +119,14 @@ pub struct SubscribeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UnsubscribeRequest {
     #[serde(default)]
-    #[schema(example = "topic1")]
+    #[schema(schema_with = filter_schema)]
     pub topic: Option<String>,
-    /// mqgate extension: comma-separated topic filters, as for subscribe.
+    /// mqgate extension, as for subscribe.
     #[serde(default)]
+    #[schema(schema_with = filters_schema)]
     pub topics: Option<String>,
     #[serde(default)]
-    #[schema(example = "root")]
+    #[schema(required, value_type = String, min_length = 1, pattern = r"\S", example = "root")]
     pub clientid: Option<String>,
 }
 
@@ -132,11 +164,11 @@ fn topic_list(topic: Option<&str>, topics: Option<&str>) -> Vec<String> {
     list
 }
 
-fn qos_of(qos: Option<LenientInt>) -> Result<u8, ApiError> {
+fn qos_of(qos: Option<LenientInt>) -> Result<u8, Error> {
     match qos {
         None => Ok(0),
         Some(LenientInt(q)) if (0..=2).contains(&q) => Ok(q as u8),
-        Some(LenientInt(q)) => Err(ApiError::bad_qos(q)),
+        Some(LenientInt(q)) => Err(Error::bad_qos(q)),
     }
 }
 
@@ -147,38 +179,38 @@ struct Publication {
 }
 
 impl PublishRequest {
-    fn check(self) -> Result<Publication, ApiError> {
+    fn check(self) -> Result<Publication, Error> {
         let topics = topic_list(self.topic.as_deref(), self.topics.as_deref());
         if topics.is_empty() {
-            return Err(ApiError::missing_parameter("topic"));
+            return Err(Error::missing_parameter("topic"));
         }
         if let Some(bad) = topics.iter().find(|t| !is_valid_topic_name(t)) {
-            return Err(ApiError::bad_topic(bad));
+            return Err(Error::bad_topic(bad));
         }
         let payload = self
             .payload
-            .ok_or_else(|| ApiError::missing_parameter("payload"))?;
+            .ok_or_else(|| Error::missing_parameter("payload"))?;
         let encoding = match self.encoding.as_deref().map(PayloadEncoding::parse) {
             None => PayloadEncoding::Plain,
             Some(Some(e @ (PayloadEncoding::Plain | PayloadEncoding::Base64))) => e,
             Some(_) => {
-                return Err(ApiError::invalid_parameter(
+                return Err(Error::invalid_parameter(
                     "invalid encoding: must be plain or base64",
                 ))
             }
         };
         let payload = encoding
             .decode(&payload)
-            .map_err(|e| ApiError::invalid_parameter(e.to_string()))?;
+            .map_err(|e| Error::invalid_parameter(e.to_string()))?;
         let properties = self.properties.unwrap_or_default();
         if properties.payload_format_indicator.is_some_and(|p| p > 1) {
-            return Err(ApiError::invalid_parameter(
+            return Err(Error::invalid_parameter(
                 "invalid properties.payload_format_indicator: must be 0 or 1",
             ));
         }
         if let Some(t) = &properties.response_topic {
             if !is_valid_topic_name(t) {
-                return Err(ApiError::bad_topic(t));
+                return Err(Error::bad_topic(t));
             }
         }
         Ok(Publication {
@@ -208,17 +240,17 @@ impl PublishRequest {
 
 impl Publication {
     /// Publishes to every topic; one result per topic.
-    async fn send(self, app: &App) -> Vec<(String, Result<(), ApiError>)> {
+    async fn send(self, state: &AppState) -> Vec<(String, Result<(), Error>)> {
         let mut results = Vec::with_capacity(self.topics.len());
         for topic in self.topics {
             let mut message = self.message.clone();
             message.topic = topic.clone();
-            let outcome = app
+            let outcome = state
                 .management
                 .publish(message)
                 .await
                 .map(|_| ())
-                .map_err(ApiError::from);
+                .map_err(Error::from);
             results.push((topic, outcome));
         }
         results
@@ -233,14 +265,14 @@ struct Subscription {
 }
 
 impl SubscribeRequest {
-    fn check(self) -> Result<Subscription, ApiError> {
+    fn check(self) -> Result<Subscription, Error> {
         let client_id = required(self.clientid, "clientid")?;
         let filters = topic_list(self.topic.as_deref(), self.topics.as_deref());
         if filters.is_empty() {
-            return Err(ApiError::missing_parameter("topic"));
+            return Err(Error::missing_parameter("topic"));
         }
         if let Some(bad) = filters.iter().find(|f| !is_valid_topic_filter(f)) {
-            return Err(ApiError::bad_topic(bad));
+            return Err(Error::bad_topic(bad));
         }
         Ok(Subscription {
             client_id,
@@ -251,7 +283,7 @@ impl SubscribeRequest {
 }
 
 impl Subscription {
-    async fn apply(self, app: &App) -> Result<(), ApiError> {
+    async fn apply(self, state: &AppState) -> Result<(), Error> {
         let requests = self
             .filters
             .into_iter()
@@ -262,7 +294,8 @@ impl Subscription {
             .collect();
         // A client that is not connected yet gets the subscription when it does,
         // so scripts may subscribe devices before they come online.
-        app.management
+        state
+            .management
             .subscribe(&self.client_id, requests, OnBehalf::CreateIfAbsent)
             .await?;
         Ok(())
@@ -276,22 +309,22 @@ struct Unsubscription {
 }
 
 impl UnsubscribeRequest {
-    fn check(self) -> Result<Unsubscription, ApiError> {
+    fn check(self) -> Result<Unsubscription, Error> {
         let client_id = required(self.clientid, "clientid")?;
         let filters = topic_list(self.topic.as_deref(), self.topics.as_deref());
         if filters.is_empty() {
-            return Err(ApiError::missing_parameter("topic"));
+            return Err(Error::missing_parameter("topic"));
         }
         if let Some(bad) = filters.iter().find(|f| !is_valid_topic_filter(f)) {
-            return Err(ApiError::bad_topic(bad));
+            return Err(Error::bad_topic(bad));
         }
         Ok(Unsubscription { client_id, filters })
     }
 }
 
 impl Unsubscription {
-    async fn apply(self, app: &App) -> Result<(), ApiError> {
-        match app
+    async fn apply(self, state: &AppState) -> Result<(), Error> {
+        match state
             .management
             .unsubscribe(&self.client_id, self.filters)
             .await
@@ -303,76 +336,98 @@ impl Unsubscription {
     }
 }
 
-/// Publish a message to one or more topics.
+/// Publish a message
+///
+/// To `topic`, to each of the comma-separated `topics`, or both.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish",
     operation_id = "publish",
     tag = "mqtt",
-    request_body = PublishRequest,
+    request_body(content = PublishRequest, example = json!({"topic": "test/topic", "payload": "Hello World", "qos": 1, "retain": false, "clientid": "root"})),
     responses(
         (status = 200, description = "Published", body = Done),
         (status = 400, description = "Missing parameter (107), invalid value (108), bad topic (115), bad QoS (116)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn publish(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Done>, ApiError> {
+pub async fn publish(
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<Done>, Error> {
     let publication = json_object::<PublishRequest>(&body)?.check()?;
-    for (_, outcome) in publication.send(&app).await {
+    for (_, outcome) in publication.send(&state).await {
         outcome?;
     }
     Ok(Json(Done::OK))
 }
 
-/// Subscribe a client to one or more topic filters on its behalf.
+/// Subscribe a client
+///
+/// To one or more topic filters, on the client's behalf. A client that is not
+/// connected yet gets the subscription when it connects.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe",
     operation_id = "subscribe",
     tag = "mqtt",
-    request_body = SubscribeRequest,
+    request_body(content = SubscribeRequest, example = json!({"topics": "topic1,topic2,topic3", "qos": 1, "clientid": "root"})),
     responses(
         (status = 200, description = "Subscribed (kept for the client id until it connects)", body = Done),
         (status = 400, description = "Missing parameter (107), bad topic filter (115), bad QoS (116)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn subscribe(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Done>, ApiError> {
+pub async fn subscribe(
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<Done>, Error> {
     json_object::<SubscribeRequest>(&body)?
         .check()?
-        .apply(&app)
+        .apply(&state)
         .await?;
     Ok(Json(Done::OK))
 }
 
-/// Unsubscribe a client from a topic filter on its behalf.
+/// Unsubscribe a client
+///
+/// From one or more topic filters, on the client's behalf. Unsubscribing from
+/// something not subscribed succeeds.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe",
     operation_id = "unsubscribe",
     tag = "mqtt",
-    request_body = UnsubscribeRequest,
+    request_body(content = UnsubscribeRequest, example = json!({"topic": "topic1", "clientid": "root"})),
     responses(
         (status = 200, description = "Not subscribed any more", body = Done),
         (status = 400, description = "Missing parameter (107), bad topic filter (115)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn unsubscribe(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<Done>, ApiError> {
+pub async fn unsubscribe(
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Json<Done>, Error> {
     json_object::<UnsubscribeRequest>(&body)?
         .check()?
-        .apply(&app)
+        .apply(&state)
         .await?;
     Ok(Json(Done::OK))
 }
 
-/// Publish several messages; each topic gets its own result code.
+/// Publish several messages
+///
+/// Each topic gets its own result code.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/publish_batch",
     operation_id = "publish_batch",
     tag = "mqtt",
-    request_body = Vec<PublishRequest>,
+    request_body(content = Vec<PublishRequest>, example = json!([{"topic": "topic1", "payload": "Hello World1", "qos": 1, "retain": false, "clientid": "root"}, {"topic": "topic2", "payload": "Hello World2", "qos": 1, "retain": false, "clientid": "root2"}])),
     responses(
         (status = 200, description = "One result per topic, in request order", body = PublishBatchResponse),
         (status = 400, description = "The body is not a JSON array", body = ErrorBody),
@@ -380,9 +435,10 @@ pub async fn unsubscribe(State(app): State<Arc<App>>, body: Bytes) -> Result<Jso
     )
 )]
 pub async fn publish_batch(
-    State(app): State<Arc<App>>,
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
     body: Bytes,
-) -> Result<Json<PublishBatchResponse>, ApiError> {
+) -> Result<Json<PublishBatchResponse>, Error> {
     let mut data = Vec::new();
     for value in json_array(&body)? {
         let named = topic_list(
@@ -391,7 +447,7 @@ pub async fn publish_batch(
         );
         match object_from::<PublishRequest>(value).and_then(PublishRequest::check) {
             Ok(publication) => {
-                for (topic, outcome) in publication.send(&app).await {
+                for (topic, outcome) in publication.send(&state).await {
                     data.push(topic_result(topic, outcome));
                 }
             }
@@ -406,7 +462,7 @@ pub async fn publish_batch(
     Ok(Json(PublishBatchResponse { data, code: 0 }))
 }
 
-fn topic_result(topic: String, outcome: Result<(), ApiError>) -> TopicResult {
+fn topic_result(topic: String, outcome: Result<(), Error>) -> TopicResult {
     match outcome {
         Ok(()) => TopicResult {
             topic,
@@ -421,13 +477,15 @@ fn topic_result(topic: String, outcome: Result<(), ApiError>) -> TopicResult {
     }
 }
 
-/// Make several subscriptions. Every element is checked before any is applied.
+/// Subscribe several clients
+///
+/// Every element is checked before any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/subscribe_batch",
     operation_id = "subscribe_batch",
     tag = "mqtt",
-    request_body = Vec<SubscribeRequest>,
+    request_body(content = Vec<SubscribeRequest>, example = json!([{"topic": "topic1", "qos": 1, "clientid": "root1"}, {"topic": "topic2", "qos": 1, "clientid": "root2"}, {"topic": "topic3", "qos": 1, "clientid": "root3"}])),
     responses(
         (status = 200, description = "All subscribed", body = Done),
         (status = 400, description = "An element is invalid; nothing was subscribed", body = ErrorBody),
@@ -435,26 +493,29 @@ fn topic_result(topic: String, outcome: Result<(), ApiError>) -> TopicResult {
     )
 )]
 pub async fn subscribe_batch(
-    State(app): State<Arc<App>>,
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
     body: Bytes,
-) -> Result<Json<Done>, ApiError> {
+) -> Result<Json<Done>, Error> {
     let checked = json_array(&body)?
         .into_iter()
         .map(|v| object_from::<SubscribeRequest>(v).and_then(SubscribeRequest::check))
         .collect::<Result<Vec<_>, _>>()?;
     for subscription in checked {
-        subscription.apply(&app).await?;
+        subscription.apply(&state).await?;
     }
     Ok(Json(Done::OK))
 }
 
-/// Remove several subscriptions. Every element is checked before any is applied.
+/// Unsubscribe several clients
+///
+/// Every element is checked before any is applied.
 #[utoipa::path(
     post,
     path = "/api/v1/mqtt/unsubscribe_batch",
     operation_id = "unsubscribe_batch",
     tag = "mqtt",
-    request_body = Vec<UnsubscribeRequest>,
+    request_body(content = Vec<UnsubscribeRequest>, example = json!([{"topic": "topic1", "clientid": "root1"}, {"topic": "topic2", "clientid": "root2"}])),
     responses(
         (status = 200, description = "None of them subscribed any more", body = Done),
         (status = 400, description = "An element is invalid; nothing was unsubscribed", body = ErrorBody),
@@ -462,15 +523,16 @@ pub async fn subscribe_batch(
     )
 )]
 pub async fn unsubscribe_batch(
-    State(app): State<Arc<App>>,
+    _: Authenticated,
+    State(state): State<Arc<AppState>>,
     body: Bytes,
-) -> Result<Json<Done>, ApiError> {
+) -> Result<Json<Done>, Error> {
     let checked = json_array(&body)?
         .into_iter()
         .map(|v| object_from::<UnsubscribeRequest>(v).and_then(UnsubscribeRequest::check))
         .collect::<Result<Vec<_>, _>>()?;
     for unsubscription in checked {
-        unsubscription.apply(&app).await?;
+        unsubscription.apply(&state).await?;
     }
     Ok(Json(Done::OK))
 }
@@ -500,6 +562,11 @@ mod tests {
             vec![("k".to_string(), "v".to_string())]
         );
         assert_eq!(p.message.properties.message_expiry_interval, Some(5));
+        // JSON Schema's integers include a zero fraction; so do ours.
+        let p = check(r#"{"topic":"a","payload":"x","qos":1.0,"properties":{"message_expiry_interval":60.0}}"#)
+            .unwrap();
+        assert_eq!(p.message.qos, 1);
+        assert_eq!(p.message.properties.message_expiry_interval, Some(60));
         assert_eq!(check(r#"{"payload":"x"}"#).err().unwrap().code, 107);
         assert_eq!(check(r#"{"topic":"a"}"#).err().unwrap().code, 107);
         assert_eq!(

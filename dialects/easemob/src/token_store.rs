@@ -1,25 +1,13 @@
-//! The one Easemob application this gateway hosts: its identity, client-id rules,
-//! and the tokens it issues (kept in the embedded store so they survive restarts).
+//! The tokens this application issues and the users they name, kept in the
+//! embedded store (`easemob_tokens`, `easemob_users`) so they survive restarts.
 
 use std::sync::Arc;
 
 use mqgate_kit::store::StoreError;
-use mqgate_kit::{Management, Store};
+use mqgate_kit::Store;
 use rand::distributions::{Alphanumeric, Distribution, Uniform};
 use rand::Rng;
 use rusqlite::OptionalExtension;
-
-use crate::Config;
-
-/// Longest client id Easemob accepts (`deviceID@AppID`).
-pub const MAX_CLIENT_ID_LEN: usize = 64;
-
-/// Shared state of every handler and of the MQTT authenticator.
-pub struct App {
-    pub config: Config,
-    pub management: Arc<dyn Management>,
-    pub store: Arc<Store>,
-}
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE easemob_tokens (
@@ -39,41 +27,9 @@ CREATE TABLE easemob_users (
 );
 "];
 
-pub fn migrate(store: &Store) -> Result<(), StoreError> {
-    store.migrate("easemob", MIGRATIONS)
-}
-
-/// An AppID: 6 lowercase letters or digits.
-pub fn is_app_id(text: &str) -> bool {
-    text.len() == 6
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// How a client id relates to this application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientIdCheck {
-    /// `deviceID@<our AppID>`, at most 64 characters.
-    Ours,
-    /// Well-formed, for another AppID.
-    OtherApp,
-    /// Not `deviceID@AppID`, or too long.
-    Invalid,
-}
-
-pub fn check_client_id(client_id: &str, app_id: &str) -> ClientIdCheck {
-    let Some((device, app)) = client_id.rsplit_once('@') else {
-        return ClientIdCheck::Invalid;
-    };
-    if device.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN || !is_app_id(app) {
-        return ClientIdCheck::Invalid;
-    }
-    if app == app_id {
-        ClientIdCheck::Ours
-    } else {
-        ClientIdCheck::OtherApp
-    }
+/// Tokens and users in the embedded store.
+pub struct TokenStore {
+    store: Arc<Store>,
 }
 
 /// What a token is for.
@@ -170,9 +126,15 @@ pub struct UserRow {
     pub modified_ms: i64,
 }
 
-impl App {
+impl TokenStore {
+    /// Migrates the dialect's tables.
+    pub fn open(store: Arc<Store>) -> Result<TokenStore, StoreError> {
+        store.migrate("easemob", MIGRATIONS)?;
+        Ok(TokenStore { store })
+    }
+
     /// Stores a new token (and drops the expired ones while at it).
-    pub async fn save_token(&self, token: Token) -> Result<(), StoreError> {
+    pub async fn save(&self, token: Token) -> Result<(), StoreError> {
         self.store
             .write_async(move |tx| {
                 tx.execute(
@@ -196,7 +158,7 @@ impl App {
             .await
     }
 
-    pub async fn find_token(&self, token: &str) -> Result<Option<Token>, StoreError> {
+    pub async fn find(&self, token: &str) -> Result<Option<Token>, StoreError> {
         let token = token.to_string();
         self.store
             .read_async(move |conn| {
@@ -254,34 +216,6 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_ids() {
-        assert_eq!(
-            check_client_id("dev1@ab12cd", "ab12cd"),
-            ClientIdCheck::Ours
-        );
-        assert_eq!(check_client_id("a@b@ab12cd", "ab12cd"), ClientIdCheck::Ours);
-        assert_eq!(
-            check_client_id("dev1@zz99zz", "ab12cd"),
-            ClientIdCheck::OtherApp
-        );
-        assert_eq!(check_client_id("dev1", "ab12cd"), ClientIdCheck::Invalid);
-        assert_eq!(check_client_id("@ab12cd", "ab12cd"), ClientIdCheck::Invalid);
-        assert_eq!(
-            check_client_id("dev1@AB12CD", "ab12cd"),
-            ClientIdCheck::Invalid
-        );
-        assert_eq!(
-            check_client_id("dev1@ab12c", "ab12cd"),
-            ClientIdCheck::Invalid
-        );
-        let longest = format!("{}@ab12cd", "d".repeat(57));
-        assert_eq!(longest.len(), 64);
-        assert_eq!(check_client_id(&longest, "ab12cd"), ClientIdCheck::Ours);
-        let too_long = format!("{}@ab12cd", "d".repeat(58));
-        assert_eq!(check_client_id(&too_long, "ab12cd"), ClientIdCheck::Invalid);
-    }
 
     #[test]
     fn token_shapes() {

@@ -1,0 +1,488 @@
+//! The product and device registry. SQLite (through `kit::Store`) is the record;
+//! an in-memory [`Catalog`] serves reads and the CONNECT path, so neither the device
+//! list nor an MQTT CONNECT touches the database. Every change is committed to the
+//! store first and applied to memory only once committed, under one writer lock
+//! so uniqueness checks and the write they guard cannot interleave.
+//!
+//! - [`model`]: products, devices, presence.
+//! - [`catalog`]: the in-memory copy and its indexes.
+//! - [`schema`]: the tables and how rows are read back.
+
+pub mod catalog;
+pub mod model;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mqgate_kit::clock::now_ms;
+use mqgate_kit::store::StoreError;
+use mqgate_kit::Store;
+use parking_lot::RwLock;
+use rand::Rng;
+use rusqlite::{params, OptionalExtension};
+
+pub use catalog::Catalog;
+pub use model::{Device, DeviceFields, Presence, PresenceEvent, Product, ProductFields};
+
+use crate::error::Error;
+
+/// Random lowercase hex of `len` digits.
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len.div_ceil(2)];
+    rand::thread_rng().fill(&mut bytes[..]);
+    let mut text = hex::encode(bytes);
+    text.truncate(len);
+    text
+}
+
+pub struct Registry {
+    store: Arc<Store>,
+    catalog: RwLock<Catalog>,
+    /// Serialises writers: validation against memory, commit, apply.
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    /// Migrates the tables and loads everything into memory.
+    pub fn open(store: Arc<Store>) -> Result<Registry, StoreError> {
+        store.migrate("realmq", schema::MIGRATIONS)?;
+        let (products, devices) = store.read(schema::load_all)?;
+        let mut catalog = Catalog::default();
+        for p in products {
+            catalog.put_product(p);
+        }
+        for d in devices {
+            catalog.put_device(d);
+        }
+        Ok(Registry {
+            store,
+            catalog: RwLock::new(catalog),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Runs `f` over a consistent view of the registry. `f` must not call the
+    /// broker: a CONNECT waits for this lock.
+    pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
+        f(&self.catalog.read())
+    }
+
+    /// Creates a product under `product_key`, or under a new random key.
+    pub async fn create_product(
+        &self,
+        fields: ProductFields,
+        product_key: Option<String>,
+    ) -> Result<Product, Error> {
+        let _writer = self.writer.lock().await;
+        let product_key = {
+            let catalog = self.catalog.read();
+            catalog.check_product_name(&fields.name, None)?;
+            catalog.new_product_key(product_key)?
+        };
+        let secret = random_hex(16);
+        let now = now_ms();
+        let mut product = Product {
+            id: 0,
+            name: fields.name,
+            product_key,
+            secret,
+            kind: fields.kind,
+            dynamic_reg: fields.dynamic_reg,
+            auth_type: fields.auth_type,
+            status: 1,
+            description: fields.description,
+            created_at_ms: now,
+        };
+        let row = product.clone();
+        product.id = self
+            .store
+            .write_async(move |tx| {
+                tx.execute(
+                    "INSERT INTO realmq_products (name, product_key, secret, type, dynamic_reg,
+                        auth_type, status, description, created_at_ms, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                    params![
+                        row.name,
+                        row.product_key,
+                        row.secret,
+                        row.kind,
+                        row.dynamic_reg,
+                        row.auth_type,
+                        row.status,
+                        row.description,
+                        row.created_at_ms
+                    ],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })
+            .await?;
+        self.catalog.write().put_product(product.clone());
+        Ok(product)
+    }
+
+    /// Replaces a product's editable fields with what `change` makes of them.
+    pub async fn update_product(
+        &self,
+        id: i64,
+        change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
+    ) -> Result<(), Error> {
+        let _writer = self.writer.lock().await;
+        let (mut product, fields) = {
+            let catalog = self.catalog.read();
+            let product = catalog
+                .product(id)
+                .cloned()
+                .ok_or_else(|| product_not_found(id))?;
+            let fields = change(&product)?;
+            catalog.check_product_name(&fields.name, Some(id))?;
+            (product, fields)
+        };
+        product.name = fields.name;
+        product.kind = fields.kind;
+        product.dynamic_reg = fields.dynamic_reg;
+        product.auth_type = fields.auth_type;
+        product.description = fields.description;
+        let row = product.clone();
+        self.store
+            .write_async(move |tx| {
+                tx.execute(
+                    "UPDATE realmq_products SET name = ?2, type = ?3, dynamic_reg = ?4,
+                        auth_type = ?5, description = ?6, updated_at_ms = ?7 WHERE id = ?1",
+                    params![
+                        row.id,
+                        row.name,
+                        row.kind,
+                        row.dynamic_reg,
+                        row.auth_type,
+                        row.description,
+                        now_ms()
+                    ],
+                )
+            })
+            .await?;
+        self.catalog.write().put_product(product);
+        Ok(())
+    }
+
+    /// Deletes a product that has no devices left.
+    pub async fn delete_product(&self, id: i64) -> Result<Product, Error> {
+        let _writer = self.writer.lock().await;
+        let product = {
+            let catalog = self.catalog.read();
+            let product = catalog
+                .product(id)
+                .cloned()
+                .ok_or_else(|| product_not_found(id))?;
+            let devices = catalog.devices_of(&product.product_key).count();
+            if devices > 0 {
+                return Err(Error::product_has_devices(devices));
+            }
+            product
+        };
+        self.store
+            .write_async(move |tx| tx.execute("DELETE FROM realmq_products WHERE id = ?1", [id]))
+            .await?;
+        self.catalog.write().remove_product(id);
+        Ok(product)
+    }
+
+    pub async fn create_device(&self, fields: DeviceFields) -> Result<Device, Error> {
+        let _writer = self.writer.lock().await;
+        self.catalog.read().check_device_fields(&fields, None)?;
+        let now = now_ms();
+        let row = fields.clone();
+        let id = self
+            .store
+            .write_async(move |tx| {
+                tx.execute(
+                    "INSERT INTO realmq_devices (name, product_key, username, mqtt_client_id,
+                        nickname, password, device_type, description, enabled, created_at_ms,
+                        updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    params![
+                        row.name,
+                        row.product_key,
+                        row.username,
+                        row.mqtt_client_id,
+                        row.nickname,
+                        row.password,
+                        row.device_type,
+                        row.description,
+                        row.enabled,
+                        now
+                    ],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })
+            .await?;
+        let device = Device {
+            id,
+            fields,
+            created_at_ms: now,
+            presence: Presence::default(),
+        };
+        self.catalog.write().put_device(device.clone());
+        Ok(device)
+    }
+
+    /// Replaces a device's editable fields with what `change` makes of them;
+    /// returns the device before and after.
+    pub async fn update_device(
+        &self,
+        id: i64,
+        change: impl FnOnce(&DeviceFields) -> Result<DeviceFields, Error>,
+    ) -> Result<(Device, Device), Error> {
+        let _writer = self.writer.lock().await;
+        let (before, fields) = {
+            let catalog = self.catalog.read();
+            let before = catalog
+                .device(id)
+                .map(|d| Device::clone(d))
+                .ok_or_else(|| device_not_found(id))?;
+            let fields = change(&before.fields)?;
+            catalog.check_device_fields(&fields, Some(id))?;
+            (before, fields)
+        };
+        let row = fields.clone();
+        self.store
+            .write_async(move |tx| {
+                tx.execute(
+                    "UPDATE realmq_devices SET name = ?2, product_key = ?3, username = ?4,
+                        mqtt_client_id = ?5, nickname = ?6, password = ?7, device_type = ?8,
+                        description = ?9, enabled = ?10, updated_at_ms = ?11 WHERE id = ?1",
+                    params![
+                        id,
+                        row.name,
+                        row.product_key,
+                        row.username,
+                        row.mqtt_client_id,
+                        row.nickname,
+                        row.password,
+                        row.device_type,
+                        row.description,
+                        row.enabled,
+                        now_ms()
+                    ],
+                )
+            })
+            .await?;
+        let mut after = before.clone();
+        after.fields = fields;
+        let mut catalog = self.catalog.write();
+        // Presence may have moved on while the store was written.
+        if let Some(current) = catalog.device(id) {
+            after.presence = current.presence.clone();
+        }
+        catalog.put_device(after.clone());
+        Ok((before, after))
+    }
+
+    pub async fn delete_device(&self, id: i64) -> Result<Device, Error> {
+        let _writer = self.writer.lock().await;
+        let device = self
+            .catalog
+            .read()
+            .device(id)
+            .map(|d| Device::clone(d))
+            .ok_or_else(|| device_not_found(id))?;
+        self.store
+            .write_async(move |tx| tx.execute("DELETE FROM realmq_devices WHERE id = ?1", [id]))
+            .await?;
+        self.catalog.write().remove_device(id);
+        Ok(device)
+    }
+
+    /// Applies connection events to the devices they concern and persists the
+    /// result in one transaction. Called from the presence thread (blocking).
+    pub fn record_presence(&self, events: Vec<PresenceEvent>) -> Result<(), StoreError> {
+        let changed: BTreeMap<i64, Presence> = {
+            let mut catalog = self.catalog.write();
+            events
+                .into_iter()
+                .filter_map(|event| catalog.apply_presence(event))
+                .collect()
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.store.write(|tx| {
+            for (id, p) in &changed {
+                tx.execute(
+                    "UPDATE realmq_devices SET last_ip = ?2, connected_at_ms = ?3,
+                        disconnected_at_ms = ?4 WHERE id = ?1",
+                    params![id, p.ip, p.connected_at_ms, p.disconnected_at_ms],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The HMAC secret of login tokens: the stored one, or a new one stored now.
+    pub fn token_secret(&self) -> Result<String, StoreError> {
+        self.store.write(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM realmq_settings WHERE key = 'token_secret'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(secret) = existing {
+                return Ok(secret);
+            }
+            let secret = random_hex(64);
+            tx.execute(
+                "INSERT INTO realmq_settings (key, value) VALUES ('token_secret', ?1)",
+                [&secret],
+            )?;
+            Ok(secret)
+        })
+    }
+}
+
+pub fn product_not_found(id: i64) -> Error {
+    Error::not_found(format!("product {id} not found"))
+}
+
+pub fn device_not_found(id: i64) -> Error {
+    Error::not_found(format!("device {id} not found"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store(tag: &str) -> (Arc<Store>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mqgate-realmq-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Store::open(&dir).unwrap(), dir)
+    }
+
+    fn product_fields(name: &str) -> ProductFields {
+        ProductFields {
+            name: name.into(),
+            kind: 1,
+            dynamic_reg: 1,
+            auth_type: 1,
+            description: None,
+        }
+    }
+
+    fn device_fields(name: &str, product_key: &str) -> DeviceFields {
+        DeviceFields {
+            name: name.into(),
+            product_key: product_key.into(),
+            username: format!("u-{name}"),
+            mqtt_client_id: format!("c-{name}"),
+            nickname: String::new(),
+            password: random_hex(32),
+            device_type: None,
+            description: None,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn shapes_of_generated_values() {
+        for len in [10, 16, 32] {
+            let v = random_hex(len);
+            assert_eq!(v.len(), len);
+            assert!(v
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        }
+    }
+
+    #[tokio::test]
+    async fn uniqueness_presence_and_reload() {
+        let (store, dir) = temp_store("registry");
+        let registry = Registry::open(store.clone()).unwrap();
+        let p = registry
+            .create_product(product_fields("p"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            registry
+                .create_product(product_fields("p"), None)
+                .await
+                .unwrap_err()
+                .code,
+            113
+        );
+        let d = registry
+            .create_device(device_fields("d", &p.product_key))
+            .await
+            .unwrap();
+        let mut dup = device_fields("d2", &p.product_key);
+        dup.username = d.fields.username.clone();
+        assert_eq!(registry.create_device(dup).await.unwrap_err().code, 113);
+        assert_eq!(
+            registry
+                .create_device(device_fields("d3", "nope"))
+                .await
+                .unwrap_err()
+                .code,
+            108
+        );
+        assert_eq!(registry.delete_product(p.id).await.unwrap_err().code, 117);
+
+        registry
+            .record_presence(vec![
+                PresenceEvent::Connected {
+                    client_id: "c-d".into(),
+                    connection_id: 2,
+                    ip: "10.0.0.1".into(),
+                    at_ms: 1000,
+                },
+                // An older connection closing after the takeover changes nothing.
+                PresenceEvent::Disconnected {
+                    client_id: "c-d".into(),
+                    connection_id: 1,
+                    at_ms: 1500,
+                },
+            ])
+            .unwrap();
+        let presence = registry.read(|s| s.device(d.id).unwrap().presence.clone());
+        assert_eq!(presence.connected_at_ms, Some(1000));
+        assert_eq!(presence.disconnected_at_ms, None);
+        registry
+            .record_presence(vec![PresenceEvent::Disconnected {
+                client_id: "c-d".into(),
+                connection_id: 2,
+                at_ms: 2000,
+            }])
+            .unwrap();
+        let secret = registry.token_secret().unwrap();
+        drop(registry);
+
+        let reopened = Registry::open(store).unwrap();
+        let device = reopened
+            .read(|s| s.device_by_username("u-d").cloned())
+            .unwrap();
+        assert_eq!(device.id, d.id);
+        assert_eq!(device.presence.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(device.presence.disconnected_at_ms, Some(2000));
+        assert_eq!(reopened.token_secret().unwrap(), secret);
+        reopened.delete_device(d.id).await.unwrap();
+        reopened.delete_product(p.id).await.unwrap();
+        // Ids are never reused after a delete.
+        let p2 = reopened
+            .create_product(product_fields("p"), None)
+            .await
+            .unwrap();
+        assert!(p2.id > p.id);
+        // A chosen key is kept, and is unique like a generated one.
+        let chosen = reopened
+            .create_product(product_fields("q"), Some("d9c44706a4".into()))
+            .await
+            .unwrap();
+        assert_eq!(chosen.product_key, "d9c44706a4");
+        let taken = reopened
+            .create_product(product_fields("r"), Some("d9c44706a4".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(taken.code, 113);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
