@@ -137,7 +137,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = mqgate::config::Config::for_tests(dir.path());
         // measure the broker, not the record keeper or the HTTP side
-        config.records.enabled = false;
+        config.records.scope = mqgate::recorder::RecordScope::Off;
         let gateway = mqgate::gateway::Gateway::start(config).await.unwrap();
         let mqgate_addr = gateway.mqtt_addr().unwrap();
         let rumqttd_addr: SocketAddr = {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use mqgate_kit::DialectConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::records::RecordsConfig;
+use crate::recorder::RecordsConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]

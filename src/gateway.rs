@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::broker::{listeners, Broker, BrokerSettings};
 use crate::config::Config;
 use crate::management::GatewayManagement;
-use crate::records::Records;
+use crate::recorder::Recorder;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +168,7 @@ async fn supervise(
 /// One life of the gateway between start and stop.
 struct Instance {
     broker: Arc<Broker>,
-    records: Option<Arc<Records>>,
+    records: Option<Arc<Recorder>>,
     management: Arc<GatewayManagement>,
     addrs: Vec<(String, SocketAddr)>,
     http_shutdown: watch::Sender<bool>,
@@ -201,11 +201,7 @@ impl Instance {
         control: mpsc::UnboundedSender<ControlAction>,
     ) -> Result<Instance, StartError> {
         let store = Store::open(&config.data_dir)?;
-        let records = if config.records.enabled {
-            Some(Records::open(Arc::clone(&store), &config.records)?)
-        } else {
-            None
-        };
+        let records = Recorder::open(config)?;
         let broker = Broker::start(BrokerSettings {
             max_connections: config.mqtt.max_connections,
             connect_timeout: Duration::from_secs(config.mqtt.connect_timeout_secs),
@@ -334,7 +330,7 @@ impl Instance {
         let _ = self.http_shutdown.send(true);
         self.broker.shutdown(Duration::from_secs(5)).await;
         if let Some(r) = &self.records {
-            r.flush();
+            r.close();
         }
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;

@@ -5,7 +5,7 @@
 //! - [`broker`]: rumqttd's router behind mqgate's own MQTT network layer, and the
 //!   session table.
 //! - [`management`]: the `Management` implementation dialects reach the broker by.
-//! - [`records`]: connection and message records in the embedded store.
+//! - [`recorder`]: connection and message records, in their own SQLite file.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
 //! - [`config`]: the configuration file, environment overrides and checks.
 //! - [`docs`]: Swagger UI over every dialect's OpenAPI document.
@@ -17,4 +17,4 @@ pub mod docs;
 pub mod gateway;
 pub mod management;
 pub mod openapi;
-pub mod records;
+pub mod recorder;

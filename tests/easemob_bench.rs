@@ -9,17 +9,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqgate::records::{Records, RecordsConfig};
+use mqgate::recorder::{Clients, Recorder, RecordsConfig};
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{
     BrokerEvent, Direction, History, MessageInEvent, RecordQuery, SortOrder,
 };
 use mqgate_kit::http::time::format_datetime;
-use mqgate_kit::{PageRequest, Store};
+use mqgate_kit::PageRequest;
 use rumqttc::QoS;
 use serde_json::{json, Value};
 
@@ -54,14 +53,13 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut(u64)) {
 
 /// `n` messages from 1000 clients on 100 topics over the last 24 h, each delivered
 /// to one subscriber.
-fn load(records: &Records, n: u64, start_ms: i64) {
+fn load(records: &Recorder, n: u64, start_ms: i64) {
     let step = (86_400_000 / n as i64).max(1);
     let started = Instant::now();
     let payload = Bytes::from(vec![b'x'; 64]);
-    let mut batch = Vec::with_capacity(20_000);
     for i in 0..n {
         let at_ms = start_ms + i as i64 * step;
-        batch.push(BrokerEvent::MessageIn(Box::new(MessageInEvent {
+        records.record_blocking(&BrokerEvent::MessageIn(Box::new(MessageInEvent {
             message_id: FIRST_ID + i,
             client_id: Some(format!("dev{}@{APP_ID}", i % CLIENTS)),
             connection_id: Some(i % CLIENTS + 1),
@@ -71,7 +69,7 @@ fn load(records: &Records, n: u64, start_ms: i64) {
             payload: payload.clone(),
             at_ms,
         })));
-        batch.push(BrokerEvent::MessageDelivered {
+        records.record_blocking(&BrokerEvent::MessageDelivered {
             message_id: Some(FIRST_ID + i),
             client_id: format!("sub{}@{APP_ID}", i % CLIENTS),
             connection_id: CLIENTS + i % CLIENTS + 1,
@@ -79,12 +77,8 @@ fn load(records: &Records, n: u64, start_ms: i64) {
             qos: 1,
             at_ms: at_ms + 1,
         });
-        if batch.len() >= 20_000 {
-            records.write_now(&batch).unwrap();
-            batch.clear();
-        }
     }
-    records.write_now(&batch).unwrap();
+    records.flush();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "loaded {n} messages + {n} deliveries in {secs:.1} s ({:.0} events/s)",
@@ -121,8 +115,12 @@ async fn record_query_latency_over_1m_messages() {
     let start_ms = now_ms() - 86_400_000;
     let end_ms = now_ms();
     {
-        let store = Store::open(dir.path()).unwrap();
-        let records = Records::open(Arc::clone(&store), &RecordsConfig::default()).unwrap();
+        let records = Recorder::start(
+            dir.path(),
+            &RecordsConfig::default(),
+            Clients::OfApp(format!("@{APP_ID}")),
+        )
+        .unwrap();
         load(&records, n, start_ms);
         let history: &dyn History = records.as_ref();
         let hour = start_ms + 12 * 3_600_000;
@@ -388,7 +386,12 @@ async fn mqtt_qos1_throughput_with_records_on_and_off() {
     const COUNT: usize = 50_000;
     let mut results = Vec::new();
     for enabled in [true, false] {
-        let gw = common::start_with(|c| c.records.enabled = enabled).await;
+        let gw = common::start_with(|c| {
+            if !enabled {
+                c.records.scope = mqgate::recorder::RecordScope::Off
+            }
+        })
+        .await;
         let mut rates = Vec::new();
         for run in 0..5 {
             rates.push(one_to_one_qos1(&gw, COUNT, run).await);
