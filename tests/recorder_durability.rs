@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,26 +63,8 @@ async fn under_sync_a_publish_is_answered_after_its_record_is_committed() {
     }
 }
 
-/// The gateway process; killed when dropped, so a failing test leaves none behind.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the binary with only the Easemob dialect (and MQTT TCP), records synced.
-fn spawn(dir: &Path, port: u16) -> Process {
+fn spawn(dir: &Path, port: u16) -> common::Process {
     let config = format!(
         r#"data_dir = "{data}"
 [mqtt.tcp]
@@ -106,17 +86,7 @@ listen = "127.0.0.1:{port}"
 "#,
         data = dir.join("data").display()
     );
-    let file = dir.join(format!("mqgate-{port}.toml"));
-    std::fs::write(&file, config).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mqgate"))
-        .arg("--config")
-        .arg(&file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the mqgate binary starts");
-    Process(child)
+    common::spawn_mqgate(dir, &format!("mqgate-{port}"), &config)
 }
 
 /// Waits for the gateway and returns an app token.
@@ -141,7 +111,7 @@ async fn app_token(http: &reqwest::Client, base: &str) -> String {
 async fn acknowledged_publishes_are_on_record_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut gateway = spawn(dir.path(), port);
     let token = app_token(&http, &base).await;
@@ -189,7 +159,7 @@ async fn acknowledged_publishes_are_on_record_after_kill_9() {
         acknowledged.len()
     );
 
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let _gateway = spawn(dir.path(), port);
     let token = app_token(&http, &base).await;

@@ -127,6 +127,7 @@ fn pubsub_run(name: String, shape: Shape, pubs: usize, subs: usize, m: Messages,
         idle: Duration::from_secs(idle),
         concurrency: 100,
         topic: format!("mqbench/{}", std::process::id()),
+        clients: format!("mqbench-{}", std::process::id()),
     }
 }
 

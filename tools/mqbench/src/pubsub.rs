@@ -46,6 +46,9 @@ pub struct Run {
     pub concurrency: usize,
     /// Topic prefix, unique per run.
     pub topic: String,
+    /// Client id prefix, unique per run: subscribers are `{clients}-s{i}`,
+    /// publishers `{clients}-p{i}` (then the target's suffix).
+    pub clients: String,
 }
 
 impl Run {
@@ -91,7 +94,7 @@ pub async fn connect_many(
 }
 
 pub async fn run(target: &Target, run: &Run) -> io::Result<Report> {
-    let tag = format!("mqbench-{}-{}", std::process::id(), unique());
+    let tag = &run.clients;
     let mut subs = connect_many(
         target,
         &format!("{tag}-s"),
@@ -147,12 +150,6 @@ pub async fn run(target: &Target, run: &Run) -> io::Result<Report> {
     report.rate = report.received as f64 / last.duration_since(base).as_secs_f64().max(1e-9);
     report.latencies(latencies);
     Ok(report)
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Reads and checks until `expected` distinct messages came or `idle` passed
