@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use mqgate_kit::history::BrokerEvent;
+use mqgate_kit::history::{BrokerEvent, ConnectedEvent};
 use mqgate_kit::Transport;
 
 const CONNECTED: u8 = 0;
@@ -17,23 +17,7 @@ const DELIVERED: u8 = 3;
 pub fn encode(event: &BrokerEvent, buf: &mut Vec<u8>) {
     let mut out = Out(buf);
     match event {
-        BrokerEvent::Connected(c) => {
-            out.u8(CONNECTED);
-            out.u64(c.connection_id);
-            out.i64(c.at_ms);
-            out.str(&c.client_id);
-            out.opt_str(c.username.as_deref());
-            out.peer(c.peer);
-            out.u8(match c.transport {
-                Transport::Tcp => 0,
-                Transport::WebSocket => 1,
-            });
-            out.u8(c.proto_ver);
-            out.u64(u64::from(c.keepalive));
-            out.u8(u8::from(c.clean_start));
-            out.opt_str(c.will.as_ref().map(|w| w.topic.as_str()));
-            out.opt_bytes(c.will.as_ref().map(|w| w.payload.as_ref()));
-        }
+        BrokerEvent::Connected(c) => out.connected(c),
         BrokerEvent::Disconnected {
             client_id,
             connection_id,
@@ -245,6 +229,24 @@ impl<'a> Iterator for Events<'a> {
 struct Out<'a>(&'a mut Vec<u8>);
 
 impl Out<'_> {
+    fn connected(&mut self, c: &ConnectedEvent) {
+        self.u8(CONNECTED);
+        self.u64(c.connection_id);
+        self.i64(c.at_ms);
+        self.str(&c.client_id);
+        self.opt_str(c.username.as_deref());
+        self.peer(c.peer);
+        self.u8(match c.transport {
+            Transport::Tcp => 0,
+            Transport::WebSocket => 1,
+        });
+        self.u8(c.proto_ver);
+        self.u64(u64::from(c.keepalive));
+        self.u8(u8::from(c.clean_start));
+        self.opt_str(c.will.as_ref().map(|w| w.topic.as_str()));
+        self.opt_bytes(c.will.as_ref().map(|w| w.payload.as_ref()));
+    }
+
     fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
@@ -310,7 +312,7 @@ impl Out<'_> {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use mqgate_kit::history::{ConnectedEvent, MessageInEvent};
+    use mqgate_kit::history::MessageInEvent;
     use mqgate_kit::{DisconnectReason, WillInfo};
 
     #[test]

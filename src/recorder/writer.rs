@@ -213,24 +213,31 @@ fn bind_connection(
             st.raw_bind_parameter(12, will_topic)?;
             st.raw_bind_parameter(13, will_payload)?;
         }
-        Decoded::Disconnected {
-            connection_id,
-            at_ms,
-            client_id,
-            username,
-            reason,
-        } => {
-            st.raw_bind_parameter(1, id_to_sql(connection_id))?;
-            st.raw_bind_parameter(2, client_id)?;
-            st.raw_bind_parameter(3, at_ms)?;
-            st.raw_bind_parameter(4, KIND_DISCONNECT)?;
-            st.raw_bind_parameter(5, reason)?;
-            st.raw_bind_parameter(6, username)?;
-            for i in 7..=13 {
-                st.raw_bind_parameter(i, rusqlite::types::Null)?;
-            }
-        }
+        Decoded::Disconnected { .. } => bind_disconnection(st, event)?,
         _ => {}
+    }
+    Ok(())
+}
+
+/// A disconnect has no CONNECT details: those columns are NULL.
+fn bind_disconnection(st: &mut CachedStatement<'_>, event: &Decoded<'_>) -> rusqlite::Result<()> {
+    if let Decoded::Disconnected {
+        connection_id,
+        at_ms,
+        client_id,
+        username,
+        reason,
+    } = *event
+    {
+        st.raw_bind_parameter(1, id_to_sql(connection_id))?;
+        st.raw_bind_parameter(2, client_id)?;
+        st.raw_bind_parameter(3, at_ms)?;
+        st.raw_bind_parameter(4, KIND_DISCONNECT)?;
+        st.raw_bind_parameter(5, reason)?;
+        st.raw_bind_parameter(6, username)?;
+        for i in 7..=13 {
+            st.raw_bind_parameter(i, rusqlite::types::Null)?;
+        }
     }
     Ok(())
 }

@@ -131,8 +131,8 @@ fn pubsub_run(name: String, shape: Shape, pubs: usize, subs: usize, m: Messages,
     }
 }
 
-async fn run(cli: Cli) -> std::io::Result<Report> {
-    let target = Target {
+fn target(cli: &Cli) -> Target {
+    Target {
         addr: cli.host.clone(),
         version: if cli.mqtt == 5 {
             Version::V5
@@ -142,7 +142,11 @@ async fn run(cli: Cli) -> std::io::Result<Report> {
         username: cli.username.clone(),
         password: cli.password.clone(),
         client_suffix: cli.client_suffix.clone(),
-    };
+    }
+}
+
+async fn run(cli: Cli) -> std::io::Result<Report> {
+    let target = target(&cli);
     let idle_secs = cli.idle_secs;
     let shaped = |name: String, shape, pubs, subs, m: Messages| {
         pubsub_run(name, shape, pubs, subs, m, idle_secs)

@@ -230,6 +230,21 @@ async fn ack_loop(
     Ok(done)
 }
 
+/// Waits for one free slot of the in-flight window, then takes up to `most`
+/// without waiting; returns how many were taken.
+async fn take_window(window: &Semaphore, most: u64) -> io::Result<u64> {
+    window.acquire().await.map_err(io::Error::other)?.forget();
+    let mut taken = 1;
+    while taken < most {
+        match window.try_acquire() {
+            Ok(p) => p.forget(),
+            Err(_) => break,
+        }
+        taken += 1;
+    }
+    Ok(taken)
+}
+
 /// Publishes `run.count` messages; returns (sent, left unacknowledged).
 async fn publish_loop(
     conn: Conn,
@@ -258,16 +273,7 @@ async fn publish_loop(
     let mut pkid = 0u16;
     while seq < run.count {
         let batch = if run.qos > 0 {
-            window.acquire().await.map_err(io::Error::other)?.forget();
-            let mut batch = 1;
-            while batch < 64 && seq + batch < run.count {
-                match window.try_acquire() {
-                    Ok(p) => p.forget(),
-                    Err(_) => break,
-                }
-                batch += 1;
-            }
-            batch
+            take_window(&window, (run.count - seq).min(64)).await?
         } else {
             64.min(run.count - seq)
         };
