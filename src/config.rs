@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialects::DIALECTS;
 use crate::listener::Listener;
-use crate::records::RecordsConfig;
+use crate::recorder::RecordsConfig;
 
 pub use env::PREFIX as ENV_PREFIX;
 pub use http::{HttpConfig, HttpListenerConfig};

@@ -25,7 +25,7 @@ use crate::docs::{self, DocsEntry};
 use crate::http::{self, Serving};
 use crate::listener::Listener;
 use crate::management::GatewayManagement;
-use crate::records::Records;
+use crate::recorder::Recorder;
 use crate::tls;
 use mqgate_broker::{listeners, Broker};
 
@@ -173,7 +173,7 @@ async fn supervise(
 /// One life of the gateway between start and stop.
 struct Instance {
     broker: Arc<Broker>,
-    records: Option<Arc<Records>>,
+    records: Option<Arc<Recorder>>,
     management: Arc<GatewayManagement>,
     addrs: Vec<(Listener, SocketAddr)>,
     http_shutdown: watch::Sender<bool>,
@@ -244,10 +244,7 @@ impl Instance {
         // unusable certificates fail the start before anything is opened
         let tls = tls_configs(config)?;
         let store = Store::open(&config.data_dir)?;
-        let records = match config.records.enabled {
-            true => Some(Records::open(Arc::clone(&store), &config.records)?),
-            false => None,
-        };
+        let records = Recorder::open(config)?;
         let broker = start_broker(config, records.as_ref());
         let bound = Bound::bind(config)?;
         let management = Arc::new(GatewayManagement::new(
@@ -299,8 +296,9 @@ impl Instance {
             serving.closed().await;
         }
         self.broker.shutdown(Duration::from_secs(5)).await;
-        if let Some(r) = &self.records {
-            r.flush();
+        if let Some(r) = self.records.take() {
+            // writes what is queued and joins the writer thread
+            let _ = tokio::task::spawn_blocking(move || r.close()).await;
         }
         for task in self.mqtt {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -332,7 +330,7 @@ fn tls_configs(
     Ok(out)
 }
 
-fn start_broker(config: &Config, records: Option<&Arc<Records>>) -> Arc<Broker> {
+fn start_broker(config: &Config, records: Option<&Arc<Recorder>>) -> Arc<Broker> {
     let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
     if let Some(r) = records {
         broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);

@@ -4,7 +4,7 @@
 //!
 //! - The broker itself is the `mqgate-broker` crate (`broker/`).
 //! - [`management`]: the `Management` implementation dialects reach the broker by.
-//! - [`records`]: connection and message records in the embedded store.
+//! - [`recorder`]: connection and message records, in their own SQLite file.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
 //! - [`config`]: the configuration file, environment overrides and checks.
 //! - [`dialects`]: the dialect table every part below iterates.
@@ -23,5 +23,5 @@ pub mod http;
 pub mod listener;
 pub mod management;
 pub mod openapi;
-pub mod records;
+pub mod recorder;
 pub mod tls;

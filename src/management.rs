@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use mqgate_kit::history::History;
+use mqgate_kit::history::{BrokerObserver, History};
 use mqgate_kit::*;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -12,12 +12,12 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::dialects::DIALECTS;
 use crate::listener::Listener;
-use crate::records::Records;
+use crate::recorder::Recorder;
 use mqgate_broker::Broker;
 
 pub struct GatewayManagement {
     broker: Arc<Broker>,
-    records: Option<Arc<Records>>,
+    records: Option<Arc<Recorder>>,
     config: Config,
     /// Addresses the listeners actually bound (ephemeral ports resolved).
     bound: Vec<(Listener, std::net::SocketAddr)>,
@@ -28,7 +28,7 @@ pub struct GatewayManagement {
 impl GatewayManagement {
     pub fn new(
         broker: Arc<Broker>,
-        records: Option<Arc<Records>>,
+        records: Option<Arc<Recorder>>,
         config: Config,
         bound: Vec<(Listener, std::net::SocketAddr)>,
         control: mpsc::UnboundedSender<ControlAction>,
@@ -95,7 +95,20 @@ impl Management for GatewayManagement {
     }
 
     async fn publish(&self, request: PublishRequest) -> Result<MessageId, MgmtError> {
-        self.broker.publish(request).await
+        // records.sync: a recorded sender's publish is answered once its record is
+        // committed.
+        let sync = self.records.as_ref().filter(|r| {
+            r.is_sync()
+                && request
+                    .sender
+                    .as_deref()
+                    .is_some_and(|s| r.records_client(s))
+        });
+        let id = self.broker.publish(request).await?;
+        if let Some(records) = sync {
+            records.committed().await;
+        }
+        Ok(id)
     }
 
     fn stats(&self) -> Stats {

@@ -1183,7 +1183,7 @@ async fn online_client_lists() {
 
 #[tokio::test]
 async fn without_records_the_record_queries_fail_cleanly() {
-    let gw = common::start_with(|c| c.records.enabled = false).await;
+    let gw = common::start_with(|c| c.records.scope = mqgate::recorder::RecordScope::Off).await;
     let api = Api::new(&gw).await;
     let (begin, end) = window();
     let (s, r) = api

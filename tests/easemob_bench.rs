@@ -2,25 +2,30 @@
 //!
 //! - record query latency over 1M stored messages (straight through `History`,
 //!   and end to end over the dialect's HTTP API);
-//! - MQTT 1→1 QoS 1 throughput with records on and off (medians of 5 runs).
+//! - MQTT 1→1 QoS 1 throughput of Easemob clients and of other clients, records on
+//!   and off, with mqbench's raw client (medians of 5 interleaved runs);
+//! - Easemob REST publish throughput with `records.sync` off and on.
 //!
 //! `cargo test --release --test easemob_bench -- --ignored --nocapture`
-//! (`EASEMOB_BENCH_MESSAGES` changes the 1M).
+//! (`EASEMOB_BENCH_MESSAGES` changes the 1M, `EASEMOB_BENCH_QOS1` the 100k messages
+//! per MQTT run, `EASEMOB_BENCH_REST` the 5k publishes per REST run).
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqgate::records::{Records, RecordsConfig};
+use futures::StreamExt;
+use mqbench::client::Target;
+use mqbench::packet::Version;
+use mqbench::pubsub::{Run, Shape};
+use mqgate::recorder::{Clients, RecordScope, Recorder, RecordsConfig};
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{
     BrokerEvent, Direction, History, MessageInEvent, RecordQuery, SortOrder,
 };
 use mqgate_kit::http::time::format_datetime;
-use mqgate_kit::{PageRequest, Store};
-use rumqttc::QoS;
+use mqgate_kit::PageRequest;
 use serde_json::{json, Value};
 
 const APP_ID: &str = "mq7g4e";
@@ -54,14 +59,13 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut(u64)) {
 
 /// `n` messages from 1000 clients on 100 topics over the last 24 h, each delivered
 /// to one subscriber.
-fn load(records: &Records, n: u64, start_ms: i64) {
+fn load(records: &Recorder, n: u64, start_ms: i64) {
     let step = (86_400_000 / n as i64).max(1);
     let started = Instant::now();
     let payload = Bytes::from(vec![b'x'; 64]);
-    let mut batch = Vec::with_capacity(20_000);
     for i in 0..n {
         let at_ms = start_ms + i as i64 * step;
-        batch.push(BrokerEvent::MessageIn(Box::new(MessageInEvent {
+        records.record_blocking(&BrokerEvent::MessageIn(Box::new(MessageInEvent {
             message_id: FIRST_ID + i,
             client_id: Some(format!("dev{}@{APP_ID}", i % CLIENTS)),
             connection_id: Some(i % CLIENTS + 1),
@@ -71,7 +75,7 @@ fn load(records: &Records, n: u64, start_ms: i64) {
             payload: payload.clone(),
             at_ms,
         })));
-        batch.push(BrokerEvent::MessageDelivered {
+        records.record_blocking(&BrokerEvent::MessageDelivered {
             message_id: Some(FIRST_ID + i),
             client_id: format!("sub{}@{APP_ID}", i % CLIENTS),
             connection_id: CLIENTS + i % CLIENTS + 1,
@@ -79,12 +83,8 @@ fn load(records: &Records, n: u64, start_ms: i64) {
             qos: 1,
             at_ms: at_ms + 1,
         });
-        if batch.len() >= 20_000 {
-            records.write_now(&batch).unwrap();
-            batch.clear();
-        }
     }
-    records.write_now(&batch).unwrap();
+    records.flush();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "loaded {n} messages + {n} deliveries in {secs:.1} s ({:.0} events/s)",
@@ -121,8 +121,12 @@ async fn record_query_latency_over_1m_messages() {
     let start_ms = now_ms() - 86_400_000;
     let end_ms = now_ms();
     {
-        let store = Store::open(dir.path()).unwrap();
-        let records = Records::open(Arc::clone(&store), &RecordsConfig::default()).unwrap();
+        let records = Recorder::start(
+            dir.path(),
+            &RecordsConfig::default(),
+            Clients::OfApp(format!("@{APP_ID}")),
+        )
+        .unwrap();
         load(&records, n, start_ms);
         let history: &dyn History = records.as_ref();
         let hour = start_ms + 12 * 3_600_000;
@@ -292,51 +296,8 @@ async fn record_query_latency_over_1m_messages() {
     gw.shutdown().await;
 }
 
-/// One publisher, one subscriber, `count` QoS 1 messages; messages per second.
-async fn one_to_one_qos1(gw: &common::TestGateway, count: usize, run: usize) -> f64 {
-    let mut sub = common::connect_v4(gw.v4_options(&format!("bench-sub-{run}"))).await;
-    let topic = format!("bench/throughput/{run}");
-    sub.client
-        .subscribe(&topic, QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    // Wait for the SUBACK so no message is published before the subscription.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), sub.events.recv()).await {
-            Ok(Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => break,
-            Ok(Some(_)) => continue,
-            other => panic!("no SUBACK: {other:?}"),
-        }
-    }
-    let mut options = gw.v4_options(&format!("bench-pub-{run}"));
-    options.set_inflight(100);
-    let publisher = common::connect_v4(options).await;
-    let payload = vec![b'p'; 64];
-    let start = Instant::now();
-    let client = publisher.client.clone();
-    let t = topic.clone();
-    let sending = tokio::spawn(async move {
-        for _ in 0..count {
-            client
-                .publish(&t, QoS::AtLeastOnce, false, payload.clone())
-                .await
-                .unwrap();
-        }
-    });
-    for received in 0..count {
-        common::next_publish(&mut sub, 10)
-            .await
-            .unwrap_or_else(|| panic!("only {received} of {count} arrived"));
-    }
-    let elapsed = start.elapsed();
-    sending.await.unwrap();
-    let _ = publisher.client.disconnect().await;
-    let _ = sub.client.disconnect().await;
-    count as f64 / elapsed.as_secs_f64()
-}
-
-/// With records on, every message of a run is on record (none dropped by the queue).
-async fn assert_all_recorded(gw: &common::TestGateway, topic: &str, count: usize) {
+/// An app token, and a user token MQTT clients of the app log in with.
+async fn tokens(gw: &common::TestGateway) -> (String, String) {
     let http = reqwest::Client::new();
     let base = gw.base_url("easemob");
     let reply: Value = http
@@ -348,33 +309,49 @@ async fn assert_all_recorded(gw: &common::TestGateway, topic: &str, count: usize
         .json()
         .await
         .unwrap();
-    let token = reply["body"]["access_token"].as_str().unwrap().to_string();
-    let begin = format_datetime(now_ms() - 600_000);
-    let end = format_datetime(now_ms() + 600_000);
-    let mut total = Value::Null;
-    for _ in 0..100 {
-        let body: Value = http
-            .get(format!("{base}/openapi/rm/message/messages"))
-            .header("Authorization", &token)
-            .query(&[
-                ("topic", topic),
-                ("beginTime", &begin),
-                ("endTime", &end),
-                ("pageSize", "1"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        total = body["body"]["total"].clone();
-        if total == json!(count) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let app = reply["body"]["access_token"].as_str().unwrap().to_string();
+    let reply: Value = http
+        .post(format!("{base}/openapi/rm/user/token"))
+        .header("Authorization", &app)
+        .json(&json!({"username": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user = reply["body"]["access_token"].as_str().unwrap().to_string();
+    (app, user)
+}
+
+/// One gateway of the comparison, with how its clients log in.
+struct Case {
+    name: &'static str,
+    gw: common::TestGateway,
+    target: Target,
+    recorded: bool,
+}
+
+async fn case(name: &'static str, scope: RecordScope, easemob_clients: bool) -> Case {
+    let gw = common::start_with(|c| c.records.scope = scope).await;
+    let (_, user) = tokens(&gw).await;
+    let target = Target {
+        addr: gw.mqtt_addr().to_string(),
+        version: Version::V4,
+        username: easemob_clients.then(|| "bench".to_string()),
+        password: easemob_clients.then_some(user),
+        client_suffix: if easemob_clients {
+            format!("@{APP_ID}")
+        } else {
+            String::new()
+        },
+    };
+    Case {
+        name,
+        gw,
+        target,
+        recorded: easemob_clients && scope != RecordScope::Off,
     }
-    panic!("{topic}: {total} of {count} messages on record");
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -382,33 +359,175 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// MQTT 1→1 QoS 1 (mqbench's raw client, 100 in flight), interleaved run by run:
+/// Easemob clients with records on and off, and clients outside the app with
+/// records on (nothing of theirs is recorded) and off. Every message must arrive
+/// once and in order, and with records on every Easemob message must be on record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo test --release --test easemob_bench -- --ignored --nocapture"]
 async fn mqtt_qos1_throughput_with_records_on_and_off() {
-    const COUNT: usize = 50_000;
-    let mut results = Vec::new();
-    for enabled in [true, false] {
-        let gw = common::start_with(|c| c.records.enabled = enabled).await;
-        let mut rates = Vec::new();
-        for run in 0..5 {
-            rates.push(one_to_one_qos1(&gw, COUNT, run).await);
-            if enabled {
-                assert_all_recorded(&gw, &format!("bench/throughput/{run}"), COUNT).await;
-            }
+    let count = env_or("EASEMOB_BENCH_QOS1", 100_000);
+    let cases = vec![
+        case("Easemob clients, records on", RecordScope::Easemob, true).await,
+        case("Easemob clients, records off", RecordScope::Off, true).await,
+        case("other clients, records on", RecordScope::Easemob, false).await,
+        case("other clients, records off", RecordScope::Off, false).await,
+    ];
+    let mut rates = vec![Vec::new(); cases.len()];
+    for run in 0..5 {
+        for (i, c) in cases.iter().enumerate() {
+            let topic = format!("bench/qos1/{i}/{run}");
+            let report = mqbench::pubsub::run(
+                &c.target,
+                &Run {
+                    name: c.name.into(),
+                    shape: Shape::Shared,
+                    publishers: 1,
+                    subscribers: 1,
+                    count,
+                    qos: 1,
+                    payload: 64,
+                    inflight: 100,
+                    idle: Duration::from_secs(10),
+                    concurrency: 1,
+                    topic: topic.clone(),
+                    clients: format!("bench-{i}-{run}"),
+                },
+            )
+            .await
+            .unwrap();
+            assert!(report.is_clean(), "{}", report.result_line());
+            let dropped = if c.recorded {
+                records_of_run(
+                    &c.gw,
+                    &topic,
+                    &format!("bench-{i}-{run}-s0@{APP_ID}"),
+                    count,
+                )
+                .await
+            } else {
+                0
+            };
+            println!(
+                "  run {run} {:<30} {:>9.0} msg/s, events not recorded (counted) {dropped}",
+                c.name, report.rate
+            );
+            rates[i].push(report.rate);
         }
-        println!(
-            "records {:>3}: runs {:?} msg/s",
-            if enabled { "on" } else { "off" },
-            rates.iter().map(|r| r.round() as u64).collect::<Vec<_>>()
-        );
-        results.push((enabled, median(rates)));
-        gw.shutdown().await;
     }
-    for (enabled, rate) in results {
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    for (c, m) in cases.iter().zip(&medians) {
         println!(
-            "MQTT 1→1 QoS 1, 64-byte payload, {COUNT} messages, records {}: median {:.0} msg/s",
-            if enabled { "on" } else { "off" },
-            rate
+            "MQTT 1→1 QoS 1, 64 B, {count} messages, {:<30} median {m:.0} msg/s",
+            c.name
         );
+    }
+    println!(
+        "records on / off: Easemob clients {:.2}, other clients {:.2}",
+        medians[0] / medians[1],
+        medians[2] / medians[3]
+    );
+    for c in cases {
+        c.gw.shutdown().await;
     }
 }
+
+/// Easemob REST publishes (`chat/publish`, QoS 1, 16 at a time) with
+/// `records.sync` off and on, interleaved: what answering only after the commit
+/// costs. (The MQTT path waits the same way once the broker awaits
+/// `BrokerObserver::settled`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release --test easemob_bench -- --ignored --nocapture"]
+async fn rest_publish_throughput_with_records_sync_off_and_on() {
+    let count = env_or("EASEMOB_BENCH_REST", 5_000) as usize;
+    let mut gateways = Vec::new();
+    for sync in [false, true] {
+        let gw = common::start_with(|c| c.records.sync = sync).await;
+        let (app, _) = tokens(&gw).await;
+        gateways.push((sync, gw, app));
+    }
+    let http = reqwest::Client::new();
+    let mut rates = [Vec::new(), Vec::new()];
+    for run in 0..5 {
+        for (i, (sync, gw, app)) in gateways.iter().enumerate() {
+            let url = format!("{}/openapi/v1/rm/chat/publish", gw.base_url("easemob"));
+            let started = Instant::now();
+            let answered: Vec<bool> = futures::stream::iter(0..count)
+                .map(|n| {
+                    let (http, url, app) = (http.clone(), url.clone(), app.clone());
+                    async move {
+                        let body = json!({"clientid": format!("dev{}@{APP_ID}", n % 16), "topics": ["bench/rest"], "payload": "x", "qos": 1});
+                        let r = http.post(&url).header("Authorization", &app).json(&body).send().await;
+                        matches!(r, Ok(r) if r.status() == 200)
+                    }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            let rate = count as f64 / started.elapsed().as_secs_f64();
+            assert!(answered.iter().all(|ok| *ok));
+            println!("  run {run} sync {sync:<5} {rate:>8.0} publishes/s");
+            rates[i].push(rate);
+        }
+    }
+    let (off, on) = (median(rates[0].clone()), median(rates[1].clone()));
+    println!(
+        "Easemob REST publish, QoS 1, 16 concurrent, {count} per run: sync off {off:.0}/s, sync on {on:.0}/s, on/off {:.2}",
+        on / off
+    );
+    for (_, gw, _) in gateways {
+        gw.shutdown().await;
+    }
+}
+
+/// Every message of a run (its publish and its delivery to `subscriber`) is on
+/// record or counted as not recorded; returns the events counted in this run.
+async fn records_of_run(
+    gw: &common::TestGateway,
+    topic: &str,
+    subscriber: &str,
+    count: u64,
+) -> u64 {
+    let history = gw.gateway.management().history().unwrap();
+    let window = (now_ms() - 600_000, now_ms() + 600_000);
+    let mut published = query(None, window.0, window.1, 1, SortOrder::Asc);
+    published.topic = Some(topic.to_string());
+    let delivered = query(
+        Some(subscriber.to_string()),
+        window.0,
+        window.1,
+        1,
+        SortOrder::Asc,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dropped_before = DROPPED.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let on_record = history.topic_messages(&published).unwrap().total as u64
+            + history.message_records(&delivered).unwrap().total as u64;
+        let dropped = history.dropped_records();
+        // The drops counted may include the run's two clients' connects and
+        // disconnects (at most 4 events) besides its messages.
+        let accounted = on_record + dropped - dropped_before;
+        if (2 * count..=2 * count + 4).contains(&accounted) {
+            DROPPED.store(dropped, std::sync::atomic::Ordering::Relaxed);
+            return dropped - dropped_before;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {on_record} events on record, {} counted as dropped, of {}",
+            dropped - dropped_before,
+            2 * count
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Events counted as not recorded by the records-on gateway before this run.
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

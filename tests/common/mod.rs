@@ -279,3 +279,38 @@ fn example_of(doc: &serde_json::Value, schema: &serde_json::Value) -> serde_json
         _ => Value::Null,
     }
 }
+
+/// The built `mqgate` binary as a child process; killed when dropped, so a
+/// failing test leaves none behind.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the `mqgate` binary with `config` (TOML) written to a file in `dir`.
+pub fn spawn_mqgate(dir: &std::path::Path, name: &str, config: &str) -> Process {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, config).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mqgate"))
+        .arg("--config")
+        .arg(&file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the mqgate binary starts");
+    Process(child)
+}

@@ -1,7 +1,9 @@
 //! What happened on the MQTT side: the events the broker reports as they happen, and
 //! the records kept of them in the embedded store.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -73,7 +75,32 @@ pub trait BrokerObserver: Send + Sync {
     fn wants_messages(&self) -> bool {
         true
     }
+
+    /// Whether this observer keeps anything of `client_id`'s connections and
+    /// messages (its CONNECT and disconnect, what it publishes, what is delivered to
+    /// it). A broker may skip building the events of a client every observer says no
+    /// to; a management publish without a sender is always reported. Asked once
+    /// per connection is enough: the answer depends on the client id only.
+    fn records_client(&self, client_id: &str) -> bool {
+        let _ = client_id;
+        true
+    }
+
+    /// What the broker awaits before it goes on with a client it has just reported
+    /// an event of: `None` (the default, and the usual answer) means go on at once.
+    /// `Some(settled)` resolves when the observer has settled what it was given so
+    /// far: committed it (`[records] sync = true`) or made room for more (the
+    /// `wait` policy of a full queue). The broker calls this after reporting a
+    /// client's `MessageIn` and awaits the future before writing the PUBACK/PUBREC
+    /// and before reading that client's next packet; after a `MessageDelivered`,
+    /// before the next delivery to that client. It holds no lock while awaiting.
+    fn settled(&self) -> Option<Settled> {
+        None
+    }
 }
+
+/// See [`BrokerObserver::settled`].
+pub type Settled = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SortOrder {
@@ -178,4 +205,10 @@ pub trait History: Send + Sync {
         &self,
         query: &RecordQuery,
     ) -> Result<crate::model::Page<StoredMessage>, crate::MgmtError>;
+
+    /// Events that were not recorded since the start (queue full under the `drop`
+    /// policy, or a failed write): the answers above miss exactly this many.
+    fn dropped_records(&self) -> u64 {
+        0
+    }
 }

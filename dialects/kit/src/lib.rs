@@ -26,7 +26,7 @@ pub mod topic;
 
 pub use auth::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
 pub use dialect::{Dialect, DialectBuildError, DialectConfig, DialectContext};
-pub use history::{BrokerEvent, BrokerObserver, History};
+pub use history::{BrokerEvent, BrokerObserver, History, Settled};
 pub use management::{Management, MgmtError};
 pub use model::*;
 pub use store::Store;

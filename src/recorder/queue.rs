@@ -1,0 +1,260 @@
+//! The record queue between the broker and the writer thread.
+//!
+//! Events are appended as bytes ([`codec`](super::codec)) to one buffer under a
+//! mutex; the writer swaps the whole buffer out in one step and writes it in one
+//! transaction. Two counters, both published on watch channels so async callers can
+//! await them, say how far the writer got: `taken` (events moved out of the
+//! queue) and `committed` (events written, or given up and counted as dropped).
+//! Every event has a sequence number (1, 2, …): waiting for room is waiting for
+//! `taken` to reach a number, waiting for a commit is waiting for `committed`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mqgate_kit::history::BrokerEvent;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+use super::codec;
+
+/// How long a blocking flush or a settled future waits for the writer before it
+/// gives up (only a stuck disk takes this long).
+pub const WRITER_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Queue {
+    state: Mutex<State>,
+    /// Wakes the writer: events to write, a flush, a prune or the end.
+    work: Condvar,
+    /// Wakes blocking callers: `taken` or `committed` moved.
+    progress: Condvar,
+    taken: watch::Sender<u64>,
+    committed: watch::Sender<u64>,
+    capacity: usize,
+    batch_size: usize,
+    dropped: AtomicU64,
+}
+
+pub struct State {
+    buf: Vec<u8>,
+    events: usize,
+    /// Sequence number of the last event enqueued.
+    enqueued: u64,
+    committed: u64,
+    /// When the oldest waiting event arrived.
+    first_at: Option<Instant>,
+    /// Write at once instead of gathering a batch (a flush or a sync waiter).
+    urgent: bool,
+    /// A prune asked for, at this time (ms).
+    prune_at: Option<i64>,
+    prunes: u64,
+    closed: bool,
+}
+
+/// What the writer takes out of the queue in one step.
+pub enum Work {
+    /// Events in `buf`, sequence numbers up to `upto`.
+    Batch {
+        events: usize,
+        upto: u64,
+    },
+    Prune(i64),
+    Closed,
+}
+
+impl Queue {
+    pub fn new(capacity: usize, batch_size: usize) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                buf: Vec::new(),
+                events: 0,
+                enqueued: 0,
+                committed: 0,
+                first_at: None,
+                urgent: false,
+                prune_at: None,
+                prunes: 0,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            progress: Condvar::new(),
+            taken: watch::channel(0).0,
+            committed: watch::channel(0).0,
+            capacity: capacity.max(1),
+            batch_size: batch_size.max(1),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Enqueues `event` unless the queue is full or closed; `false` when it was
+    /// not (the caller counts it).
+    pub fn push(&self, event: &BrokerEvent) -> bool {
+        let mut s = self.state.lock();
+        if s.closed || s.events >= self.capacity {
+            return false;
+        }
+        codec::encode(event, &mut s.buf);
+        s.events += 1;
+        s.enqueued += 1;
+        let wake = s.events == 1 || s.events == self.batch_size;
+        if s.events == 1 {
+            s.first_at = Some(Instant::now());
+        }
+        drop(s);
+        if wake {
+            self.work.notify_one();
+        }
+        true
+    }
+
+    /// Enqueues `event`, blocking while the queue is full (bulk loads).
+    pub fn push_blocking(&self, event: &BrokerEvent) -> bool {
+        let mut s = self.state.lock();
+        while s.events >= self.capacity && !s.closed {
+            s.urgent = true;
+            self.work.notify_one();
+            if self.progress.wait_for(&mut s, WRITER_WAIT).timed_out() {
+                return false;
+            }
+        }
+        drop(s);
+        self.push(event)
+    }
+
+    /// Counts one event that was not recorded; returns the count so far.
+    pub fn count_dropped(&self, n: u64) -> u64 {
+        self.dropped.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sequence number of the last event enqueued; asks for a write at once when
+    /// `urgent` and events wait.
+    pub fn last_enqueued(&self, urgent: bool) -> u64 {
+        let mut s = self.state.lock();
+        let wake = urgent && s.events > 0 && !s.urgent;
+        if wake {
+            s.urgent = true;
+        }
+        let last = s.enqueued;
+        drop(s);
+        if wake {
+            self.work.notify_one();
+        }
+        last
+    }
+
+    /// Events waiting.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().events
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn taken_receiver(&self) -> watch::Receiver<u64> {
+        self.taken.subscribe()
+    }
+
+    pub fn committed_receiver(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    /// Blocks until every event enqueued so far is committed (or [`WRITER_WAIT`]).
+    pub fn flush(&self) -> bool {
+        let mut s = self.state.lock();
+        let target = s.enqueued;
+        if s.committed < target {
+            s.urgent = true;
+            self.work.notify_one();
+        }
+        let deadline = Instant::now() + WRITER_WAIT;
+        while s.committed < target {
+            if self.progress.wait_until(&mut s, deadline).timed_out() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Asks the writer to apply retention as of `now_ms`, and waits for it.
+    pub fn prune(&self, now_ms: i64) -> bool {
+        let mut s = self.state.lock();
+        let target = s.prunes + 1;
+        s.prune_at = Some(now_ms);
+        self.work.notify_one();
+        let deadline = Instant::now() + WRITER_WAIT;
+        while s.prunes < target && !s.closed {
+            if self.progress.wait_until(&mut s, deadline).timed_out() {
+                return false;
+            }
+        }
+        s.prunes >= target
+    }
+
+    /// No more events; the writer writes what waits and ends.
+    pub fn close(&self) {
+        self.state.lock().closed = true;
+        self.work.notify_one();
+    }
+
+    /// The writer's side: waits for work. A batch is moved into `buf` (which must
+    /// be empty; the queue keeps the old buffer's memory for the next events).
+    /// `Prune(now)` comes when `prune_due` passes without a batch to write.
+    pub fn next_work(&self, buf: &mut Vec<u8>, interval: Duration, prune_due: Instant) -> Work {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(now_ms) = s.prune_at.take() {
+                return Work::Prune(now_ms);
+            }
+            if Instant::now() >= prune_due {
+                return Work::Prune(mqgate_kit::clock::now_ms());
+            }
+            let ready = match s.first_at {
+                Some(first) => {
+                    s.closed || s.urgent || s.events >= self.batch_size || {
+                        first.elapsed() >= interval
+                    }
+                }
+                None => false,
+            };
+            if ready {
+                return self.take(&mut s, buf);
+            }
+            if s.closed {
+                return Work::Closed;
+            }
+            let deadline = match s.first_at {
+                Some(first) => (first + interval).min(prune_due),
+                None => prune_due,
+            };
+            self.work.wait_until(&mut s, deadline);
+        }
+    }
+
+    fn take(&self, s: &mut MutexGuard<'_, State>, buf: &mut Vec<u8>) -> Work {
+        std::mem::swap(&mut s.buf, buf);
+        let events = std::mem::take(&mut s.events);
+        s.first_at = None;
+        s.urgent = false;
+        let upto = s.enqueued;
+        self.taken.send_replace(upto);
+        self.progress.notify_all();
+        Work::Batch { events, upto }
+    }
+
+    /// The writer's side: events up to `upto` are written (or given up).
+    pub fn committed(&self, upto: u64) {
+        self.state.lock().committed = upto;
+        self.committed.send_replace(upto);
+        self.progress.notify_all();
+    }
+
+    /// The writer's side: a prune asked for is done.
+    pub fn pruned(&self) {
+        self.state.lock().prunes += 1;
+        self.progress.notify_all();
+    }
+}

@@ -1,0 +1,359 @@
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqgate_kit::history::{ConnectedEvent, ConnectionEventKind, MessageInEvent, SortOrder};
+use mqgate_kit::{DisconnectReason, PageRequest, Transport};
+
+use super::*;
+
+fn open_with(config: RecordsConfig, clients: Clients) -> (tempfile::TempDir, Arc<Recorder>) {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::start(dir.path(), &config, clients).unwrap();
+    (dir, recorder)
+}
+
+fn open(config: RecordsConfig) -> (tempfile::TempDir, Arc<Recorder>) {
+    open_with(config, Clients::OfApp("@app".into()))
+}
+
+fn query(client: Option<&str>, from_ms: i64, to_ms: i64, page: usize, limit: usize) -> RecordQuery {
+    RecordQuery {
+        client_id: client.map(str::to_string),
+        message_id: None,
+        topic: None,
+        from_ms,
+        to_ms,
+        page: PageRequest::new(page, limit),
+        order: SortOrder::Asc,
+    }
+}
+
+fn connected(client: &str, connection_id: u64, at_ms: i64) -> BrokerEvent {
+    BrokerEvent::Connected(Box::new(ConnectedEvent {
+        client_id: client.into(),
+        connection_id,
+        username: Some("u1".into()),
+        peer: "127.0.0.1:5000".parse().unwrap(),
+        transport: Transport::WebSocket,
+        proto_ver: 5,
+        keepalive: 60,
+        clean_start: true,
+        will: None,
+        at_ms,
+    }))
+}
+
+fn message_in(id: u64, client: Option<&str>, topic: &str, at_ms: i64) -> BrokerEvent {
+    BrokerEvent::MessageIn(Box::new(MessageInEvent {
+        message_id: id,
+        client_id: client.map(str::to_string),
+        connection_id: client.map(|_| 7),
+        topic: topic.into(),
+        qos: 1,
+        retain: false,
+        payload: Bytes::from_static(b"hello"),
+        at_ms,
+    }))
+}
+
+fn delivered(id: u64, client: &str, at_ms: i64) -> BrokerEvent {
+    BrokerEvent::MessageDelivered {
+        message_id: Some(id),
+        client_id: client.into(),
+        connection_id: 8,
+        topic: "t/1".into(),
+        qos: 1,
+        at_ms,
+    }
+}
+
+#[test]
+fn queued_events_are_written_by_flush_and_queried_back() {
+    let (_dir, records) = open(RecordsConfig::default());
+    records.on_event(&connected("a@app", 7, 1_000));
+    records.on_event(&message_in(0xABCD, Some("a@app"), "t/1", 1_100));
+    records.on_event(&delivered(0xABCD, "b@app", 1_200));
+    records.on_event(&BrokerEvent::Disconnected {
+        client_id: "a@app".into(),
+        connection_id: 7,
+        username: Some("u1".into()),
+        at_ms: 1_300,
+        reason: DisconnectReason::KeepaliveTimeout,
+    });
+    records.flush();
+
+    let conns = records
+        .connection_records(&query(Some("a@app"), 0, 10_000, 1, 10))
+        .unwrap();
+    assert_eq!(conns.total, 2);
+    assert_eq!(conns.items[0].kind, ConnectionEventKind::Connect);
+    assert_eq!(conns.items[0].transport, Some(Transport::WebSocket));
+    assert_eq!(conns.items[0].peer.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!(conns.items[1].reason, "keepalive_timeout");
+
+    let mut trace = query(None, 0, 10_000, 1, 10);
+    trace.message_id = Some(0xABCD);
+    let up = records.message_trace(&trace, Direction::Uplink).unwrap();
+    assert_eq!(up.total, 1);
+    assert_eq!(up.items[0].client_id, "a@app");
+    let down = records.message_trace(&trace, Direction::Downlink).unwrap();
+    assert_eq!(down.items[0].client_id, "b@app");
+    assert_eq!(down.items[0].connection_id, Some(8));
+
+    let stored = records.stored_message(0xABCD).unwrap().unwrap();
+    assert_eq!(stored.payload, Bytes::from_static(b"hello"));
+    assert_eq!(stored.client_id.as_deref(), Some("a@app"));
+    assert!(records.stored_message(1).unwrap().is_none());
+}
+
+#[test]
+fn a_clients_uplink_and_downlink_merge_in_time_order() {
+    let (_dir, records) = open(RecordsConfig::default());
+    for i in 0..10u64 {
+        let at = 1_000 + i as i64 * 10;
+        if i % 2 == 0 {
+            records.record_blocking(&message_in(100 + i, Some("c@app"), "room", at));
+        } else {
+            records.record_blocking(&delivered(100 + i, "c@app", at));
+        }
+    }
+    records.flush();
+    let page = records
+        .message_records(&query(Some("c@app"), 1_020, 1_080, 2, 3))
+        .unwrap();
+    assert_eq!(page.total, 7);
+    let rows: Vec<(u64, Direction)> = page
+        .items
+        .iter()
+        .map(|m| (m.message_id, m.direction))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (105, Direction::Downlink),
+            (106, Direction::Uplink),
+            (107, Direction::Downlink)
+        ]
+    );
+    let mut desc = query(Some("c@app"), 0, i64::MAX, 1, 2);
+    desc.order = SortOrder::Desc;
+    let ids: Vec<u64> = records
+        .message_records(&desc)
+        .unwrap()
+        .items
+        .iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(ids, vec![109, 108]);
+}
+
+#[test]
+fn windows_pages_and_order() {
+    let (_dir, records) = open(RecordsConfig::default());
+    for i in 0..25 {
+        records.record_blocking(&message_in(
+            100 + i,
+            Some("c@app"),
+            "room",
+            10_000 + i as i64 * 10,
+        ));
+    }
+    records.flush();
+
+    let page = records
+        .message_records(&query(Some("c@app"), 10_050, 10_149, 2, 4))
+        .unwrap();
+    assert_eq!(page.total, 10);
+    let ids: Vec<u64> = page.items.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids, vec![109, 110, 111, 112]);
+
+    let mut q = query(None, 0, i64::MAX, 1, 3);
+    q.topic = Some("room".into());
+    q.order = SortOrder::Desc;
+    let page = records.topic_messages(&q).unwrap();
+    assert_eq!(page.total, 25);
+    let ids: Vec<u64> = page.items.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids, vec![124, 123, 122]);
+
+    let beyond = records
+        .message_records(&query(Some("c@app"), 0, i64::MAX, 99, 10))
+        .unwrap();
+    assert_eq!(beyond.total, 25);
+    assert!(beyond.items.is_empty());
+}
+
+#[test]
+fn only_clients_in_scope_are_recorded() {
+    let (_dir, records) = open(RecordsConfig::default());
+    records.on_event(&connected("plain", 1, 5));
+    records.on_event(&connected("d@app", 2, 5));
+    records.on_event(&message_in(1, Some("plain"), "t", 6));
+    records.on_event(&message_in(2, None, "t", 6));
+    records.on_event(&message_in(3, Some("d@app"), "t", 6));
+    records.on_event(&delivered(1, "d@app", 7));
+    records.on_event(&delivered(3, "plain", 7));
+    records.flush();
+    assert!(records.records_client("d@app"));
+    assert!(!records.records_client("plain"));
+    let all = query(None, 0, 100, 1, 10);
+    assert_eq!(records.connection_records(&all).unwrap().total, 1);
+    let mut on_t = all.clone();
+    on_t.topic = Some("t".into());
+    let stored = records.topic_messages(&on_t).unwrap();
+    assert_eq!(
+        stored
+            .items
+            .iter()
+            .map(|m| m.message_id)
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    // The delivery of an unrecorded sender's message to a recorded client is kept.
+    let d = records
+        .message_records(&query(Some("d@app"), 0, 100, 1, 10))
+        .unwrap();
+    assert_eq!(d.total, 2);
+    assert_eq!(records.dropped(), 0);
+
+    let (_dir, everything) = open_with(RecordsConfig::default(), Clients::All);
+    everything.on_event(&message_in(2, None, "t", 6));
+    everything.on_event(&delivered(2, "plain", 7));
+    everything.flush();
+    assert!(everything.stored_message(2).unwrap().is_some());
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let (_dir, records) = open(RecordsConfig {
+        queue_capacity: 1,
+        batch_interval_ms: 1000,
+        when_full: WhenFull::Drop,
+        ..RecordsConfig::default()
+    });
+    let start = Instant::now();
+    for i in 0..1000 {
+        records.on_event(&connected("a@app", i, i as i64));
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+    let dropped = records.dropped();
+    assert!(dropped > 0);
+    assert_eq!(records.dropped_records(), dropped);
+    assert!(records.settled().is_none());
+    records.flush();
+    let kept = records
+        .connection_records(&query(Some("a@app"), 0, 10_000, 1, 10))
+        .unwrap()
+        .total as u64;
+    assert_eq!(
+        kept + dropped,
+        1000,
+        "every event is either kept or counted"
+    );
+}
+
+#[tokio::test]
+async fn the_wait_policy_hands_out_a_future_that_waits_for_room() {
+    let (_dir, records) = open(RecordsConfig {
+        queue_capacity: 8,
+        batch_interval_ms: 60_000,
+        ..RecordsConfig::default()
+    });
+    for i in 0..5 {
+        records.on_event(&connected("a@app", i, i as i64));
+    }
+    assert!(records.settled().is_none(), "5 of 8 waiting: go on");
+    records.on_event(&connected("a@app", 5, 5));
+    let settled = records
+        .settled()
+        .expect("6 of 8 waiting: the broker must wait");
+    tokio::time::timeout(Duration::from_secs(5), settled)
+        .await
+        .expect("the writer makes room at once");
+    assert_eq!(records.dropped(), 0);
+}
+
+#[tokio::test]
+async fn under_sync_the_settled_future_resolves_once_committed() {
+    let (dir, records) = open(RecordsConfig {
+        sync: true,
+        ..RecordsConfig::default()
+    });
+    records.on_event(&message_in(42, Some("a@app"), "t", 1));
+    let settled = records.settled().expect("sync: always a future");
+    tokio::time::timeout(Duration::from_secs(5), settled)
+        .await
+        .unwrap();
+    // Committed: another connection to the file sees it.
+    let other = schema::open(dir.path()).unwrap();
+    let n: i64 = other
+        .query_row(
+            "SELECT count(*) FROM messages WHERE message_id = 42",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn close_writes_what_waits_and_ends_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RecordsConfig {
+        batch_interval_ms: 60_000,
+        ..RecordsConfig::default()
+    };
+    let records = Recorder::start(dir.path(), &config, Clients::All).unwrap();
+    records.on_event(&message_in(5, Some("x"), "t", 1));
+    records.close();
+    assert!(records.writer.lock().is_none());
+    assert!(matches!(
+        records.stored_message(5),
+        Err(MgmtError::ShuttingDown)
+    ));
+    records.on_event(&message_in(6, Some("x"), "t", 1));
+    assert_eq!(records.dropped(), 1);
+    drop(records);
+    let again = Recorder::start(dir.path(), &config, Clients::All).unwrap();
+    assert!(again.stored_message(5).unwrap().is_some());
+}
+
+#[test]
+fn retention_by_age() {
+    let (_dir, records) = open(RecordsConfig {
+        max_age_hours: 5,
+        max_rows: 0,
+        ..RecordsConfig::default()
+    });
+    for i in 0..10 {
+        records.record_blocking(&message_in(i + 1, Some("c@app"), "t", i as i64 * 3_600_000));
+        records.record_blocking(&delivered(i + 1, "c@app", i as i64 * 3_600_000));
+    }
+    records.flush();
+    // now = hour 9: hours 4..=9 survive an age limit of 5 h.
+    assert!(records.prune_now(9 * 3_600_000));
+    let all = query(Some("c@app"), 0, i64::MAX, 1, 100);
+    assert_eq!(records.message_records(&all).unwrap().total, 12);
+    assert!(records.stored_message(4).unwrap().is_none());
+    assert!(records.stored_message(5).unwrap().is_some());
+}
+
+#[test]
+fn retention_by_rows() {
+    let (_dir, records) = open(RecordsConfig {
+        max_age_hours: 0,
+        max_rows: 2,
+        ..RecordsConfig::default()
+    });
+    for i in 0..10 {
+        records.record_blocking(&message_in(i + 1, Some("c@app"), "t", i as i64 * 3_600_000));
+    }
+    records.flush();
+    assert!(records.prune_now(9 * 3_600_000));
+    let left = records
+        .message_records(&query(Some("c@app"), 0, i64::MAX, 1, 100))
+        .unwrap();
+    assert_eq!(left.total, 2);
+    assert_eq!(left.items[0].message_id, 9);
+    assert!(records.stored_message(10).unwrap().is_some());
+    assert!(records.stored_message(8).unwrap().is_none());
+}
