@@ -334,6 +334,15 @@ fn start_broker(config: &Config, records: Option<&Arc<Recorder>>) -> Arc<Broker>
     let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
     if let Some(r) = records {
         broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
+        let recorder = Arc::downgrade(r);
+        broker.add_sys_counter(
+            "$SYS/broker/records/dropped",
+            Box::new(move || {
+                recorder
+                    .upgrade()
+                    .map_or(0, |r| mqgate_kit::History::dropped_records(&*r))
+            }),
+        );
     }
     broker
 }

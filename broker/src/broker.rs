@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use mqgate_kit::clock::now_ms;
-use mqgate_kit::history::{BrokerEvent, BrokerObserver};
+use mqgate_kit::history::{BrokerEvent, BrokerObserver, Settled};
 use mqgate_kit::{
     AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal, HotConfig, MessageId,
     Stats,
@@ -33,6 +33,8 @@ pub struct Broker {
     authenticators: RwLock<Vec<Arc<dyn ConnectAuthenticator>>>,
     authorizer: RwLock<Option<Arc<dyn Authorizer>>>,
     observers: RwLock<Arc<[Arc<dyn BrokerObserver>]>>,
+    /// Figures of other parts (the records) published under `$SYS` too.
+    sys_counters: RwLock<Vec<SysCounter>>,
     /// Whether any observer wants per-message events (checked on every message).
     message_observers: AtomicBool,
     pub(crate) locks: ClientLocks,
@@ -64,6 +66,7 @@ impl Broker {
             authenticators: RwLock::default(),
             authorizer: RwLock::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
+            sys_counters: RwLock::default(),
             message_observers: AtomicBool::new(false),
             locks: ClientLocks::default(),
             wills: Wills::default(),
@@ -110,6 +113,19 @@ impl Broker {
         *observers = Arc::from(list);
     }
 
+    /// Publishes `read()` under `topic` with the broker's own `$SYS` statistics.
+    pub fn add_sys_counter(&self, topic: &'static str, read: Box<dyn Fn() -> u64 + Send + Sync>) {
+        self.sys_counters.write().push(SysCounter { topic, read });
+    }
+
+    pub(crate) fn sys_counters(&self) -> Vec<(&'static str, String)> {
+        self.sys_counters
+            .read()
+            .iter()
+            .map(|c| (c.topic, (c.read)().to_string()))
+            .collect()
+    }
+
     pub fn hot(&self) -> HotConfig {
         self.hot.get()
     }
@@ -137,6 +153,34 @@ impl Broker {
     /// Whether message events are worth building.
     pub(crate) fn has_message_observers(&self) -> bool {
         self.message_observers.load(Ordering::Relaxed)
+    }
+
+    /// Whether an observer wants the message events of `client_id`.
+    pub(crate) fn records_client(&self, client_id: &str) -> bool {
+        self.has_message_observers()
+            && self
+                .observers
+                .read()
+                .iter()
+                .any(|o| o.wants_messages() && o.records_client(client_id))
+    }
+
+    /// What the observers ask the broker to await after reporting a client's
+    /// message (a record committed, or room made in a full records queue).
+    pub(crate) fn settled(&self) -> Option<Settled> {
+        let waits: Vec<Settled> = self
+            .observers
+            .read()
+            .iter()
+            .filter_map(|o| o.settled())
+            .collect();
+        match waits.len() {
+            0 => None,
+            1 => waits.into_iter().next(),
+            _ => Some(Box::pin(async move {
+                futures::future::join_all(waits).await;
+            })),
+        }
     }
 
     pub(crate) fn emit(&self, event: BrokerEvent) {
@@ -300,6 +344,12 @@ impl Broker {
         let mut gone = self.connections_gone.lock().await;
         let _ = tokio::time::timeout(grace, gone.recv()).await;
     }
+}
+
+/// A figure another part of the gateway publishes under `$SYS`.
+struct SysCounter {
+    topic: &'static str,
+    read: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
 /// Ends offline sessions whose expiry has passed, once a second.

@@ -28,6 +28,8 @@ pub(crate) struct Origin<'a> {
     pub client_id: Option<&'a str>,
     pub connection_id: Option<mqgate_kit::ConnectionId>,
     pub topic: &'a str,
+    /// Whether an observer records this publisher's messages.
+    pub recorded: bool,
 }
 
 /// Deliveries that found a full queue, and how long their publisher may wait.
@@ -41,7 +43,7 @@ impl Broker {
     /// Returns what could not be queued yet because a live queue is full.
     pub(crate) fn route(&self, message: Arc<Message>, origin: &Origin<'_>) -> Option<Blocked> {
         Counters::add(&self.counters.messages_received, 1);
-        if self.has_message_observers() {
+        if origin.recorded {
             self.emit(BrokerEvent::MessageIn(Box::new(MessageInEvent {
                 message_id: message.id,
                 client_id: origin.client_id.map(str::to_string),
@@ -188,13 +190,22 @@ impl Broker {
             expires_at,
             publisher: None,
         });
+        // a publish naming no sender is reported to every message observer
+        let recorded = match request.sender.as_deref() {
+            Some(sender) => self.records_client(sender),
+            None => self.has_message_observers(),
+        };
         let origin = Origin {
             client_id: request.sender.as_deref(),
             connection_id: None,
             topic: &origin_topic,
+            recorded,
         };
         if let Some(blocked) = self.route(message, &origin) {
             self.wait_for_room(blocked).await;
+        }
+        if let Some(settle) = recorded.then(|| self.settled()).flatten() {
+            settle.await;
         }
         Ok(id)
     }

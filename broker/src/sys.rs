@@ -26,7 +26,7 @@ pub(crate) async fn publish_statistics(broker: Weak<Broker>, interval: Duration)
         let Some(broker) = broker.upgrade() else {
             return;
         };
-        for (topic, value) in statistics(&broker) {
+        for (topic, value) in statistics(&broker).into_iter().chain(broker.sys_counters()) {
             publish(&broker, topic, value);
         }
     }

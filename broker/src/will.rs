@@ -119,6 +119,7 @@ async fn publish(broker: &Arc<Broker>, client_id: &str, will: PendingWill) {
         client_id: Some(client_id),
         connection_id: None,
         topic: &will.client_topic,
+        recorded: broker.records_client(client_id),
     };
     tracing::debug!(client_id, at_ms = now_ms(), "publishing will");
     if let Some(blocked) = broker.route(message, &origin) {

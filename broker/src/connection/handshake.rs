@@ -354,7 +354,8 @@ async fn admit(
         will: c.will.map(|w| pending_will(w, None)),
         expiry_interval: expiry,
         expiry_was_zero: expiry == 0,
-        blocked: None,
+        held: None,
+        recorded: broker.records_client(&client_id),
         ready: Vec::new(),
     };
     let properties = (c.version == Version::V5).then(|| ConnAckProperties {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
-use super::{mount_filter, mount_topic, BlockedPublish, Connection, Exit};
+use super::{mount_filter, mount_topic, Connection, Exit, HeldPublish};
 use crate::authz::{Access, ClientRef, DenyAction};
 use crate::counters::Counters;
 use crate::message::{Delivery, Message};
@@ -24,7 +24,7 @@ impl Connection {
     /// wait for room in a subscriber's queue (the rest stays buffered).
     pub(super) fn process_input(&mut self, rbuf: &mut BytesMut) -> Result<(), Exit> {
         let max = self.broker.hot.max_packet_size();
-        while self.blocked.is_none() {
+        while self.held.is_none() {
             match wire::read(self.version, rbuf, max) {
                 Ok(packet) => {
                     Counters::add(&self.broker.counters.packets_received, 1);
@@ -204,14 +204,23 @@ impl Connection {
             client_id: Some(&self.client_id),
             connection_id: Some(self.id),
             topic: &topic,
+            recorded: self.recorded,
         };
-        match self.broker.route(message, &origin) {
-            None => {
+        let blocked = self.broker.route(message, &origin);
+        let settle = self.recorded.then(|| self.broker.settled()).flatten();
+        match (blocked, settle) {
+            (None, None) => {
                 if let Some((kind, pkid)) = ack {
                     self.ack(kind, pkid, reason::SUCCESS);
                 }
             }
-            Some(blocked) => self.blocked = Some(BlockedPublish { blocked, ack }),
+            (blocked, settle) => {
+                self.held = Some(HeldPublish {
+                    blocked,
+                    settle,
+                    ack,
+                })
+            }
         }
         Ok(())
     }

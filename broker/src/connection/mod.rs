@@ -118,14 +118,21 @@ pub(crate) struct Connection {
     expiry_interval: u32,
     /// The CONNECT's expiry was 0: DISCONNECT may not raise it [MQTT-3.14.2-2].
     expiry_was_zero: bool,
-    /// A publish whose acknowledgement waits for room in subscribers' queues.
-    blocked: Option<BlockedPublish>,
+    /// A publish whose acknowledgement waits (for room in subscribers' queues,
+    /// or for its record to settle); the client's next packets wait behind it.
+    held: Option<HeldPublish>,
+    /// Whether an observer records this client's messages.
+    recorded: bool,
     ready: Vec<Ready>,
 }
 
-pub(crate) struct BlockedPublish {
-    pub blocked: Blocked,
-    /// The acknowledgement owed to the client once every delivery is queued.
+pub(crate) struct HeldPublish {
+    /// Deliveries still waiting for room.
+    pub blocked: Option<Blocked>,
+    /// The record of the publish being settled (`[records] sync`, or a full
+    /// records queue that applies backpressure).
+    pub settle: Option<mqgate_kit::history::Settled>,
+    /// The acknowledgement owed to the client once both are done.
     pub ack: Option<(crate::wire::encode::Ack, u16)>,
 }
 

@@ -108,7 +108,7 @@ impl Connection {
         self.count_packet_out();
         Counters::add(&self.broker.counters.messages_sent, 1);
         AtomicCounters::add(&self.counters().messages_out, 1);
-        if self.broker.has_message_observers() {
+        if self.recorded {
             self.broker.emit(BrokerEvent::MessageDelivered {
                 message_id: Some(message.id),
                 client_id: self.client_id.to_string(),

@@ -18,8 +18,9 @@ use crate::session::{AtomicCounters, Control, Session};
 enum Event {
     Shutdown,
     Control(Control),
-    /// The publisher may retry its waiting deliveries (or ran out of patience).
-    Room {
+    /// The held publish may go on: its record settled, or its waiting
+    /// deliveries may have room (`timed_out`: the publisher's patience ran out).
+    Held {
         timed_out: bool,
     },
     /// Deliveries may be ready.
@@ -28,10 +29,11 @@ enum Event {
     KeepaliveCheck,
 }
 
-type RoomWait = Pin<Box<dyn Future<Output = bool> + Send>>;
+/// What a held publish waits for; resolves with `true` when patience ran out.
+type HeldWait = Pin<Box<dyn Future<Output = bool> + Send>>;
 
 /// Resolves with `false` once the session may have room, `true` at the deadline.
-fn room_wait(session: Arc<Session>, max_queued: usize, deadline: Instant) -> RoomWait {
+fn room_wait(session: Arc<Session>, max_queued: usize, deadline: Instant) -> HeldWait {
     Box::pin(async move {
         tokio::time::timeout_at(deadline, session.room_freed(max_queued))
             .await
@@ -49,7 +51,7 @@ impl Connection {
         // One timer for the connection's life, re-armed only when it fires early.
         let keepalive_timer = tokio::time::sleep(self.keepalive.unwrap_or(FAR));
         tokio::pin!(keepalive_timer);
-        let mut room: Option<RoomWait> = None;
+        let mut held_wait: Option<HeldWait> = None;
         // bytes already buffered behind the CONNECT
         if let Err(exit) = self.process_input(rbuf) {
             return exit;
@@ -63,28 +65,20 @@ impl Connection {
                 // an idle connection holds no read buffer
                 *rbuf = BytesMut::new();
             }
-            if room.is_none() {
-                if let Some(b) = &self.blocked {
-                    let (session, _) = &b.blocked.waiting[0];
-                    let max_queued = self.broker.hot.max_queued();
-                    room = Some(room_wait(
-                        Arc::clone(session),
-                        max_queued,
-                        b.blocked.deadline,
-                    ));
-                }
+            if held_wait.is_none() {
+                held_wait = self.held_wait();
             }
-            let blocked = self.blocked.is_some();
+            let held = self.held.is_some();
             let session = Arc::clone(&self.session);
             let event = tokio::select! {
                 biased;
                 _ = shutdown.changed() => Event::Shutdown,
                 Some(cmd) = self.control.recv() => Event::Control(cmd),
-                timed_out = async { room.as_mut().expect("blocked").await }, if room.is_some() => {
-                    Event::Room { timed_out }
+                timed_out = async { held_wait.as_mut().expect("held").await }, if held_wait.is_some() => {
+                    Event::Held { timed_out }
                 }
                 _ = session.woken(), if !more_ready => Event::Wake,
-                read = stream.read(rbuf), if !blocked => Event::Read(read),
+                read = stream.read(rbuf), if !held => Event::Read(read),
                 _ = &mut keepalive_timer, if self.keepalive.is_some() => Event::KeepaliveCheck,
                 _ = std::future::ready(()), if more_ready => Event::Wake,
             };
@@ -100,9 +94,9 @@ impl Connection {
                     done,
                 }),
                 Event::Control(Control::TakeOver { done }) => Err(Exit::TakenOver(done)),
-                Event::Room { timed_out } => {
-                    room = None;
-                    self.retry_blocked(timed_out, rbuf)
+                Event::Held { timed_out } => {
+                    held_wait = None;
+                    self.resume_held(timed_out, rbuf)
                 }
                 Event::Wake => Ok(()),
                 Event::Read(Ok(0)) | Event::Read(Err(_)) => Err(Exit::Lost),
@@ -130,22 +124,39 @@ impl Connection {
         }
     }
 
-    /// Retries a publish waiting for room; once everything is queued (or the
+    /// What the held publish waits for next: its record first, then room.
+    fn held_wait(&mut self) -> Option<HeldWait> {
+        let held = self.held.as_mut()?;
+        if let Some(settle) = held.settle.take() {
+            return Some(Box::pin(async move {
+                settle.await;
+                false
+            }));
+        }
+        let blocked = held.blocked.as_ref()?;
+        let (session, _) = &blocked.waiting[0];
+        let max_queued = self.broker.hot.max_queued();
+        Some(room_wait(Arc::clone(session), max_queued, blocked.deadline))
+    }
+
+    /// Goes on with the held publish; once nothing is left to wait for (or the
     /// wait timed out and the slow subscribers were given up), acknowledges it
     /// and handles the packets buffered behind it.
-    fn retry_blocked(&mut self, timed_out: bool, rbuf: &mut BytesMut) -> Result<(), Exit> {
-        let Some(mut b) = self.blocked.take() else {
+    fn resume_held(&mut self, timed_out: bool, rbuf: &mut BytesMut) -> Result<(), Exit> {
+        let Some(mut held) = self.held.take() else {
             return Ok(());
         };
-        let done = self.broker.retry(&mut b.blocked);
-        if !done && !timed_out {
-            self.blocked = Some(b);
-            return Ok(());
+        if let Some(mut blocked) = held.blocked.take() {
+            if !self.broker.retry(&mut blocked) {
+                if !timed_out {
+                    held.blocked = Some(blocked);
+                    self.held = Some(held);
+                    return Ok(());
+                }
+                self.broker.give_up(blocked);
+            }
         }
-        if !done {
-            self.broker.give_up(b.blocked);
-        }
-        if let Some((kind, pkid)) = b.ack {
+        if let Some((kind, pkid)) = held.ack {
             self.ack(kind, pkid, crate::wire::reason::SUCCESS);
         }
         self.process_input(rbuf)
