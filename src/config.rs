@@ -101,6 +101,32 @@ pub struct MqttConfig {
     pub sys_interval_secs: u64,
     /// Users of the general auth policy: `[{ username = "...", password = "..." }]`.
     pub users: Vec<MqttUser>,
+    /// More users, from a password file in NanoMQ's format (`"user": "password"` lines).
+    pub password_file: Option<PathBuf>,
+    /// An ACL file in NanoMQ's format (`rules = [ {...} ]`), checked on every
+    /// PUBLISH and SUBSCRIBE.
+    pub acl_file: Option<PathBuf>,
+    /// What applies when no ACL rule matches: "allow" or "deny".
+    pub no_match: AclPermit,
+    /// What a denied PUBLISH does: "ignore" (dropped; MQTT 5 clients get 0x87 in
+    /// the acknowledgement) or "disconnect".
+    pub deny_action: AclDenyAction,
+}
+
+/// `[mqtt] no_match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclPermit {
+    Allow,
+    Deny,
+}
+
+/// `[mqtt] deny_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclDenyAction {
+    Ignore,
+    Disconnect,
 }
 
 impl Default for MqttConfig {
@@ -128,21 +154,26 @@ impl Default for MqttConfig {
             max_retained_messages: 1_000_000,
             sys_interval_secs: 10,
             users: Vec::new(),
+            password_file: None,
+            acl_file: None,
+            no_match: AclPermit::Allow,
+            deny_action: AclDenyAction::Ignore,
         }
     }
 }
 
 impl MqttConfig {
-    /// What the broker takes from this section.
-    pub fn broker_settings(&self, hot: mqgate_kit::HotConfig) -> mqgate_broker::BrokerSettings {
+    /// What the broker takes from this section; `users` are the configured users
+    /// and those of the password file.
+    pub fn broker_settings(
+        &self,
+        hot: mqgate_kit::HotConfig,
+        users: Vec<(String, String)>,
+    ) -> mqgate_broker::BrokerSettings {
         mqgate_broker::BrokerSettings {
             max_connections: self.max_connections,
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
-            users: self
-                .users
-                .iter()
-                .map(|u| (u.username.clone(), u.password.clone()))
-                .collect(),
+            users,
             max_inflight: self.max_inflight,
             receive_maximum: self.receive_maximum,
             topic_alias_maximum: self.topic_alias_maximum,

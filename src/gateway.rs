@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::access;
 use crate::config::{Config, ConfigError, HttpConfig};
 use crate::dialects::{self, DialectSpec};
 use crate::docs::{self, DocsEntry};
@@ -245,7 +246,7 @@ impl Instance {
         let tls = tls_configs(config)?;
         let store = Store::open(&config.data_dir)?;
         let records = Recorder::open(config)?;
-        let broker = start_broker(config, records.as_ref());
+        let broker = start_broker(config, records.as_ref())?;
         let bound = Bound::bind(config)?;
         let management = Arc::new(GatewayManagement::new(
             Arc::clone(&broker),
@@ -330,8 +331,13 @@ fn tls_configs(
     Ok(out)
 }
 
-fn start_broker(config: &Config, records: Option<&Arc<Recorder>>) -> Arc<Broker> {
-    let broker = Broker::start(config.mqtt.broker_settings(config.hot()));
+fn start_broker(
+    config: &Config,
+    records: Option<&Arc<Recorder>>,
+) -> Result<Arc<Broker>, StartError> {
+    let users = access::users(config)?;
+    let broker = Broker::start(config.mqtt.broker_settings(config.hot(), users));
+    broker.set_authorizer(access::authorizer(config)?);
     if let Some(r) = records {
         broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
         let recorder = Arc::downgrade(r);
@@ -344,7 +350,7 @@ fn start_broker(config: &Config, records: Option<&Arc<Recorder>>) -> Arc<Broker>
             }),
         );
     }
-    broker
+    Ok(broker)
 }
 
 /// Builds every enabled dialect and hands its CONNECT authenticator and event

@@ -6,6 +6,7 @@
 //! - [`management`]: the `Management` implementation dialects reach the broker by.
 //! - [`recorder`]: connection and message records, in their own SQLite file.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
+//! - [`access`]: the password and ACL files of `[mqtt]`, loaded at each start.
 //! - [`config`]: the configuration file, environment overrides and checks.
 //! - [`dialects`]: the dialect table every part below iterates.
 //! - [`listener`]: listener names as a type.
@@ -15,6 +16,7 @@
 //!   mounted same-origin for "Try it out".
 //! - [`openapi`]: writing the checked-in OpenAPI documents.
 
+pub mod access;
 pub mod config;
 pub mod dialects;
 pub mod docs;

@@ -132,8 +132,8 @@ impl Management for GatewayManagement {
                 tcp_listen: self.bound(Listener::MqttTcp),
                 ws_listen: self.bound(Listener::MqttWs),
                 ws_paths: self.config.mqtt.ws.paths.clone(),
-                acl_file: None,
-                password_file: None,
+                acl_file: path_text(&self.config.mqtt.acl_file),
+                password_file: path_text(&self.config.mqtt.password_file),
                 max_connections: self.config.mqtt.max_connections,
                 max_inflight: self.config.mqtt.max_inflight,
             },
@@ -186,6 +186,12 @@ impl Management for GatewayManagement {
     }
 
     fn control(&self, action: ControlAction) -> Result<(), MgmtError> {
+        if action == ControlAction::Restart {
+            // what a restart reads again must be usable, or the restart would stop the gateway
+            crate::access::users(&self.config)
+                .and(crate::access::authorizer(&self.config).map(drop))
+                .map_err(|e| MgmtError::InvalidSetting(e.to_string()))?;
+        }
         self.control
             .send(action)
             .map_err(|_| MgmtError::ShuttingDown)
@@ -237,4 +243,8 @@ impl ProcessSampler {
         self.last_at = Some(now);
         (rss, self.max_rss, cpu)
     }
+}
+
+fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
+    path.as_ref().map(|p| p.display().to_string())
 }

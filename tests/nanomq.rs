@@ -1741,104 +1741,6 @@ async fn v1_documentation_examples() {
 // ---------------------------------------------------------------------------------
 // get_file / write_file, as nanomq-admin's Configuration and Access pages use them.
 
-/// The gateway's own Management, with a password and an ACL file named in its config
-/// view (the `[mqtt] password_file`/`acl_file` keys): everything else is the real
-/// broker's.
-struct WithAccessFiles {
-    inner: std::sync::Arc<dyn mqgate_kit::Management>,
-    password_file: std::path::PathBuf,
-    acl_file: std::path::PathBuf,
-}
-
-#[async_trait::async_trait]
-impl mqgate_kit::Management for WithAccessFiles {
-    fn list_clients(
-        &self,
-        filter: &mqgate_kit::ClientFilter,
-        page: mqgate_kit::PageRequest,
-    ) -> mqgate_kit::Page<mqgate_kit::ClientInfo> {
-        self.inner.list_clients(filter, page)
-    }
-    fn get_client(&self, client_id: &str) -> Option<mqgate_kit::ClientInfo> {
-        self.inner.get_client(client_id)
-    }
-    async fn kick(
-        &self,
-        client_id: &str,
-        options: mqgate_kit::KickOptions,
-    ) -> Result<mqgate_kit::KickOutcome, mqgate_kit::MgmtError> {
-        self.inner.kick(client_id, options).await
-    }
-    fn list_subscriptions(
-        &self,
-        filter: &mqgate_kit::SubscriptionFilter,
-        page: mqgate_kit::PageRequest,
-    ) -> mqgate_kit::Page<mqgate_kit::SubscriptionInfo> {
-        self.inner.list_subscriptions(filter, page)
-    }
-    async fn subscribe(
-        &self,
-        client_id: &str,
-        subscriptions: Vec<mqgate_kit::SubscriptionRequest>,
-        mode: mqgate_kit::OnBehalf,
-    ) -> Result<mqgate_kit::SubscribeOutcome, mqgate_kit::MgmtError> {
-        self.inner.subscribe(client_id, subscriptions, mode).await
-    }
-    async fn unsubscribe(
-        &self,
-        client_id: &str,
-        topic_filters: Vec<String>,
-    ) -> Result<Vec<bool>, mqgate_kit::MgmtError> {
-        self.inner.unsubscribe(client_id, topic_filters).await
-    }
-    async fn publish(
-        &self,
-        request: mqgate_kit::PublishRequest,
-    ) -> Result<mqgate_kit::MessageId, mqgate_kit::MgmtError> {
-        self.inner.publish(request).await
-    }
-    fn stats(&self) -> mqgate_kit::Stats {
-        self.inner.stats()
-    }
-    fn history(&self) -> Option<std::sync::Arc<dyn mqgate_kit::History>> {
-        self.inner.history()
-    }
-    fn config(&self) -> mqgate_kit::ConfigView {
-        let mut view = self.inner.config();
-        view.mqtt.password_file = Some(self.password_file.display().to_string());
-        view.mqtt.acl_file = Some(self.acl_file.display().to_string());
-        view
-    }
-    fn update_config(
-        &self,
-        patch: mqgate_kit::HotConfigPatch,
-    ) -> Result<mqgate_kit::ConfigView, mqgate_kit::MgmtError> {
-        self.inner.update_config(patch)
-    }
-    fn control(&self, action: mqgate_kit::ControlAction) -> Result<(), mqgate_kit::MgmtError> {
-        self.inner.control(action)
-    }
-}
-
-/// The NanoMQ dialect over `management`, served on its own loopback port.
-async fn serve_nanomq(
-    management: std::sync::Arc<dyn mqgate_kit::Management>,
-    data_dir: &std::path::Path,
-) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let listen = listener.local_addr().unwrap();
-    let context = mqgate_kit::DialectContext {
-        management,
-        store: mqgate_kit::Store::open(data_dir).unwrap(),
-        data_dir: data_dir.to_path_buf(),
-        listen,
-    };
-    let dialect = mqgate_nanomq::build(&mqgate_nanomq::Config::default(), context).unwrap();
-    let router = dialect.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    listen
-}
-
 /// nanomq-admin's HTTP client: axios with Basic auth and a default
 /// `Content-Type: application/json` on every request, GET included.
 fn nanomq_admin_client() -> reqwest::Client {
@@ -1869,20 +1771,17 @@ async fn admin_call(response: reqwest::RequestBuilder) -> (u16, Option<String>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nanomq_admin_access_and_configuration_pages() {
     use serde_json::json;
-    let gw = common::start().await;
     let files = tempfile::tempdir().unwrap();
     let password_file = files.path().join("users.conf");
     let acl_file = files.path().join("acl.conf");
     std::fs::write(&password_file, "\"admin\": \"public\"\n").unwrap();
     std::fs::write(&acl_file, "rules = [\n\t{\"permit\": \"allow\"}\n]\n").unwrap();
-    let management = std::sync::Arc::new(WithAccessFiles {
-        inner: gw.gateway.management(),
-        password_file: password_file.clone(),
-        acl_file: acl_file.clone(),
-    });
-    let dialect_dir = tempfile::tempdir().unwrap();
-    let addr = serve_nanomq(management, dialect_dir.path()).await;
-    let api = format!("http://{addr}/api/v4");
+    let gw = common::start_with(|c| {
+        c.mqtt.password_file = Some(password_file.clone());
+        c.mqtt.acl_file = Some(acl_file.clone());
+    })
+    .await;
+    let api = format!("{}/api/v4", gw.base_url("nanomq"));
     let admin = nanomq_admin_client();
 
     // Configuration page: the broker's configuration file. None written yet: mqgate's
@@ -1894,7 +1793,7 @@ async fn nanomq_admin_access_and_configuration_pages() {
         (200, Some("application/json"))
     );
     assert_eq!(body["code"], 0);
-    let config_path = dialect_dir.path().join("nanomq.conf");
+    let config_path = gw.data_dir.path().join("nanomq.conf");
     assert_eq!(body["data"]["path"], config_path.display().to_string());
     let live = body["data"]["content"].as_str().unwrap().to_string();
     assert!(live.contains("max_mqueue_len = "), "{live}");
@@ -2005,7 +1904,15 @@ async fn nanomq_admin_access_and_configuration_pages() {
         admin_call(reqwest::Client::new().get(format!("{api}/get_file?default=true"))).await;
     assert_eq!((status, body), (401, json!({"code": 104})));
 
-    // The page's last step: the broker restarts and comes back.
+    // The file back as the page saves it, then the page's last step: the broker
+    // restarts with the new users and rules.
+    let (status, _, body) = admin_call(
+        admin
+            .post(format!("{api}/write_file"))
+            .json(&json!({"data": {"path": "/etc/nanomq_acl.conf", "content": rules}})),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"code": 0})));
     let before = gw.gateway.management().stats().started_at_ms;
     let (status, _, body) = admin_call(admin.post(format!("{api}/ctrl/restart"))).await;
     assert_eq!((status, body), (200, json!({"code": 0})));
@@ -2017,6 +1924,30 @@ async fn nanomq_admin_access_and_configuration_pages() {
     tokio::time::timeout(Duration::from_secs(10), restarted)
         .await
         .expect("the gateway restarted");
+    // The saved files are in force: the password of `client`, the rule on test/nosubscribe.
+    let mut options = gw.v4_options("access-check");
+    options.set_credentials("client", "wrong");
+    assert_eq!(
+        common::try_connect_v4(options).await,
+        Ok(rumqttc::ConnectReturnCode::BadUserNamePassword)
+    );
+    let mut options = gw.v4_options("access-check");
+    options.set_credentials("client", "s3cr\"et");
+    let mut c = common::connect_v4(options).await;
+    c.client
+        .subscribe("test/nosubscribe", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let codes = loop {
+        match tokio::time::timeout(Duration::from_secs(5), c.events.recv()).await {
+            Ok(Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)))) => {
+                break ack.return_codes
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no SUBACK: {other:?}"),
+        }
+    };
+    assert_eq!(codes, [rumqttc::SubscribeReasonCode::Failure]);
     gw.shutdown().await;
 }
 

@@ -36,3 +36,34 @@ pub trait Authorizer: Send + Sync {
         DenyAction::Ignore
     }
 }
+
+/// The rules of an ACL file (NanoMQ's format), with what applies when none matches.
+pub struct AclAuthorizer {
+    pub rules: mqgate_kit::access::AclRules,
+    /// `no_match`: the decision when no rule matches.
+    pub no_match: mqgate_kit::access::Permit,
+    pub deny_action: DenyAction,
+}
+
+impl Authorizer for AclAuthorizer {
+    fn allows(&self, client: &ClientRef<'_>, access: Access, topic: &str) -> bool {
+        use mqgate_kit::access::{Action, Permit, Who};
+        let who = Who {
+            client_id: client.client_id,
+            username: client.username,
+            ip: client.peer.ip(),
+        };
+        let action = match access {
+            Access::Publish => Action::Publish,
+            Access::Subscribe => Action::Subscribe,
+        };
+        self.rules
+            .decide(&who, action, topic)
+            .unwrap_or(self.no_match)
+            == Permit::Allow
+    }
+
+    fn deny_action(&self) -> DenyAction {
+        self.deny_action
+    }
+}

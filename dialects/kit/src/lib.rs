@@ -5,7 +5,9 @@
 //!
 //! - [`management`]: the [`Management`] trait, everything a dialect may ask of the broker.
 //! - [`model`]: domain types (clients, subscriptions, publish requests, stats, config).
+//! - [`hocon`]: the HOCON subset NanoMQ-format files are written in, with limits.
 //! - [`history`]: broker events for observers, and stored connection/message records.
+//! - [`access`]: NanoMQ-format password and ACL files, parsed and evaluated.
 //! - [`auth`]: the CONNECT authentication hook dialects contribute.
 //! - [`clock`]: the wall clock.
 //! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
@@ -14,10 +16,12 @@
 //! - [`http`]: shared HTTP mechanics (Basic auth, paging, params, JSON bodies,
 //!   payload encodings, timestamps).
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod dialect;
 pub mod history;
+pub mod hocon;
 pub mod http;
 pub mod management;
 pub mod model;

@@ -26,8 +26,8 @@
 //! - [`cjson`]: numbers printed the way NanoMQ's JSON library prints them.
 //! - [`settings`]: mqgate's real configuration seen through NanoMQ's config shapes, and
 //!   NanoMQ-shaped writes mapped back onto [`mqgate_kit::HotConfigPatch`]; what cannot be
-//!   applied is reported in `not_applied`. [`hocon`]: the HOCON subset NanoMQ's
-//!   configuration files are written in. [`config_files`]: the three files the
+//!   applied is reported in `not_applied`. Files are parsed with [`mqgate_kit::hocon`].
+//!   [`config_files`]: the three files the
 //!   configuration routes may read and write (the allow-list), written atomically.
 //! - [`mod@openapi`]: the OpenAPI document around the routers' operations.
 //!
@@ -39,7 +39,6 @@ pub mod auth;
 pub mod cjson;
 pub mod config_files;
 pub mod error;
-pub mod hocon;
 pub mod jwt;
 pub mod mount;
 pub mod openapi;

@@ -23,11 +23,11 @@ use crate::auth::Authorized;
 use crate::cjson::CNumber;
 use crate::config_files::{self, CONFIG_FILE_NAME};
 use crate::error::Error;
-use crate::hocon;
 use crate::reply::{CodeReply, Reply};
 use crate::settings::{self, Setter, WriteReply};
 use crate::state::App;
 use crate::v4::request::{json_object, RawSegment};
+use mqgate_kit::hocon;
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::default()

@@ -23,10 +23,11 @@ use utoipa_axum::routes;
 use crate::auth::Authorized;
 use crate::config_files::{self, AllowList, ReadOutcome, Role, CONFIG_FILE_NAME};
 use crate::error::Error;
-use crate::hocon;
 use crate::reply::{CodeReply, Reply};
 use crate::state::App;
 use crate::v4::request::json_object;
+use mqgate_kit::access::{AclRules, PasswordFile};
+use mqgate_kit::hocon;
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::default()
@@ -187,10 +188,23 @@ pub async fn write_file(
     let text = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
     let requested = text("path").ok_or_else(Error::bad_param)?;
     let list = allow_list(&app);
-    let (_, path) = list.resolve(requested).ok_or_else(refused)?;
+    let (role, path) = list.resolve(requested).ok_or_else(refused)?;
     let content = text("content").ok_or_else(Error::bad_param)?;
-    if let Err(e) = hocon::parse(content, hocon::Limits::DEFAULT) {
-        tracing::debug!(error = %e, "nanomq: write_file content is not HOCON");
+    // the broker loads the password and ACL files at the next restart: a file it
+    // could not load is refused here rather than stopping that restart
+    let checked = match role {
+        Role::Config => hocon::parse(content, hocon::Limits::DEFAULT)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Role::Password => PasswordFile::parse(content)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Role::Acl => AclRules::parse(content)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = checked {
+        tracing::debug!(error = %e, "nanomq: write_file content refused");
         return Err(Error::new(StatusCode::BAD_REQUEST, 117));
     }
     let (path, content) = (path.to_path_buf(), content.to_string());
