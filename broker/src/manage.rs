@@ -58,10 +58,9 @@ impl Broker {
                 discard: options.discard_session,
                 done: Some(done),
             };
-            if control.send(close).is_ok() {
-                let _ = tokio::time::timeout(KICK_WAIT, wait).await;
-                return Ok(KickOutcome::Disconnected);
-            }
+            control.send(close);
+            let _ = tokio::time::timeout(KICK_WAIT, wait).await;
+            return Ok(KickOutcome::Disconnected);
         }
         if !options.discard_session {
             return Ok(KickOutcome::NotFound);

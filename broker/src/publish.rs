@@ -125,7 +125,7 @@ impl Broker {
             Counters::add(&self.counters.slow_subscribers, 1);
             tracing::info!(client_id = %session.client_id, "disconnecting a subscriber too slow to take its messages");
             if let Some(control) = session.control() {
-                let _ = control.send(Control::Close {
+                control.send(Control::Close {
                     reason: reason::QUOTA_EXCEEDED,
                     discard: false,
                     done: None,

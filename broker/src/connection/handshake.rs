@@ -11,14 +11,14 @@ use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{BrokerEvent, ConnectedEvent};
 use mqgate_kit::{AuthDecision, ConnectCredentials, ConnectRefusal, Transport, WillInfo};
 use rumqttd::protocol::ConnAckProperties;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{Connection, Stream};
 use crate::broker::Broker;
 use crate::counters::Counters;
 use crate::session::{
-    ClientDetails, ConnectionLink, Control, FlowLimits, Resend, Session, SessionKind,
+    ClientDetails, ConnectionLink, Control, ControlSlot, FlowLimits, Resend, Session, SessionKind,
 };
 use crate::will::PendingWill;
 use crate::wire::encode::{self, Ack};
@@ -192,9 +192,8 @@ async fn take_over(session: &Session) {
         return;
     };
     let (done, wait) = oneshot::channel();
-    if control.send(Control::TakeOver { done }).is_ok() {
-        let _ = tokio::time::timeout(TAKEOVER_WAIT, wait).await;
-    }
+    control.send(Control::TakeOver { done });
+    let _ = tokio::time::timeout(TAKEOVER_WAIT, wait).await;
 }
 
 /// Everything between a decoded CONNECT and the CONNACK; `Err` is the refusal.
@@ -258,7 +257,7 @@ async fn admit(
     };
 
     let connection_id = broker.next_connection_id();
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let control = Arc::new(ControlSlot::default());
     let server_keepalive = (c.version == Version::V5
         && c.keepalive > broker.settings.max_keepalive)
         .then_some(broker.settings.max_keepalive);
@@ -275,7 +274,7 @@ async fn admit(
     session.attach(
         ConnectionLink {
             connection_id,
-            control: control_tx,
+            control: Arc::clone(&control),
         },
         ClientDetails {
             connection_id,
@@ -343,7 +342,7 @@ async fn admit(
         keepalive: (keepalive > 0).then(|| {
             Duration::from_secs_f32(keepalive as f32 * broker.hot.keepalive_backoff().max(1.0))
         }),
-        control: control_rx,
+        control,
         aliases_in: Vec::new(),
         aliases_out: Default::default(),
         client_alias_max: c
@@ -351,7 +350,7 @@ async fn admit(
             .unwrap_or(0)
             .min(broker.settings.topic_alias_maximum),
         client_max_packet: c.max_packet_size.map(|n| n as usize),
-        will: c.will.map(|w| pending_will(w, None)),
+        will: c.will.map(|w| Box::new(pending_will(w, None))),
         expiry_interval: expiry,
         expiry_was_zero: expiry == 0,
         held: None,

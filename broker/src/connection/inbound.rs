@@ -215,11 +215,11 @@ impl Connection {
                 }
             }
             (blocked, settle) => {
-                self.held = Some(HeldPublish {
+                self.held = Some(Box::new(HeldPublish {
                     blocked,
                     settle,
                     ack,
-                })
+                }))
             }
         }
         Ok(())

@@ -40,14 +40,21 @@ pub async fn serve(
     };
     let _socket = SocketGuard::new(&broker);
     let mut rbuf = BytesMut::new();
-    let Some(mut connection) =
-        handshake::handshake(&broker, &mut stream, &mut rbuf, peer, transport).await
-    else {
+    // The handshake and the teardown are boxed: the task's size is what an idle
+    // connection costs, and it should be the packet loop's alone.
+    let handshake = Box::pin(handshake::handshake(
+        &broker,
+        &mut stream,
+        &mut rbuf,
+        peer,
+        transport,
+    ));
+    let Some(mut connection) = handshake.await else {
         stream.close(Duration::from_secs(1)).await;
         return;
     };
     let exit = connection.run(&mut stream, &mut rbuf).await;
-    connection.teardown(&mut stream, exit).await;
+    Box::pin(connection.teardown(&mut stream, exit)).await;
 }
 
 /// Counts a socket from accept to close.
@@ -104,7 +111,7 @@ pub(crate) struct Connection {
     /// Packets waiting to be written.
     out: BytesMut,
     keepalive: Option<Duration>,
-    control: tokio::sync::mpsc::UnboundedReceiver<crate::session::Control>,
+    control: Arc<crate::session::ControlSlot>,
     /// Topic aliases the client set (index = alias - 1).
     aliases_in: Vec<Option<Arc<str>>>,
     /// Topic aliases the broker set towards the client.
@@ -113,14 +120,15 @@ pub(crate) struct Connection {
     client_alias_max: u16,
     /// Largest packet the client accepts.
     client_max_packet: Option<usize>,
-    will: Option<PendingWill>,
+    /// Boxed, like `held`: rare, and large beside an idle connection's other state.
+    will: Option<Box<PendingWill>>,
     /// Session expiry interval now in force (DISCONNECT may change it), seconds.
     expiry_interval: u32,
     /// The CONNECT's expiry was 0: DISCONNECT may not raise it [MQTT-3.14.2-2].
     expiry_was_zero: bool,
     /// A publish whose acknowledgement waits (for room in subscribers' queues,
     /// or for its record to settle); the client's next packets wait behind it.
-    held: Option<HeldPublish>,
+    held: Option<Box<HeldPublish>>,
     /// Whether an observer records this client's messages.
     recorded: bool,
     ready: Vec<Ready>,
@@ -172,5 +180,32 @@ mod tests {
         assert_eq!(mount_filter("$t/a/", "x/#"), "$t/a/x/#");
         assert_eq!(mount_filter("$t/a/", "$share/g/x/+"), "$share/g/$t/a/x/+");
         assert_eq!(mount_topic("$t/a/", "x"), "$t/a/x");
+    }
+}
+
+/// An idle connection costs its task (this future), its session and a few index
+/// entries: the future must stay small for memory per idle connection to stay in
+/// single-digit KiB.
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_connection_task_stays_small() {
+        let broker = crate::Broker::start(crate::BrokerSettings::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (socket, peer) = listener.accept().await.unwrap();
+        let task = serve(
+            broker,
+            Stream::Tcp(socket),
+            peer,
+            mqgate_kit::Transport::Tcp,
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "the connection task is {size} bytes");
+        assert!(std::mem::size_of::<Connection>() <= 512);
     }
 }

@@ -69,15 +69,14 @@ impl Connection {
                 held_wait = self.held_wait();
             }
             let held = self.held.is_some();
-            let session = Arc::clone(&self.session);
             let event = tokio::select! {
                 biased;
                 _ = shutdown.changed() => Event::Shutdown,
-                Some(cmd) = self.control.recv() => Event::Control(cmd),
+                cmd = self.control.recv() => Event::Control(cmd),
                 timed_out = async { held_wait.as_mut().expect("held").await }, if held_wait.is_some() => {
                     Event::Held { timed_out }
                 }
-                _ = session.woken(), if !more_ready => Event::Wake,
+                _ = self.session.woken(), if !more_ready => Event::Wake,
                 read = stream.read(rbuf), if !held => Event::Read(read),
                 _ = &mut keepalive_timer, if self.keepalive.is_some() => Event::KeepaliveCheck,
                 _ = std::future::ready(()), if more_ready => Event::Wake,

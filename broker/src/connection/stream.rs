@@ -9,8 +9,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Bytes read from a socket at a time.
+/// Bytes read from a socket at a time, once it is in use.
 const READ_CHUNK: usize = 4096;
+/// Bytes read at a time while the buffer is empty: most reads are one small
+/// packet, and an idle connection's buffer is freed between them.
+const FIRST_READ: usize = 512;
 /// Bytes of input discarded while a closing connection waits for the client's close.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
@@ -31,7 +34,11 @@ impl Stream {
         match self {
             Stream::Tcp(s) => loop {
                 s.readable().await?;
-                buf.reserve(READ_CHUNK);
+                buf.reserve(if buf.capacity() == 0 {
+                    FIRST_READ
+                } else {
+                    READ_CHUNK
+                });
                 match s.try_read_buf(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     result => return result,

@@ -9,6 +9,7 @@ use mqgate_kit::history::BrokerEvent;
 use mqgate_kit::DisconnectReason;
 
 use super::{Connection, Exit, Stream};
+use crate::session::Control;
 use crate::wire::encode;
 use crate::wire::{reason, Version};
 
@@ -92,7 +93,7 @@ impl Connection {
                     let delay = will.delay.min(session_left);
                     broker
                         .wills
-                        .schedule(&broker, Arc::clone(&self.client_id), will, delay);
+                        .schedule(&broker, Arc::clone(&self.client_id), *will, delay);
                 }
             }
         }
@@ -103,14 +104,19 @@ impl Connection {
             at_ms,
             reason: recorded,
         });
-        match exit {
+        let late = self.control.drain().into_iter().map(|c| match c {
+            Control::Close { done, .. } => done,
+            Control::TakeOver { done } => Some(done),
+        });
+        let this = match exit {
             Exit::TakenOver(done)
             | Exit::Closed {
                 done: Some(done), ..
-            } => {
-                let _ = done.send(());
-            }
-            _ => {}
+            } => Some(done),
+            _ => None,
+        };
+        for done in late.chain(std::iter::once(this)).flatten() {
+            let _ = done.send(());
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use mqgate_kit::{ClientCounters, ClientInfo, ConnectionId, Transport, WillInfo};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::message::Delivery;
@@ -72,11 +72,47 @@ pub enum Control {
     TakeOver { done: oneshot::Sender<()> },
 }
 
+/// Where commands for a connection wait until its task takes them. Commands are
+/// rare (a kick, a takeover, a slow subscriber's end), so a slot under a lock
+/// serves: a channel would allocate a block of slots per connection.
+#[derive(Debug, Default)]
+pub struct ControlSlot {
+    commands: Mutex<Vec<Control>>,
+    notify: Notify,
+}
+
+impl ControlSlot {
+    pub fn send(&self, command: Control) {
+        self.commands.lock().push(command);
+        self.notify.notify_one();
+    }
+
+    /// The next command, waiting for one.
+    pub async fn recv(&self) -> Control {
+        loop {
+            let next = {
+                let mut commands = self.commands.lock();
+                (!commands.is_empty()).then(|| commands.remove(0))
+            };
+            if let Some(command) = next {
+                return command;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Commands that came too late for a connection already closing: their
+    /// senders learn the connection is gone.
+    pub fn drain(&self) -> Vec<Control> {
+        std::mem::take(&mut *self.commands.lock())
+    }
+}
+
 /// The connection that owns a session right now.
 #[derive(Debug, Clone)]
 pub struct ConnectionLink {
     pub connection_id: ConnectionId,
-    pub control: mpsc::UnboundedSender<Control>,
+    pub control: Arc<ControlSlot>,
 }
 
 /// What the session knows of its client, for the management APIs.
@@ -262,7 +298,7 @@ impl Session {
         true
     }
 
-    pub fn control(&self) -> Option<mpsc::UnboundedSender<Control>> {
+    pub fn control(&self) -> Option<Arc<ControlSlot>> {
         self.state
             .lock()
             .connection
