@@ -1402,3 +1402,87 @@ async fn user_info_follows_the_host_asked_for_or_the_configured_address() {
         );
     }
 }
+
+/// The application's clients form a tenant: their messages and the REST publishes
+/// reach each other only, never an outside client (even on `#`), and outside
+/// publishes never reach them.
+#[tokio::test]
+async fn the_application_is_a_tenant_of_its_own() {
+    let gw = common::start().await;
+    let api = Api::new(&gw).await;
+    let ta = api.user_token("ua", None).await;
+    let tb = api.user_token("ub", None).await;
+    let mut a = common::connect_v4(options(&gw, &format!("a@{APP_ID}"), "ua", &ta)).await;
+    let b = common::connect_v4(options(&gw, &format!("b@{APP_ID}"), "ub", &tb)).await;
+    let mut outsider = common::connect_v4(gw.v4_options("outsider")).await;
+    a.client
+        .subscribe("room/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    outsider
+        .client
+        .subscribe("#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    outsider
+        .client
+        .subscribe(format!("$easemob/{APP_ID}/#"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let outsider_codes = loop {
+        match tokio::time::timeout(Duration::from_secs(5), outsider.events.recv()).await {
+            Ok(Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack))))
+                if ack.return_codes.len() == 1
+                    && ack.return_codes[0] == rumqttc::SubscribeReasonCode::Failure =>
+            {
+                break ack.return_codes
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no refusal of the tenant's prefix: {other:?}"),
+        }
+    };
+    assert_eq!(outsider_codes, [rumqttc::SubscribeReasonCode::Failure]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // a device of the application publishes: its fellow device gets it, the outsider not
+    b.client
+        .publish("room/1", QoS::AtLeastOnce, false, "from b")
+        .await
+        .unwrap();
+    let got = common::next_publish(&mut a, 5).await.expect("b's message");
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("room/1", &b"from b"[..])
+    );
+    // the REST publish of the application reaches its devices only
+    let (status, reply) = api
+        .post(
+            "/openapi/v1/rm/chat/publish",
+            json!({"clientid": format!("b@{APP_ID}"), "payload": "rest", "topics": ["room/2"], "qos": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let got = common::next_publish(&mut a, 5)
+        .await
+        .expect("the REST message");
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("room/2", &b"rest"[..])
+    );
+    // an outsider publishing on the same topic reaches no device
+    outsider
+        .client
+        .publish("room/3", QoS::AtLeastOnce, false, "outside")
+        .await
+        .unwrap();
+    let own = common::next_publish(&mut outsider, 5)
+        .await
+        .expect("its own");
+    assert_eq!(own.topic, "room/3");
+    assert!(common::next_publish(&mut a, 1).await.is_none());
+    assert!(
+        common::next_publish(&mut outsider, 1).await.is_none(),
+        "the outsider saw a tenant's message"
+    );
+    gw.shutdown().await;
+}

@@ -24,6 +24,7 @@ fn publish(sender: &str, topic: &str) -> PublishRequest {
         retain: false,
         properties: PublishProperties::default(),
         sender: Some(sender.into()),
+        mountpoint: None,
     }
 }
 

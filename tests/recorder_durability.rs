@@ -26,6 +26,7 @@ fn publish(sender: &str) -> PublishRequest {
         retain: false,
         properties: PublishProperties::default(),
         sender: Some(sender.into()),
+        mountpoint: None,
     }
 }
 

@@ -174,15 +174,19 @@ impl Broker {
             return Err(MgmtError::PayloadTooLarge);
         }
         let id = self.next_message_id();
+        let routed = match &request.mountpoint {
+            Some(mount) => crate::connection::mount_topic(mount, &request.topic),
+            None => request.topic.clone(),
+        };
         let expires_at = request
             .properties
             .message_expiry_interval
             .map(|secs| Instant::now() + std::time::Duration::from_secs(secs.into()));
         let properties = (!request.properties.is_empty()).then(|| Box::new(request.properties));
-        let origin_topic = request.topic.clone();
+        let origin_topic = request.topic;
         let message = Arc::new(Message {
             id,
-            topic: request.topic.into(),
+            topic: routed.into(),
             payload: request.payload,
             qos: request.qos,
             retain: request.retain,

@@ -221,9 +221,11 @@ async fn admit(
             already_connected,
         })
         .await;
-    if let AuthDecision::Deny(r) = decision {
-        return Err(refusal_code(r));
-    }
+    let mountpoint: Option<Arc<str>> = match decision {
+        AuthDecision::Deny(r) => return Err(refusal_code(r)),
+        AuthDecision::AllowMounted(m) => Some(m.into()),
+        AuthDecision::Allow | AuthDecision::NotMine => None,
+    };
     let full = !already_connected && broker.connected_count() >= broker.settings.max_connections;
     if broker.is_shutting_down() || full {
         return Err(reason::SERVER_UNAVAILABLE);
@@ -290,7 +292,7 @@ async fn admit(
             connected_at_ms,
             disconnected_at_ms: None,
             will: will.clone(),
-            mountpoint: None,
+            mountpoint: mountpoint.clone(),
         },
         FlowLimits {
             max_inflight: c
@@ -337,7 +339,10 @@ async fn admit(
         version: c.version,
         username,
         peer,
-        mountpoint: None,
+        will: c
+            .will
+            .map(|w| Box::new(pending_will(w, mountpoint.as_deref()))),
+        mountpoint,
         out: BytesMut::new(),
         keepalive: (keepalive > 0).then(|| {
             Duration::from_secs_f32(keepalive as f32 * broker.hot.keepalive_backoff().max(1.0))
@@ -350,7 +355,6 @@ async fn admit(
             .unwrap_or(0)
             .min(broker.settings.topic_alias_maximum),
         client_max_packet: c.max_packet_size.map(|n| n as usize),
-        will: c.will.map(|w| Box::new(pending_will(w, None))),
         expiry_interval: expiry,
         expiry_was_zero: expiry == 0,
         held: None,

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
 
-use crate::client_id::{check_client_id, is_app_id, ClientIdCheck};
+use crate::client_id::{check_client_id, is_app_id, tenant_mountpoint, ClientIdCheck};
 use crate::error::{Error, ErrorBody};
 use crate::state::AppState;
 use crate::token_store::{Token, TokenKind, TokenStore};
@@ -168,14 +168,16 @@ impl ConnectAuthenticator for TokenAuthenticator {
                 }
             }
         };
-        let decision = decide_login(&self.app_id, credentials, token.as_ref(), now_ms());
-        if decision == AuthDecision::Allow
-            && self.duplicate_client_id == DuplicateClientId::Reject
-            && credentials.already_connected
-        {
-            return AuthDecision::Deny(ConnectRefusal::ClientIdentifierNotValid);
+        match decide_login(&self.app_id, credentials, token.as_ref(), now_ms()) {
+            AuthDecision::Allow
+                if self.duplicate_client_id == DuplicateClientId::Reject
+                    && credentials.already_connected =>
+            {
+                AuthDecision::Deny(ConnectRefusal::ClientIdentifierNotValid)
+            }
+            AuthDecision::Allow => AuthDecision::AllowMounted(tenant_mountpoint(&self.app_id)),
+            other => other,
         }
-        decision
     }
 }
 

@@ -4,6 +4,13 @@
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
 /// An AppID: 6 lowercase letters or digits.
+/// The tenant prefix the application's clients are routed under: they exchange
+/// messages with each other (and the REST publish) only. It starts with `$`, so no
+/// other client's wildcard reaches it, and the broker refuses other `$` filters.
+pub fn tenant_mountpoint(app_id: &str) -> String {
+    format!("$easemob/{app_id}/")
+}
+
 pub fn is_app_id(text: &str) -> bool {
     text.len() == 6
         && text

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AppToken;
-use crate::client_id::{check_client_id, ClientIdCheck};
+use crate::client_id::{check_client_id, tenant_mountpoint, ClientIdCheck};
 use crate::error::{Error, ErrorBody, ErrorReply, Reply};
 use crate::params::{self, from_query, hex_id};
 use crate::state::AppState;
@@ -110,6 +110,7 @@ pub async fn client_info(
         },
         page,
     );
+    let mount = tenant_mountpoint(&state.config.app_id);
     Ok(Reply::ok(ClientSession {
         client_id: None,
         status: if client.connected {
@@ -127,7 +128,11 @@ pub async fn client_info(
             .items
             .into_iter()
             .map(|s| SubscriptionItem {
-                topic: s.topic_filter,
+                // what the client subscribed to, without its tenant's prefix
+                topic: match s.topic_filter.strip_prefix(mount.as_str()) {
+                    Some(own) => own.to_string(),
+                    None => s.topic_filter,
+                },
                 qos: s.qos,
             })
             .collect(),
@@ -245,10 +250,12 @@ pub async fn clients_by_topic(
     if topics.is_empty() {
         return Err(Error::bad_request("topic cannot be empty"));
     }
+    let mount = tenant_mountpoint(&state.config.app_id);
     let mut rows = Vec::new();
     for topic in topics {
         let filter = ClientFilter {
-            subscribed_filter: Some(topic.clone()),
+            // the application's clients subscribe inside its tenant
+            subscribed_filter: Some(format!("{mount}{topic}")),
             ..ClientFilter::default()
         };
         rows.extend(

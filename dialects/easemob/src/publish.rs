@@ -15,7 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::AppToken;
-use crate::client_id::{check_client_id, ClientIdCheck};
+use crate::client_id::{check_client_id, tenant_mountpoint, ClientIdCheck};
 use crate::error::{Error, ErrorBody, ErrorReply, Reply};
 use crate::params::hex_id;
 use crate::state::AppState;
@@ -252,6 +252,7 @@ pub async fn publish(
             retain: checked.retain,
             properties: properties.clone(),
             sender: Some(checked.sender.clone()),
+            mountpoint: Some(tenant_mountpoint(&state.config.app_id)),
         };
         let id = state
             .management

@@ -35,11 +35,15 @@ pub enum ConnectRefusal {
 }
 
 /// An authenticator's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthDecision {
     /// These credentials are not this authenticator's business; ask the next one.
     NotMine,
     Allow,
+    /// Allowed inside a tenant: every topic and filter of the client is routed
+    /// under this prefix (a `$` one keeps other clients' wildcards out), so it
+    /// exchanges messages with its tenant only. The client never sees the prefix.
+    AllowMounted(String),
     Deny(ConnectRefusal),
 }
 

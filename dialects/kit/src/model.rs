@@ -175,6 +175,9 @@ pub struct PublishRequest {
     pub properties: PublishProperties,
     /// The client id the API names as sender, if any (recorded, never used for routing).
     pub sender: Option<String>,
+    /// The tenant published for (see [`crate::AuthDecision::AllowMounted`]): the
+    /// message reaches only that tenant's clients; records show `topic` without it.
+    pub mountpoint: Option<String>,
 }
 
 /// Options of a kick.

@@ -106,6 +106,7 @@ impl PublishForm {
                 ..PublishProperties::default()
             },
             sender: Some(client_id.to_string()),
+            mountpoint: None,
         }))
     }
 }

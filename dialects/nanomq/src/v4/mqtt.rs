@@ -241,6 +241,7 @@ fn publish_requests(body: &Value) -> Result<Vec<PublishRequest>, u16> {
             retain,
             properties: properties.clone(),
             sender: Some(sender.to_string()),
+            mountpoint: None,
         })
         .collect())
 }

@@ -233,6 +233,7 @@ impl PublishRequest {
                         .collect(),
                 },
                 sender: self.clientid.filter(|c| !c.is_empty()),
+                mountpoint: None,
             },
         })
     }
