@@ -58,6 +58,10 @@ impl Default for Config {
 pub struct MqttConfig {
     pub tcp: TcpListenerConfig,
     pub ws: WsListenerConfig,
+    /// MQTT over TLS.
+    pub tls: TlsListenerConfig,
+    /// MQTT over WebSocket over TLS, on `[mqtt.ws] paths`.
+    pub wss: TlsListenerConfig,
     /// Most clients connected at once.
     pub max_connections: usize,
     /// Seconds a new socket has to send CONNECT.
@@ -134,6 +138,8 @@ impl Default for MqttConfig {
         MqttConfig {
             tcp: TcpListenerConfig::default(),
             ws: WsListenerConfig::default(),
+            tls: TlsListenerConfig::off(8883),
+            wss: TlsListenerConfig::off(8084),
             max_connections: 100_000,
             connect_timeout_secs: 10,
             allow_anonymous: true,
@@ -238,6 +244,45 @@ impl Default for WsListenerConfig {
     }
 }
 
+/// `[mqtt.tls]` and `[mqtt.wss]`: off until given a certificate and its key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenerConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// PEM CA certificates: when set, clients must present a certificate they signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsListenerConfig {
+    fn off(port: u16) -> Self {
+        TlsListenerConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], port)),
+            cert: None,
+            key: None,
+            client_ca: None,
+        }
+    }
+
+    /// The certificate files, when the listener is on.
+    pub fn files(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.cert.clone()?,
+            key: self.key.clone()?,
+            client_ca: self.client_ca.clone(),
+        })
+    }
+}
+
 /// `[docs]`: Swagger UI over every enabled dialect's OpenAPI document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -339,7 +384,13 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             ..Config::default()
         };
-        for listener in [Listener::MqttTcp, Listener::MqttWs, Listener::Docs] {
+        for listener in [
+            Listener::MqttTcp,
+            Listener::MqttWs,
+            Listener::MqttTls,
+            Listener::MqttWss,
+            Listener::Docs,
+        ] {
             c.set_listen(listener, ephemeral);
         }
         for d in &DIALECTS {
@@ -357,6 +408,16 @@ impl Config {
                 self.mqtt.tcp.listen,
             ),
             (Listener::MqttWs, self.mqtt.ws.enabled, self.mqtt.ws.listen),
+            (
+                Listener::MqttTls,
+                self.mqtt.tls.enabled,
+                self.mqtt.tls.listen,
+            ),
+            (
+                Listener::MqttWss,
+                self.mqtt.wss.enabled,
+                self.mqtt.wss.listen,
+            ),
             (Listener::Docs, self.docs.enabled, self.docs.listen),
         ];
         for d in &DIALECTS {
@@ -380,6 +441,8 @@ impl Config {
         match listener {
             Listener::MqttTcp => self.mqtt.tcp.listen = addr,
             Listener::MqttWs => self.mqtt.ws.listen = addr,
+            Listener::MqttTls => self.mqtt.tls.listen = addr,
+            Listener::MqttWss => self.mqtt.wss.listen = addr,
             Listener::Docs => self.docs.listen = addr,
             Listener::Dialect(d) => (d.set_listen)(self, addr),
         }
@@ -410,6 +473,11 @@ impl Config {
                 message: message.into(),
             })
         };
+        for (key, tls) in [("mqtt.tls", &self.mqtt.tls), ("mqtt.wss", &self.mqtt.wss)] {
+            if tls.enabled && tls.files().is_none() {
+                return invalid(key, "an enabled TLS listener needs `cert` and `key`");
+            }
+        }
         if self.mqtt.ws.paths.is_empty() || self.mqtt.ws.paths.iter().any(|p| !p.starts_with('/')) {
             return invalid(
                 "mqtt.ws.paths",

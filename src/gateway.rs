@@ -218,7 +218,9 @@ impl Bound {
                 .addrs
                 .push((listener, socket.local_addr().expect("bound")));
             match listener {
-                Listener::MqttTcp | Listener::MqttWs => bound.mqtt.push((listener, socket)),
+                Listener::MqttTcp | Listener::MqttWs | Listener::MqttTls | Listener::MqttWss => {
+                    bound.mqtt.push((listener, socket))
+                }
                 Listener::Docs | Listener::Dialect(_) => bound.http.push((listener, socket)),
             }
         }
@@ -262,16 +264,17 @@ impl Instance {
         // MQTT last: every authenticator is registered before the first CONNECT.
         let mut mqtt = Vec::new();
         for (listener, socket) in bound.mqtt {
+            let tls = tls.get(&listener).cloned();
             match listener {
-                Listener::MqttWs => http.push(http::serve(
+                Listener::MqttWs | Listener::MqttWss => http.push(http::serve(
                     listener.name(),
                     socket,
                     listeners::ws_router(Arc::clone(&broker), &config.mqtt.ws.paths),
                     config.http.limits(listener),
-                    None,
+                    tls,
                     http_shutdown.subscribe(),
                 )),
-                _ => mqtt.push(listeners::spawn_tcp(Arc::clone(&broker), socket)),
+                _ => mqtt.push(listeners::spawn_tcp(Arc::clone(&broker), socket, tls)),
             }
         }
         for (listener, addr) in &addrs {
@@ -317,12 +320,22 @@ fn tls_configs(
 ) -> Result<HashMap<Listener, Arc<rustls::ServerConfig>>, StartError> {
     let mut out = HashMap::new();
     for (listener, _) in config.listeners() {
-        let Some(files) = config.http.tls(listener) else {
+        let (files, alpn, key): (_, &[&[u8]], _) = match listener {
+            // MQTT clients rarely offer ALPN, and a list they do not share would fail them
+            Listener::MqttTls => (config.mqtt.tls.files(), &[], "mqtt.tls"),
+            Listener::MqttWss => (config.mqtt.wss.files(), &[b"http/1.1"], "mqtt.wss"),
+            _ => (config.http.tls(listener), &[b"http/1.1"], ""),
+        };
+        let Some(files) = files else {
             continue;
         };
-        let server = tls::server_config(&files, &[b"http/1.1"]).map_err(|(file, e)| {
+        let server = tls::server_config(&files, alpn).map_err(|(file, e)| {
+            let key = match key {
+                "" => HttpConfig::tls_key(listener, file),
+                section => format!("{section}.{}", tls::file_key(file)),
+            };
             ConfigError::Invalid {
-                key: HttpConfig::tls_key(listener, file),
+                key,
                 message: e.to_string(),
             }
         })?;

@@ -11,6 +11,10 @@ pub enum Listener {
     MqttTcp,
     /// MQTT over WebSocket, `[mqtt.ws]`.
     MqttWs,
+    /// MQTT over TLS, `[mqtt.tls]`.
+    MqttTls,
+    /// MQTT over WebSocket over TLS, `[mqtt.wss]`.
+    MqttWss,
     /// Swagger UI, `[docs]`.
     Docs,
     /// A dialect's HTTP API, its own section.
@@ -18,11 +22,14 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// The name in messages and logs: `mqtt.tcp`, `mqtt.ws`, `docs` or the dialect's.
+    /// The name in messages and logs: `mqtt.tcp`, `mqtt.ws`, `mqtt.tls`,
+    /// `mqtt.wss`, `docs` or the dialect's.
     pub fn name(&self) -> &'static str {
         match self {
             Listener::MqttTcp => "mqtt.tcp",
             Listener::MqttWs => "mqtt.ws",
+            Listener::MqttTls => "mqtt.tls",
+            Listener::MqttWss => "mqtt.wss",
             Listener::Docs => "docs",
             Listener::Dialect(d) => d.name,
         }

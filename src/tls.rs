@@ -33,6 +33,15 @@ pub struct TlsError {
     pub message: String,
 }
 
+/// The configuration key naming `file` (`cert`, `key`, `client_ca`).
+pub fn file_key(file: TlsFile) -> &'static str {
+    match file {
+        TlsFile::Cert => "cert",
+        TlsFile::Key => "key",
+        TlsFile::ClientCa => "client_ca",
+    }
+}
+
 /// Which of the three files an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsFile {

@@ -1,4 +1,4 @@
-//! MQTT listeners: plain TCP, and WebSocket (binary messages, subprotocol
+//! MQTT listeners: TCP (plain or TLS), and WebSocket (binary messages, subprotocol
 //! `mqtt`) on a list of URL paths.
 
 use std::net::SocketAddr;
@@ -8,7 +8,8 @@ use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use mqgate_kit::Transport;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::{rustls, TlsAcceptor};
 
 use crate::connection::{self, Stream};
 use crate::Broker;
@@ -25,8 +26,14 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-/// Accepts MQTT over TCP until the broker shuts down.
-pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+/// Accepts MQTT over TCP, or over TLS with `tls`, until the broker shuts down.
+/// A TLS handshake must finish within the CONNECT timeout.
+pub fn spawn_tcp(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> tokio::task::JoinHandle<()> {
+    let acceptor = tls.map(TlsAcceptor::from);
     tokio::spawn(async move {
         let mut shutdown = broker.shutdown_signal();
         loop {
@@ -36,7 +43,14 @@ pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::Joi
                     Ok((socket, peer)) => {
                         let _ = socket.set_nodelay(true);
                         let broker = Arc::clone(&broker);
-                        tokio::spawn(connection::serve(broker, Stream::Tcp(socket), peer, Transport::Tcp));
+                        match &acceptor {
+                            None => {
+                                tokio::spawn(connection::serve(broker, Stream::Tcp(socket), peer, Transport::Tcp));
+                            }
+                            Some(acceptor) => {
+                                tokio::spawn(serve_tls(broker, acceptor.clone(), socket, peer));
+                            }
+                        }
                     }
                     Err(e) => {
                         // out of file descriptors, typically: back off instead of spinning
@@ -47,6 +61,22 @@ pub fn spawn_tcp(broker: Arc<Broker>, listener: TcpListener) -> tokio::task::Joi
             }
         }
     })
+}
+
+async fn serve_tls(
+    broker: Arc<Broker>,
+    acceptor: TlsAcceptor,
+    socket: TcpStream,
+    peer: SocketAddr,
+) {
+    let handshake = tokio::time::timeout(broker.settings.connect_timeout, acceptor.accept(socket));
+    match handshake.await {
+        Ok(Ok(tls)) => {
+            connection::serve(broker, Stream::Other(Box::new(tls)), peer, Transport::Tcp).await
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
 }
 
 /// The WebSocket endpoint on each of `paths` (a trailing slash is tolerated).
@@ -65,28 +95,6 @@ pub fn ws_router(broker: Arc<Broker>, paths: &[String]) -> axum::Router {
         }
     }
     router.with_state(broker)
-}
-
-/// Serves [`ws_router`] on `listener` until the broker shuts down.
-pub fn spawn_ws(
-    broker: Arc<Broker>,
-    listener: TcpListener,
-    paths: &[String],
-) -> tokio::task::JoinHandle<()> {
-    let app = ws_router(Arc::clone(&broker), paths);
-    let mut shutdown = broker.shutdown_signal();
-    tokio::spawn(async move {
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.changed().await;
-        });
-        if let Err(e) = serve.await {
-            tracing::warn!("websocket listener failed: {e}");
-        }
-    })
 }
 
 async fn upgrade(
