@@ -28,6 +28,28 @@ pub struct DocsEntry {
     pub api: axum::Router,
 }
 
+/// `GET /healthz`: 200 while the broker serves, 503 when it does not (shutting
+/// down, or its routing core stuck), for load balancers and orchestrators.
+pub fn health_router(management: std::sync::Arc<dyn mqgate_kit::Management>) -> axum::Router {
+    axum::Router::new().route(
+        "/healthz",
+        get(move || async move {
+            let stats = management.stats();
+            let body = axum::Json(serde_json::json!({
+                "status": if stats.healthy { "ok" } else { "unavailable" },
+                "connections": stats.connections,
+                "uptime_ms": stats.uptime_ms,
+                "version": stats.version,
+            }));
+            let status = match stats.healthy {
+                true => axum::http::StatusCode::OK,
+                false => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, body)
+        }),
+    )
+}
+
 /// Where the docs listener serves a dialect's API.
 pub fn try_prefix(name: &str) -> String {
     format!("/try/{name}")

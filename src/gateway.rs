@@ -260,7 +260,8 @@ impl Instance {
         let built = build_dialects(config, &bound, &management, &store, &broker)?;
         let addrs = bound.addrs.clone();
         let (http_shutdown, _) = watch::channel(false);
-        let mut http = serve_http(config, bound.http, &built, &tls, &http_shutdown);
+        let health = docs::health_router(Arc::clone(&management) as Arc<dyn Management>);
+        let mut http = serve_http(config, bound.http, &built, health, &tls, &http_shutdown);
         // MQTT last: every authenticator is registered before the first CONNECT.
         let mut mqtt = Vec::new();
         for (listener, socket) in bound.mqtt {
@@ -402,6 +403,7 @@ fn serve_http(
     config: &Config,
     sockets: Vec<(Listener, TcpListener)>,
     built: &Built,
+    health: axum::Router,
     tls: &HashMap<Listener, Arc<rustls::ServerConfig>>,
     shutdown: &watch::Sender<bool>,
 ) -> Vec<Serving> {
@@ -410,7 +412,7 @@ fn serve_http(
         .map(|(listener, socket)| {
             let router = match listener {
                 Listener::Dialect(spec) => dialect_of(built, spec).router(),
-                _ => docs::router(docs_entries(built)),
+                _ => docs::router(docs_entries(built)).merge(health.clone()),
             };
             http::serve(
                 listener.name(),

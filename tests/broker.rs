@@ -697,3 +697,27 @@ async fn restart_keeps_addresses_and_serves_again() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_served_on_the_docs_listener_and_in_node_status() {
+    let gw = start().await;
+    let docs = gw.gateway.docs_addr().unwrap();
+    let health = reqwest::get(format!("http://{docs}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert!(gw.gateway.management().stats().healthy);
+    let nodes: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v4/nodes", gw.base_url("nanomq")))
+        .basic_auth("admin", Some("public"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nodes["data"][0]["node_status"], "Running");
+    gw.shutdown().await;
+}

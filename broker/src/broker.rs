@@ -276,6 +276,21 @@ impl Broker {
 
     // ---- observation ---------------------------------------------------------
 
+    /// Whether the broker serves: not shutting down, and its routing structures
+    /// and session table answer within half a second. `Err` says what is wrong.
+    pub fn health(&self) -> Result<(), &'static str> {
+        let patience = Duration::from_millis(500);
+        if self.is_shutting_down() {
+            Err("shutting down")
+        } else if !self.router.responsive(patience) {
+            Err("the routing core does not answer")
+        } else if !self.table.responsive(patience) {
+            Err("the session table does not answer")
+        } else {
+            Ok(())
+        }
+    }
+
     /// Broker-wide figures; the gateway adds the process's memory and CPU.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
@@ -313,6 +328,7 @@ impl Broker {
             memory_bytes_max: 0,
             cpu_percent: 0.0,
             version: String::new(),
+            healthy: self.health().is_ok(),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Counters {
     pub bytes_sent: AtomicU64,
     /// Socket reads that returned data.
     pub socket_reads: AtomicU64,
+    /// Connections ended by a panic in their own task (a bug; each is logged).
+    pub connection_panics: AtomicU64,
 }
 
 impl Counters {

@@ -5,9 +5,10 @@
 //! meanwhile, which slows it down through TCP), up to `slow_subscriber_timeout`.
 //! A subscriber that keeps it waiting that long is disconnected (MQTT 5: DISCONNECT
 //! 0x97) and counted; the waited-for message still goes into its queue, so a
-//! persistent session receives it when it reconnects. Nothing acknowledged is
-//! dropped silently: every message that reaches nobody is counted in
-//! `messages_dropped`.
+//! persistent session receives it when it reconnects. Until its connection is
+//! gone, nobody waits for it again: its queue takes what fits and the rest is
+//! counted as dropped, as for an offline session. Nothing acknowledged is dropped
+//! silently: every message that reaches nobody is counted in `messages_dropped`.
 
 use std::sync::Arc;
 
@@ -119,17 +120,20 @@ impl Broker {
     }
 
     /// The publisher's patience ran out: the subscribers still full are
-    /// disconnected as too slow, and the message goes into their queues anyway.
+    /// disconnected as too slow (and counted, once each), and the message goes
+    /// into their queues anyway.
     pub(crate) fn give_up(&self, blocked: Blocked) {
         for (session, delivery) in blocked.waiting {
-            Counters::add(&self.counters.slow_subscribers, 1);
-            tracing::info!(client_id = %session.client_id, "disconnecting a subscriber too slow to take its messages");
-            if let Some(control) = session.control() {
-                control.send(Control::Close {
-                    reason: reason::QUOTA_EXCEEDED,
-                    discard: false,
-                    done: None,
-                });
+            if session.give_up() {
+                Counters::add(&self.counters.slow_subscribers, 1);
+                tracing::info!(client_id = %session.client_id, "disconnecting a subscriber too slow to take its messages");
+                if let Some(control) = session.control() {
+                    control.send(Control::Close {
+                        reason: reason::QUOTA_EXCEEDED,
+                        discard: false,
+                        done: None,
+                    });
+                }
             }
             if delivery.qos > 0 {
                 session.enqueue_anyway(delivery);

@@ -65,6 +65,10 @@ fn statistics(broker: &Broker) -> Vec<(&'static str, String)> {
             Counters::load(&c.slow_subscribers).to_string(),
         ),
         (
+            "$SYS/broker/connections/panicked",
+            Counters::load(&c.connection_panics).to_string(),
+        ),
+        (
             "$SYS/broker/subscriptions/count",
             s.subscriptions.to_string(),
         ),

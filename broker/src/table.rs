@@ -180,6 +180,11 @@ impl SessionTable {
         true
     }
 
+    /// Whether the table can be read within `patience`.
+    pub fn responsive(&self, patience: std::time::Duration) -> bool {
+        self.inner.try_read_for(patience).is_some()
+    }
+
     pub fn gauges(&self) -> TableGauges {
         let inner = self.inner.read();
         TableGauges {

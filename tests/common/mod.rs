@@ -3,6 +3,8 @@
 //! real MQTT (rumqttc) and HTTP (reqwest) clients.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -227,7 +227,7 @@ async fn admit(
         AuthDecision::Allow | AuthDecision::NotMine => None,
     };
     let full = !already_connected && broker.connected_count() >= broker.settings.max_connections;
-    if broker.is_shutting_down() || full {
+    if full || broker.health().is_err() {
         return Err(reason::SERVER_UNAVAILABLE);
     }
     if let Some(old) = existing.as_ref().filter(|_| already_connected) {

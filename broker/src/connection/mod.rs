@@ -15,7 +15,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::BytesMut;
+use futures::FutureExt;
 use mqgate_kit::{ConnectionId, Transport};
 use tokio::sync::oneshot;
 
@@ -24,6 +27,7 @@ use crate::counters::Counters;
 use crate::publish::Blocked;
 use crate::session::{AtomicCounters, Ready, Session};
 use crate::will::PendingWill;
+use crate::wire::reason;
 use crate::wire::Version;
 pub use stream::Stream;
 
@@ -53,8 +57,19 @@ pub async fn serve(
         stream.close(Duration::from_secs(1)).await;
         return;
     };
-    let exit = connection.run(&mut stream, &mut rbuf).await;
-    Box::pin(connection.teardown(&mut stream, exit)).await;
+    // A bug that panics ends this connection only: it is torn down like any
+    // other, counted and logged; every other connection carries on.
+    let run = AssertUnwindSafe(connection.run(&mut stream, &mut rbuf)).catch_unwind();
+    let exit = run.await.unwrap_or_else(|_| {
+        Counters::add(&broker.counters.connection_panics, 1);
+        tracing::error!("a connection's packet loop panicked; closing that connection");
+        Exit::Protocol(reason::IMPLEMENTATION_SPECIFIC, "internal error")
+    });
+    let teardown = AssertUnwindSafe(Box::pin(connection.teardown(&mut stream, exit)));
+    if teardown.catch_unwind().await.is_err() {
+        Counters::add(&broker.counters.connection_panics, 1);
+        tracing::error!("a connection's teardown panicked");
+    }
 }
 
 /// Counts a socket from accept to close.

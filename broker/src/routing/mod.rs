@@ -122,6 +122,12 @@ impl Router {
         self.trie.read().filter_count()
     }
 
+    /// Whether the routing structures can be read within `patience` (a lock held
+    /// that long means the core is stuck).
+    pub fn responsive(&self, patience: std::time::Duration) -> bool {
+        self.trie.try_read_for(patience).is_some() && self.retained.try_read_for(patience).is_some()
+    }
+
     /// Subscriptions of live and offline sessions (pending ones are not routed).
     pub fn subscription_count(&self) -> usize {
         self.trie.read().subscription_count()
@@ -174,5 +180,21 @@ impl Router {
 
     pub fn purge_expired_retained(&self) -> usize {
         self.retained.write().purge_expired(Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stuck_core_is_reported_unresponsive() {
+        let router = Router::default();
+        let patience = std::time::Duration::from_millis(50);
+        assert!(router.responsive(patience));
+        let held = router.trie.write();
+        assert!(!router.responsive(patience));
+        drop(held);
+        assert!(router.responsive(patience));
     }
 }

@@ -214,6 +214,9 @@ pub struct Session {
     state: Mutex<SessionState>,
     pub counters: AtomicCounters,
     connected: AtomicBool,
+    /// Publishers gave up waiting for room in this session's queue: its connection
+    /// is being closed as too slow, and nobody waits for it again meanwhile.
+    given_up: AtomicBool,
     /// Wakes the owning connection: deliveries were queued.
     wake: Notify,
     /// Wakes publishers waiting for room in the queue.
@@ -231,6 +234,7 @@ impl Session {
             id,
             client_id,
             connected: AtomicBool::new(kind == SessionKind::Connected),
+            given_up: AtomicBool::new(false),
             state: Mutex::new(SessionState {
                 kind,
                 details,
@@ -279,6 +283,7 @@ impl Session {
         s.expires_at = None;
         s.flow.limits = flow_limits;
         self.connected.store(true, Ordering::Relaxed);
+        self.given_up.store(false, Ordering::Relaxed);
     }
 
     /// Lets go of the session if `connection_id` still owns it; returns whether
@@ -347,13 +352,17 @@ impl Session {
     // ---- outgoing messages ---------------------------------------------------
 
     /// Queues a delivery. A live session's queue holds at most `max_queued`;
-    /// an offline session keeps QoS 1 and 2 up to the same bound.
+    /// an offline session keeps QoS 1 and 2 up to the same bound. A live session
+    /// that publishers gave up on takes what fits and drops the rest.
     pub fn enqueue(&self, delivery: Delivery, max_queued: usize) -> Enqueued {
         let mut s = self.state.lock();
         match s.kind {
             SessionKind::Connected => {
                 if s.flow.queue.len() >= max_queued {
-                    return Enqueued::Full(delivery);
+                    return match self.given_up.load(Ordering::Relaxed) {
+                        true => Enqueued::Dropped,
+                        false => Enqueued::Full(delivery),
+                    };
                 }
                 let was_empty = s.flow.queue.is_empty();
                 s.flow.queue.push_back(delivery);
@@ -382,10 +391,20 @@ impl Session {
         self.wake.notify_one();
     }
 
-    /// Whether a delivery would be taken now.
+    /// Whether a delivery would be taken now (or refused without waiting).
     pub fn has_room(&self, max_queued: usize) -> bool {
         let s = self.state.lock();
-        s.kind != SessionKind::Connected || s.flow.queue.len() < max_queued
+        s.kind != SessionKind::Connected
+            || s.flow.queue.len() < max_queued
+            || self.given_up.load(Ordering::Relaxed)
+    }
+
+    /// A publisher's patience with this session ran out; true for the first one
+    /// (which has the connection closed). Publishers waiting for room wait no more.
+    pub fn give_up(&self) -> bool {
+        let first = !self.given_up.swap(true, Ordering::Relaxed);
+        self.room.notify_waiters();
+        first
     }
 
     /// Resolves when the owning connection should look at the queue again.

@@ -267,6 +267,9 @@ pub struct Stats {
     /// Process CPU usage, percent of one core, averaged since the previous call.
     pub cpu_percent: f64,
     pub version: String,
+    /// Whether the broker is serving: its routing structures answer and it is not
+    /// shutting down (CONNECTs are refused while it is not).
+    pub healthy: bool,
 }
 
 /// Read model of the running configuration.

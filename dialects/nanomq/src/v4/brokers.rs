@@ -31,7 +31,7 @@ pub struct BrokerList {
 pub struct Broker {
     /// Local time, `YYYY-MM-DD HH:MM:SS`.
     pub datetime: String,
-    /// Always `Running`.
+    /// `Running`, or `Stopped` while the broker does not serve.
     pub node_status: &'static str,
     pub sysdescr: &'static str,
     /// `H Hours, M minutes, S seconds`.
@@ -82,12 +82,20 @@ pub async fn list_brokers(_: Authorized, State(app): State<Arc<App>>) -> Reply {
         code: 0,
         data: vec![Broker {
             datetime: format_datetime(now_ms()),
-            node_status: "Running",
+            node_status: node_status(stats.healthy),
             sysdescr: "NanoMQ Broker",
             uptime: uptime_text(stats.uptime_ms),
             version: stats.version,
         }],
     })
+}
+
+/// NanoMQ's words for a node that serves or does not.
+fn node_status(healthy: bool) -> &'static str {
+    match healthy {
+        true => "Running",
+        false => "Stopped",
+    }
 }
 
 /// Get the node
@@ -106,7 +114,7 @@ pub async fn list_nodes(_: Authorized, State(app): State<Arc<App>>) -> Reply {
         code: 0,
         data: vec![Node {
             connections: stats.connections,
-            node_status: "Running",
+            node_status: node_status(stats.healthy),
             uptime: uptime_text(stats.uptime_ms),
             version: stats.version,
         }],
