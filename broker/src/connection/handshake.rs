@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{BrokerEvent, ConnectedEvent};
-use mqgate_kit::{AuthDecision, ConnectCredentials, ConnectRefusal, Transport, WillInfo};
+use mqgate_kit::{
+    AuthDecision, ConnectCredentials, ConnectRefusal, ConnectionId, Transport, WillInfo,
+};
 use rumqttd::protocol::ConnAckProperties;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -199,7 +201,7 @@ async fn take_over(session: &Session) {
 /// Everything between a decoded CONNECT and the CONNACK; `Err` is the refusal.
 async fn admit(
     broker: &Arc<Broker>,
-    c: Box<ConnectRequest>,
+    mut c: Box<ConnectRequest>,
     peer: SocketAddr,
     transport: Transport,
     created_at_ms: i64,
@@ -234,135 +236,38 @@ async fn admit(
         take_over(old).await;
     }
     broker.wills.cancel(&client_id);
-    // the old connection's teardown may have ended its session meanwhile
-    let existing = broker.table.get(&client_id);
-
-    let expiry = expiry_interval(broker, &c);
-    let (session, session_present) = match existing {
-        Some(old) if !c.clean_start && old.kind() != SessionKind::Pending => {
-            broker.unschedule_expiry(&old);
-            (old, true)
-        }
-        old => {
-            if let Some(old) = old {
-                broker.end_session(&old);
-            }
-            let client_id: Arc<str> = client_id.as_str().into();
-            let session = Session::new(
-                broker.next_session_id(),
-                client_id,
-                SessionKind::Offline,
-                ClientDetails::placeholder(created_at_ms),
-            );
-            (session, false)
-        }
-    };
-
-    let connection_id = broker.next_connection_id();
-    let control = Arc::new(ControlSlot::default());
+    let (session, session_present) = resume_or_start(broker, &client_id, &c, created_at_ms);
     let server_keepalive = (c.version == Version::V5
         && c.keepalive > broker.settings.max_keepalive)
         .then_some(broker.settings.max_keepalive);
-    let keepalive = server_keepalive.unwrap_or(c.keepalive);
-    let username = c.username.clone().filter(|u| !u.is_empty());
-    let will = c.will.as_ref().map(|w| WillInfo {
-        topic: String::from_utf8_lossy(&w.topic).into_owned(),
-        payload: w.payload.clone(),
-        qos: w.qos,
-        retain: w.retain,
-        delay_interval: w.delay_interval,
-    });
-    let connected_at_ms = now_ms();
-    session.attach(
-        ConnectionLink {
-            connection_id,
-            control: Arc::clone(&control),
-        },
-        ClientDetails {
-            connection_id,
-            username: username.clone(),
-            proto_ver: c.version.level(),
-            keepalive,
-            clean_start: c.clean_start,
-            expiry_interval: expiry,
-            expiry_requested: c.session_expiry,
-            peer,
-            transport,
-            created_at_ms,
-            connected_at_ms,
-            disconnected_at_ms: None,
-            will: will.clone(),
-            mountpoint: mountpoint.clone(),
-        },
-        FlowLimits {
-            max_inflight: c
-                .receive_maximum
-                .unwrap_or(u16::MAX)
-                .min(broker.settings.max_inflight),
-        },
-    );
-    if session_present {
-        broker.table.reindex(&session);
-    } else {
-        broker.table.insert(&session);
-    }
-    adopt_pending(broker, &session);
-    drop(lock);
-
-    Counters::add(&broker.counters.connections_accepted, 1);
-    tracing::debug!(
-        client_id,
-        connection_id,
-        clean_start = c.clean_start,
-        session_present,
-        version = c.version.level(),
-        "connected"
-    );
-    broker.emit(BrokerEvent::Connected(Box::new(ConnectedEvent {
-        client_id: client_id.clone(),
-        connection_id,
-        username: username.clone(),
+    let admitted = Admitted {
+        connection_id: broker.next_connection_id(),
+        control: Arc::new(ControlSlot::default()),
+        keepalive: server_keepalive.unwrap_or(c.keepalive),
+        expiry: expiry_interval(broker, &c),
+        username: c.username.clone().filter(|u| !u.is_empty()),
+        mountpoint,
         peer,
         transport,
-        proto_ver: c.version.level(),
-        keepalive,
-        clean_start: c.clean_start,
-        will,
-        at_ms: connected_at_ms,
-    })));
-
-    let mut connection = Connection {
-        broker: Arc::clone(broker),
-        client_id: Arc::clone(&session.client_id),
-        session,
-        id: connection_id,
-        version: c.version,
-        username,
-        peer,
-        will: c
-            .will
-            .map(|w| Box::new(pending_will(w, mountpoint.as_deref()))),
-        mountpoint,
-        out: BytesMut::new(),
-        keepalive: (keepalive > 0).then(|| {
-            Duration::from_secs_f32(keepalive as f32 * broker.hot.keepalive_backoff().max(1.0))
-        }),
-        control,
-        aliases_in: Vec::new(),
-        aliases_out: Default::default(),
-        client_alias_max: c
-            .topic_alias_maximum
-            .unwrap_or(0)
-            .min(broker.settings.topic_alias_maximum),
-        client_max_packet: c.max_packet_size.map(|n| n as usize),
-        expiry_interval: expiry,
-        expiry_was_zero: expiry == 0,
-        held: None,
-        recorded: broker.records_client(&client_id),
-        ready: Vec::new(),
+        created_at_ms,
+        connected_at_ms: now_ms(),
     };
+    let will = will_info(&c);
+    attach(
+        broker,
+        &session,
+        &c,
+        &admitted,
+        will.clone(),
+        session_present,
+    );
+    drop(lock);
+    announce(broker, &client_id, &c, &admitted, will, session_present);
+    let will = c.will.take();
+    let mut connection = connection(broker, session, &c, will, admitted);
     let properties = (c.version == Version::V5).then(|| ConnAckProperties {
-        session_expiry_interval: (c.session_expiry.unwrap_or(0) != expiry).then_some(expiry),
+        session_expiry_interval: (c.session_expiry.unwrap_or(0) != connection.expiry_interval)
+            .then_some(connection.expiry_interval),
         receive_max: Some(broker.settings.receive_maximum),
         max_packet_size: Some(broker.hot.max_packet_size().min(u32::MAX as usize) as u32),
         assigned_client_identifier: assigned.then(|| client_id.clone()),
@@ -382,6 +287,175 @@ async fn admit(
         connection.resend();
     }
     Ok(connection)
+}
+
+/// What the broker decided about an admitted CONNECT.
+struct Admitted {
+    connection_id: ConnectionId,
+    control: Arc<ControlSlot>,
+    /// The keepalive in force: the client's, or the server's when capped.
+    keepalive: u16,
+    expiry: u32,
+    username: Option<String>,
+    mountpoint: Option<Arc<str>>,
+    peer: SocketAddr,
+    transport: Transport,
+    created_at_ms: i64,
+    connected_at_ms: i64,
+}
+
+/// The client id's session resumed (not clean start, and one exists), or a new
+/// one in place of whatever was there; the flag is MQTT's session present.
+fn resume_or_start(
+    broker: &Broker,
+    client_id: &str,
+    c: &ConnectRequest,
+    created_at_ms: i64,
+) -> (Arc<Session>, bool) {
+    // the old connection's teardown may have ended its session meanwhile
+    match broker.table.get(client_id) {
+        Some(old) if !c.clean_start && old.kind() != SessionKind::Pending => {
+            broker.unschedule_expiry(&old);
+            (old, true)
+        }
+        old => {
+            if let Some(old) = old {
+                broker.end_session(&old);
+            }
+            let session = Session::new(
+                broker.next_session_id(),
+                client_id.into(),
+                SessionKind::Offline,
+                ClientDetails::placeholder(created_at_ms),
+            );
+            (session, false)
+        }
+    }
+}
+
+/// Makes the connection the session's owner and the session the table's.
+fn attach(
+    broker: &Broker,
+    session: &Arc<Session>,
+    c: &ConnectRequest,
+    a: &Admitted,
+    will: Option<WillInfo>,
+    session_present: bool,
+) {
+    session.attach(
+        ConnectionLink {
+            connection_id: a.connection_id,
+            control: Arc::clone(&a.control),
+        },
+        ClientDetails {
+            connection_id: a.connection_id,
+            username: a.username.clone(),
+            proto_ver: c.version.level(),
+            keepalive: a.keepalive,
+            clean_start: c.clean_start,
+            expiry_interval: a.expiry,
+            expiry_requested: c.session_expiry,
+            peer: a.peer,
+            transport: a.transport,
+            created_at_ms: a.created_at_ms,
+            connected_at_ms: a.connected_at_ms,
+            disconnected_at_ms: None,
+            will,
+            mountpoint: a.mountpoint.clone(),
+        },
+        FlowLimits {
+            max_inflight: c
+                .receive_maximum
+                .unwrap_or(u16::MAX)
+                .min(broker.settings.max_inflight),
+        },
+    );
+    if session_present {
+        broker.table.reindex(session);
+    } else {
+        broker.table.insert(session);
+    }
+    adopt_pending(broker, session);
+}
+
+fn will_info(c: &ConnectRequest) -> Option<WillInfo> {
+    c.will.as_ref().map(|w| WillInfo {
+        topic: String::from_utf8_lossy(&w.topic).into_owned(),
+        payload: w.payload.clone(),
+        qos: w.qos,
+        retain: w.retain,
+        delay_interval: w.delay_interval,
+    })
+}
+
+/// Counts the connection and tells the observers (records, presence).
+fn announce(
+    broker: &Broker,
+    client_id: &str,
+    c: &ConnectRequest,
+    a: &Admitted,
+    will: Option<WillInfo>,
+    session_present: bool,
+) {
+    Counters::add(&broker.counters.connections_accepted, 1);
+    tracing::debug!(
+        client_id,
+        connection_id = a.connection_id,
+        clean_start = c.clean_start,
+        session_present,
+        version = c.version.level(),
+        "connected"
+    );
+    broker.emit(BrokerEvent::Connected(Box::new(ConnectedEvent {
+        client_id: client_id.to_string(),
+        connection_id: a.connection_id,
+        username: a.username.clone(),
+        peer: a.peer,
+        transport: a.transport,
+        proto_ver: c.version.level(),
+        keepalive: a.keepalive,
+        clean_start: c.clean_start,
+        will,
+        at_ms: a.connected_at_ms,
+    })));
+}
+
+/// The connection's own state, ready for the packet loop.
+fn connection(
+    broker: &Arc<Broker>,
+    session: Arc<Session>,
+    c: &ConnectRequest,
+    will: Option<wire::InWill>,
+    a: Admitted,
+) -> Connection {
+    let keepalive_backoff = broker.hot.keepalive_backoff().max(1.0);
+    Connection {
+        broker: Arc::clone(broker),
+        client_id: Arc::clone(&session.client_id),
+        recorded: broker.records_client(&session.client_id),
+        session,
+        id: a.connection_id,
+        version: c.version,
+        username: a.username,
+        peer: a.peer,
+        will: will.map(|w| Box::new(pending_will(w, a.mountpoint.as_deref()))),
+        mountpoint: a.mountpoint,
+        out: BytesMut::new(),
+        keepalive: (a.keepalive > 0)
+            .then(|| Duration::from_secs_f32(a.keepalive as f32 * keepalive_backoff)),
+        control: a.control,
+        aliases_in: Vec::new(),
+        aliases_out: Default::default(),
+        client_alias_max: c
+            .topic_alias_maximum
+            .unwrap_or(0)
+            .min(broker.settings.topic_alias_maximum),
+        client_max_packet: c.max_packet_size.map(|n| n as usize),
+        expiry_interval: a.expiry,
+        expiry_was_zero: a.expiry == 0,
+        held: None,
+        ready: Vec::new(),
+    }
 }
 
 /// Subscriptions made on behalf of this client id before it ever connected

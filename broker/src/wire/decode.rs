@@ -147,6 +147,14 @@ fn convert(
 ) -> Result<Inbound, CodecError> {
     Ok(match packet {
         Packet::Connect(connect, props, will, will_props, login) => {
+            let will = will.map(|w| InWill {
+                topic: w.topic,
+                payload: w.message,
+                qos: w.qos as u8,
+                retain: w.retain,
+                delay_interval: will_props.as_ref().and_then(|p| p.delay_interval),
+                properties: will_props.map(will_properties).unwrap_or_default(),
+            });
             Inbound::Connect(Box::new(ConnectRequest {
                 version,
                 client_id: connect.client_id,
@@ -154,23 +162,7 @@ fn convert(
                 keepalive: connect.keep_alive,
                 username: login.as_ref().map(|l| l.username.clone()),
                 password: login.map(|l| l.password),
-                will: will.map(|w| InWill {
-                    topic: w.topic,
-                    payload: w.message,
-                    qos: w.qos as u8,
-                    retain: w.retain,
-                    delay_interval: will_props.as_ref().and_then(|p| p.delay_interval),
-                    properties: will_props
-                        .map(|p| PublishProperties {
-                            payload_format_indicator: p.payload_format_indicator,
-                            message_expiry_interval: p.message_expiry_interval,
-                            content_type: p.content_type,
-                            response_topic: p.response_topic,
-                            correlation_data: p.correlation_data,
-                            user_properties: p.user_properties,
-                        })
-                        .unwrap_or_default(),
-                }),
+                will,
                 session_expiry: props.as_ref().and_then(|p| p.session_expiry_interval),
                 receive_maximum: props.as_ref().and_then(|p| p.receive_maximum),
                 max_packet_size: props.as_ref().and_then(|p| p.max_packet_size),
@@ -206,39 +198,7 @@ fn convert(
         Packet::PubRel(rel, _) => Inbound::PubRel(rel.pkid),
         Packet::PubComp(comp, _) => Inbound::PubComp(comp.pkid),
         Packet::Subscribe(subscribe, props) => {
-            if subscribe.pkid == 0 {
-                return Err(CodecError::Protocol("packet id 0"));
-            }
-            if subscribe.filters.is_empty() {
-                return Err(CodecError::Protocol("SUBSCRIBE without filters"));
-            }
-            let subscription_id =
-                match props.and_then(|p| p.id) {
-                    Some(0) => return Err(CodecError::Protocol("subscription identifier 0")),
-                    Some(id) => Some(u32::try_from(id).map_err(|_| {
-                        CodecError::Protocol("subscription identifier out of range")
-                    })?),
-                    None => None,
-                };
-            Inbound::Subscribe(InSubscribe {
-                pkid: subscribe.pkid,
-                subscription_id,
-                filters: subscribe
-                    .filters
-                    .into_iter()
-                    .map(|f| InFilter {
-                        filter: f.path,
-                        qos: f.qos as u8,
-                        no_local: f.nolocal,
-                        retain_as_published: f.preserve_retain,
-                        retain_handling: match f.retain_forward_rule {
-                            protocol::RetainForwardRule::OnEverySubscribe => 0,
-                            protocol::RetainForwardRule::OnNewSubscribe => 1,
-                            protocol::RetainForwardRule::Never => 2,
-                        },
-                    })
-                    .collect(),
-            })
+            Inbound::Subscribe(subscribe_request(subscribe, props)?)
         }
         Packet::Unsubscribe(unsubscribe, _) => {
             if unsubscribe.pkid == 0 {
@@ -260,6 +220,57 @@ fn convert(
         Packet::ConnAck(..) | Packet::SubAck(..) | Packet::UnsubAck(..) | Packet::PingResp(..) => {
             return Err(CodecError::Protocol("server packet from a client"))
         }
+    })
+}
+
+/// A will's properties are a publish's.
+fn will_properties(p: protocol::LastWillProperties) -> PublishProperties {
+    PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+    }
+}
+
+fn subscribe_request(
+    subscribe: protocol::Subscribe,
+    props: Option<protocol::SubscribeProperties>,
+) -> Result<InSubscribe, CodecError> {
+    if subscribe.pkid == 0 {
+        return Err(CodecError::Protocol("packet id 0"));
+    }
+    if subscribe.filters.is_empty() {
+        return Err(CodecError::Protocol("SUBSCRIBE without filters"));
+    }
+    let subscription_id = match props.and_then(|p| p.id) {
+        Some(0) => return Err(CodecError::Protocol("subscription identifier 0")),
+        Some(id) => Some(
+            u32::try_from(id)
+                .map_err(|_| CodecError::Protocol("subscription identifier out of range"))?,
+        ),
+        None => None,
+    };
+    Ok(InSubscribe {
+        pkid: subscribe.pkid,
+        subscription_id,
+        filters: subscribe
+            .filters
+            .into_iter()
+            .map(|f| InFilter {
+                filter: f.path,
+                qos: f.qos as u8,
+                no_local: f.nolocal,
+                retain_as_published: f.preserve_retain,
+                retain_handling: match f.retain_forward_rule {
+                    protocol::RetainForwardRule::OnEverySubscribe => 0,
+                    protocol::RetainForwardRule::OnNewSubscribe => 1,
+                    protocol::RetainForwardRule::Never => 2,
+                },
+            })
+            .collect(),
     })
 }
 

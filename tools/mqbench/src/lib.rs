@@ -49,6 +49,8 @@ pub struct Report {
     pub max_ms: f64,
     pub rss_before_kib: Option<u64>,
     pub rss_after_kib: Option<u64>,
+    /// After the clients of an idle run disconnected.
+    pub rss_released_kib: Option<u64>,
 }
 
 impl Report {
@@ -88,6 +90,9 @@ impl Report {
         );
         if let (Some(b), Some(a)) = (self.rss_before_kib, self.rss_after_kib) {
             line.push_str(&format!(" rss_before_kib={b} rss_after_kib={a}"));
+        }
+        if let Some(r) = self.rss_released_kib {
+            line.push_str(&format!(" rss_released_kib={r}"));
         }
         line
     }

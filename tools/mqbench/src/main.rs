@@ -86,13 +86,16 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
     },
-    /// Resident memory of the broker process per idle connection.
+    /// Resident memory of the broker process per idle connection, and after they left.
     Idle {
         /// The broker's process id (its /proc/<pid>/status is read).
         #[arg(long)]
         pid: u32,
         #[arg(long, default_value_t = 10_000)]
         count: usize,
+        /// Filters each client subscribes to (unique ones, QoS 1).
+        #[arg(long, default_value_t = 0)]
+        filters: usize,
         /// Seconds to wait before each reading.
         #[arg(long, default_value_t = 2)]
         settle_secs: u64,
@@ -178,8 +181,18 @@ async fn run(cli: Cli) -> std::io::Result<Report> {
         Scenario::Idle {
             pid,
             count,
+            filters,
             settle_secs,
-        } => idle::run(&target, pid, count, 100, Duration::from_secs(settle_secs)).await,
+        } => {
+            let idle = idle::Idle {
+                pid,
+                count,
+                concurrency: 100,
+                filters,
+                settle: Duration::from_secs(settle_secs),
+            };
+            idle::run(&target, &idle).await
+        }
         Scenario::Http {
             url,
             basic,
