@@ -1,6 +1,7 @@
 //! `[mqtt] password_file` and `acl_file`: NanoMQ-format files read at each
 //! (re)start, so that nanomq-admin's Access page (write_file, then
-//! `ctrl/restart`) takes effect.
+//! `ctrl/restart`) takes effect. A file named in the configuration must be
+//! usable; unset, NanoMQ's file name in the data directory is read if it exists.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,13 +9,15 @@ use std::sync::Arc;
 use mqgate_broker::authz::{AclAuthorizer, Authorizer, DenyAction};
 use mqgate_kit::access::{AclRules, PasswordFile, Permit};
 
-use crate::config::{AclDenyAction, AclPermit, Config, ConfigError};
+use crate::config::{AccessFile, AclDenyAction, AclPermit, Config, ConfigError};
 
-fn read(path: &Path, key: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-        key: key.to_string(),
-        message: format!("{}: {e}", path.display()),
-    })
+/// The file's text; `None` when it is a default file that does not exist.
+fn read(file: &AccessFile, key: &str) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(&file.path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.configured => Ok(None),
+        Err(e) => Err(unusable(&file.path, key, e)),
+    }
 }
 
 fn unusable(path: &Path, key: &str, e: impl std::fmt::Display) -> ConfigError {
@@ -32,22 +35,24 @@ pub fn users(config: &Config) -> Result<Vec<(String, String)>, ConfigError> {
         .iter()
         .map(|u| (u.username.clone(), u.password.clone()))
         .collect();
-    if let Some(path) = &config.mqtt.password_file {
-        let key = "mqtt.password_file";
-        let file = PasswordFile::parse(&read(path, key)?).map_err(|e| unusable(path, key, e))?;
-        users.extend(file.users().map(|(u, p)| (u.to_string(), p.to_string())));
+    let file = config.mqtt.password_file_in(&config.data_dir);
+    let key = "mqtt.password_file";
+    if let Some(text) = read(&file, key)? {
+        let parsed = PasswordFile::parse(&text).map_err(|e| unusable(&file.path, key, e))?;
+        users.extend(parsed.users().map(|(u, p)| (u.to_string(), p.to_string())));
     }
     Ok(users)
 }
 
-/// The authorizer of `[mqtt] acl_file`, if one is configured.
+/// The authorizer of the ACL file, if there is one.
 pub fn authorizer(config: &Config) -> Result<Option<Arc<dyn Authorizer>>, ConfigError> {
-    let Some(path) = &config.mqtt.acl_file else {
+    let file = config.mqtt.acl_file_in(&config.data_dir);
+    let key = "mqtt.acl_file";
+    let Some(text) = read(&file, key)? else {
         return Ok(None);
     };
-    let key = "mqtt.acl_file";
-    let rules = AclRules::parse(&read(path, key)?).map_err(|e| unusable(path, key, e))?;
-    tracing::info!("ACL: {} rules from {}", rules.len(), path.display());
+    let rules = AclRules::parse(&text).map_err(|e| unusable(&file.path, key, e))?;
+    tracing::info!("ACL: {} rules from {}", rules.len(), file.path.display());
     Ok(Some(Arc::new(AclAuthorizer {
         rules,
         no_match: match config.mqtt.no_match {

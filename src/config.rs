@@ -20,8 +20,8 @@ use crate::recorder::RecordsConfig;
 pub use env::PREFIX as ENV_PREFIX;
 pub use http::{HttpConfig, HttpListenerConfig};
 pub use mqtt::{
-    AclDenyAction, AclPermit, MqttConfig, MqttUser, TcpListenerConfig, TlsListenerConfig,
-    WsListenerConfig,
+    AccessFile, AclDenyAction, AclPermit, MqttConfig, MqttUser, TcpListenerConfig,
+    TlsListenerConfig, WsListenerConfig,
 };
 
 /// The whole configuration.

@@ -26,6 +26,7 @@ use crate::docs::{self, DocsEntry};
 use crate::http::{self, Serving};
 use crate::listener::Listener;
 use crate::management::GatewayManagement;
+use crate::memory;
 use crate::recorder::Recorder;
 use crate::tls;
 use mqgate_broker::{listeners, Broker};
@@ -281,6 +282,7 @@ impl Instance {
         for (listener, addr) in &addrs {
             tracing::info!("{listener} listening on {addr}");
         }
+        memory::spawn_trimmer(Arc::clone(&broker), http_shutdown.subscribe());
         Ok(Instance {
             broker,
             records,

@@ -7,6 +7,7 @@
 //! - [`recorder`]: connection and message records, in their own SQLite file.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
 //! - [`access`]: the password and ACL files of `[mqtt]`, loaded at each start.
+//! - [`memory`]: freed memory handed back to the system after the load falls.
 //! - [`config`]: the configuration file, environment overrides and checks.
 //! - [`dialects`]: the dialect table every part below iterates.
 //! - [`listener`]: listener names as a type.
@@ -24,6 +25,7 @@ pub mod gateway;
 pub mod http;
 pub mod listener;
 pub mod management;
+pub mod memory;
 pub mod openapi;
 pub mod recorder;
 pub mod tls;

@@ -127,13 +127,14 @@ impl Management for GatewayManagement {
     }
 
     fn config(&self) -> ConfigView {
+        let data_dir = &self.config.data_dir;
         ConfigView {
             mqtt: MqttConfigView {
                 tcp_listen: self.bound(Listener::MqttTcp),
                 ws_listen: self.bound(Listener::MqttWs),
                 ws_paths: self.config.mqtt.ws.paths.clone(),
-                acl_file: path_text(&self.config.mqtt.acl_file),
-                password_file: path_text(&self.config.mqtt.password_file),
+                acl_file: Some(path_text(self.config.mqtt.acl_file_in(data_dir).path)),
+                password_file: Some(path_text(self.config.mqtt.password_file_in(data_dir).path)),
                 max_connections: self.config.mqtt.max_connections,
                 max_inflight: self.config.mqtt.max_inflight,
             },
@@ -245,6 +246,6 @@ impl ProcessSampler {
     }
 }
 
-fn path_text(path: &Option<std::path::PathBuf>) -> Option<String> {
-    path.as_ref().map(|p| p.display().to_string())
+fn path_text(path: std::path::PathBuf) -> String {
+    path.display().to_string()
 }

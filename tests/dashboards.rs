@@ -725,8 +725,9 @@ async fn nanomq_admin_rules_and_bridges_pages() {
 }
 
 /// Access, with `[mqtt] password_file` and `acl_file` configured (a default gateway
-/// has neither; see the dialect README): both files read at once by NanoMQ's default
-/// paths; saving writes one (`POST /write_file` `{"data":{"path","content"}}`),
+/// uses the data directory's files: `tests/nanomq.rs`,
+/// `the_access_page_works_without_access_files_configured`): both files read at
+/// once by NanoMQ's default paths; saving writes one (`POST /write_file` `{"data":{"path","content"}}`),
 /// restarts the broker (`POST /ctrl/restart`, no body), posts the auth options to
 /// `/configuration/auth` (not wrapped in `data`) and reads them back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

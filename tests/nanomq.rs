@@ -1951,24 +1951,92 @@ async fn nanomq_admin_access_and_configuration_pages() {
     gw.shutdown().await;
 }
 
-/// Without password and ACL files configured, the Access page's reads are refused like
-/// any path outside the allow-list; the Configuration page works.
+/// Without password and ACL files configured, the Access page works on the data
+/// directory's `nanomq_pwd.conf` and `nanomq_acl.conf`: they read as empty until
+/// saved, and once saved and restarted the broker enforces them. The Configuration
+/// page works as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_file_without_access_files_configured() {
+async fn the_access_page_works_without_access_files_configured() {
+    use serde_json::json;
     let gw = common::start().await;
     let api = format!("{}/api/v4", gw.base_url("nanomq"));
     let admin = nanomq_admin_client();
-    for file in ["nanomq_pwd.conf", "nanomq_acl.conf"] {
-        let (status, _, body) =
-            admin_call(admin.get(format!("{api}/get_file?path=%2Fetc%2F{file}"))).await;
-        assert_eq!((status, body), (404, serde_json::json!({"code": 102})));
-    }
+    let read = |file: &str| admin.get(format!("{api}/get_file?path=%2Fetc%2F{file}"));
+    let (_, _, pwd) = admin_call(read("nanomq_pwd.conf")).await;
+    let (_, _, acl) = admin_call(read("nanomq_acl.conf")).await;
+    assert_eq!(
+        pwd,
+        json!({"code": 0, "data": {"path": "/etc/nanomq_pwd.conf", "content": ""}})
+    );
+    assert_eq!(acl["data"]["content"], "rules = []\n");
     let (status, _, body) = admin_call(admin.get(format!("{api}/get_file/?default=true"))).await;
     assert_eq!(status, 200);
     assert!(body["data"]["content"]
         .as_str()
         .unwrap()
         .contains("allow_anonymous = true"));
+
+    let saves = [
+        ("/etc/nanomq_pwd.conf", "\"meter\": \"m-pass\"\n"),
+        (
+            "/etc/nanomq_acl.conf",
+            "rules = [\n  {\"permit\": \"deny\", \"action\": \"subscribe\", \"topics\": [\"secret/#\"]}\n]\n",
+        ),
+    ];
+    for (path, content) in saves {
+        let save = admin.post(format!("{api}/write_file"));
+        let (status, _, body) =
+            admin_call(save.json(&json!({"data": {"path": path, "content": content}}))).await;
+        assert_eq!((status, body), (200, json!({"code": 0})), "{path}");
+    }
+    let (_, _, pwd) = admin_call(read("nanomq_pwd.conf")).await;
+    assert_eq!(pwd["data"]["content"], saves[0].1);
+    let before = gw.gateway.management().stats().started_at_ms;
+    let (_, _, body) = admin_call(admin.post(format!("{api}/ctrl/restart"))).await;
+    assert_eq!(body["code"], 0);
+    let gateway = &gw.gateway;
+    assert!(
+        common::eventually_async(10, move || {
+            let changed = gateway.management().stats().started_at_ms != before;
+            async move { changed }
+        })
+        .await
+    );
+
+    let mut wrong = gw.v4_options("access-meter");
+    wrong.set_credentials("meter", "nope");
+    assert_eq!(
+        common::try_connect_v4(wrong).await,
+        Ok(rumqttc::ConnectReturnCode::BadUserNamePassword)
+    );
+    let mut meter = gw.v4_options("access-meter");
+    meter.set_credentials("meter", "m-pass");
+    let mut meter = common::connect_v4(meter).await;
+    for (filter, expected) in [
+        ("secret/plans", rumqttc::SubscribeReasonCode::Failure),
+        (
+            "open/plans",
+            rumqttc::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce),
+        ),
+    ] {
+        meter
+            .client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        let code = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack))) =
+                    meter.events.recv().await
+                {
+                    return ack.return_codes[0];
+                }
+            }
+        })
+        .await
+        .expect("SUBACK");
+        assert_eq!(code, expected, "{filter}");
+    }
     gw.shutdown().await;
 }
 

@@ -2,7 +2,7 @@
 //! (`[mqtt.tcp]`, `[mqtt.ws]`, `[mqtt.tls]`, `[mqtt.wss]`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -61,9 +61,10 @@ pub struct MqttConfig {
     /// Users of the general auth policy: `[{ username = "...", password = "..." }]`.
     pub users: Vec<MqttUser>,
     /// More users, from a password file in NanoMQ's format (`"user": "password"` lines).
+    /// Unset: `<data_dir>/nanomq_pwd.conf`, when it exists.
     pub password_file: Option<PathBuf>,
     /// An ACL file in NanoMQ's format (`rules = [ {...} ]`), checked on every
-    /// PUBLISH and SUBSCRIBE.
+    /// PUBLISH and SUBSCRIBE. Unset: `<data_dir>/nanomq_acl.conf`, when it exists.
     pub acl_file: Option<PathBuf>,
     /// What applies when no ACL rule matches: "allow" or "deny".
     pub no_match: AclPermit,
@@ -123,7 +124,45 @@ impl Default for MqttConfig {
     }
 }
 
+/// NanoMQ's names of the password and ACL files, looked for in the data
+/// directory when `password_file`/`acl_file` are unset: nanomq-admin's Access
+/// page saves them there (write_file) on a gateway that names neither.
+pub const DEFAULT_PASSWORD_FILE: &str = "nanomq_pwd.conf";
+pub const DEFAULT_ACL_FILE: &str = "nanomq_acl.conf";
+
+/// The password or ACL file in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFile {
+    pub path: PathBuf,
+    /// Named in the configuration: it must exist. Otherwise it is the default in
+    /// the data directory, read when it exists.
+    pub configured: bool,
+}
+
+impl AccessFile {
+    fn of(configured: &Option<PathBuf>, data_dir: &Path, default_name: &str) -> AccessFile {
+        match configured {
+            Some(path) => AccessFile {
+                path: path.clone(),
+                configured: true,
+            },
+            None => AccessFile {
+                path: data_dir.join(default_name),
+                configured: false,
+            },
+        }
+    }
+}
+
 impl MqttConfig {
+    pub fn password_file_in(&self, data_dir: &Path) -> AccessFile {
+        AccessFile::of(&self.password_file, data_dir, DEFAULT_PASSWORD_FILE)
+    }
+
+    pub fn acl_file_in(&self, data_dir: &Path) -> AccessFile {
+        AccessFile::of(&self.acl_file, data_dir, DEFAULT_ACL_FILE)
+    }
+
     /// What the broker takes from this section; `users` are the configured users
     /// and those of the password file.
     pub fn broker_settings(

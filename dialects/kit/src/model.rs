@@ -289,9 +289,10 @@ pub struct MqttConfigView {
     pub ws_listen: Option<SocketAddr>,
     /// URL paths the WebSocket listener upgrades, the main one first.
     pub ws_paths: Vec<String>,
-    /// NanoMQ-format ACL file the broker enforces, if configured.
+    /// NanoMQ-format ACL file the broker enforces (when it exists at start).
     pub acl_file: Option<String>,
-    /// NanoMQ-format password file the broker checks CONNECTs against, if configured.
+    /// NanoMQ-format password file the broker checks CONNECTs against (when it
+    /// exists at start).
     pub password_file: Option<String>,
     pub max_connections: usize,
     pub max_inflight: u16,

@@ -5,8 +5,8 @@
 //! nanomq-admin, limited to three files looked up when each request arrives:
 //!
 //! - the NanoMQ configuration file `config_update` writes, `<data_dir>/nanomq.conf`;
-//! - the password file `[mqtt] password_file` names, if any;
-//! - the ACL file `[mqtt] acl_file` names, if any.
+//! - the password file `[mqtt] password_file` names, else `<data_dir>/nanomq_pwd.conf`;
+//! - the ACL file `[mqtt] acl_file` names, else `<data_dir>/nanomq_acl.conf`.
 //!
 //! A requested path selects one of them and is never opened itself: it selects a file
 //! when it equals that file's configured path, or when its file name is NanoMQ's
@@ -66,6 +66,23 @@ impl AllowList {
             }
         }
         by_name
+    }
+}
+
+/// Where the gateway looks for the file of `role` when the configuration names none.
+pub fn default_path(data_dir: &Path, role: Role) -> PathBuf {
+    data_dir.join(match role {
+        Role::Config => CONFIG_FILE_NAME,
+        Role::Password => PASSWORD_FILE_NAME,
+        Role::Acl => ACL_FILE_NAME,
+    })
+}
+
+/// The text of a password or ACL file that grants and denies nothing.
+pub fn empty_text(role: Role) -> &'static str {
+    match role {
+        Role::Acl => "rules = []\n",
+        Role::Config | Role::Password => "",
     }
 }
 

@@ -100,8 +100,9 @@ fn wanted(query: Option<&str>) -> Option<Wanted> {
 ///
 /// The broker's configuration file (`default=true`), its password file or its ACL file;
 /// any other path is refused. Before `config_update` has written a configuration file,
-/// it reads as mqgate's live settings in NanoMQ's format. A configured password or ACL
-/// file that does not exist is 410 `{"code":108}`, as in NanoMQ.
+/// it reads as mqgate's live settings in NanoMQ's format; the data directory's password
+/// or ACL file not written yet reads as empty (no users, `rules = []`). A configured
+/// password or ACL file that does not exist is 410 `{"code":108}`, as in NanoMQ.
 #[utoipa::path(
     get,
     path = "/api/v4/get_file",
@@ -114,7 +115,7 @@ fn wanted(query: Option<&str>) -> Option<Wanted> {
         (status = 200, description = "The file", body = FileReply, content_type = "application/json"),
         (status = 400, description = "Neither `default=true` nor `path`", body = CodeReply, example = json!({"code": 108})),
         (status = 404, description = "Not a file of the allow-list", body = CodeReply, example = json!({"code": 102})),
-        (status = 410, description = "The file does not exist", body = CodeReply, example = json!({"code": 108})),
+        (status = 410, description = "A configured file does not exist", body = CodeReply, example = json!({"code": 108})),
         (status = 500, description = "The file could not be read, or is over 4 MiB", body = CodeReply, example = json!({"code": 102}))
     ),
     security(("basic" = []), ("bearer" = []))
@@ -145,6 +146,12 @@ pub async fn get_file(
         ReadOutcome::Text(text) => text,
         ReadOutcome::Missing if role == Role::Config => {
             config_files::live_config_text(&app.management.config().hot)
+        }
+        // the data directory's file not written yet reads as what is in force, no
+        // users or no rules (NanoMQ ships both files; a 410 would leave
+        // nanomq-admin's Access page in an error on a default gateway)
+        ReadOutcome::Missing if path == config_files::default_path(&app.data_dir, role) => {
+            config_files::empty_text(role).to_string()
         }
         ReadOutcome::Missing => return Err(Error::new(StatusCode::GONE, 108)),
         ReadOutcome::TooLarge | ReadOutcome::Failed(_) => {

@@ -1,0 +1,53 @@
+//! Giving freed memory back to the operating system.
+//!
+//! glibc's allocator keeps the pages freed by departed clients in its arenas:
+//! 10,000 idle connections that come and go leave the process's resident memory
+//! where their peak put it, although the memory is reused by the next ones. When
+//! the broker has shrunk by many sessions or subscriptions since the last look,
+//! `malloc_trim` hands those pages back, so that RSS follows the load down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_broker::Broker;
+use tokio::sync::watch;
+
+/// How often the broker's size is looked at.
+const LOOK_EVERY: Duration = Duration::from_secs(10);
+/// Sessions plus subscriptions gone since the high-water mark that make a trim
+/// worth its cost (it walks the allocator's arenas, a few milliseconds).
+const SHRINK_WORTH_TRIMMING: u64 = 1_000;
+
+/// Watches `broker` until `stop` turns true, trimming after large shrinks.
+pub fn spawn_trimmer(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut high = 0u64;
+        let mut every = tokio::time::interval(LOOK_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+            let stats = broker.stats();
+            let size = stats.sessions + stats.subscriptions;
+            high = high.max(size);
+            if high - size >= SHRINK_WORTH_TRIMMING {
+                high = size;
+                let _ = tokio::task::spawn_blocking(trim).await;
+            }
+        }
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim only releases free pages of the allocator's own arenas.
+    let released = unsafe { libc::malloc_trim(0) };
+    tracing::debug!(
+        released = released != 0,
+        "returned freed memory to the system"
+    );
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
