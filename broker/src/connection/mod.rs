@@ -12,10 +12,9 @@ mod teardown;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::panic::AssertUnwindSafe;
 
 use bytes::BytesMut;
 use futures::FutureExt;
@@ -27,8 +26,7 @@ use crate::counters::Counters;
 use crate::publish::Blocked;
 use crate::session::{AtomicCounters, Ready, Session};
 use crate::will::PendingWill;
-use crate::wire::reason;
-use crate::wire::Version;
+use crate::wire::{reason, Version};
 pub use stream::Stream;
 
 /// Serves one accepted socket until it closes.
