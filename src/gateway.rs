@@ -282,7 +282,7 @@ impl Instance {
         for (listener, addr) in &addrs {
             tracing::info!("{listener} listening on {addr}");
         }
-        memory::spawn_trimmer(Arc::clone(&broker), http_shutdown.subscribe());
+        memory::trim_after_shrinks(&broker);
         Ok(Instance {
             broker,
             records,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_broker::Broker;
-use tokio::sync::watch;
 
 /// How often the broker's size is looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(10);
@@ -18,23 +17,17 @@ const LOOK_EVERY: Duration = Duration::from_secs(10);
 /// worth its cost (it walks the allocator's arenas, a few milliseconds).
 const SHRINK_WORTH_TRIMMING: u64 = 1_000;
 
-/// Watches `broker` until `stop` turns true, trimming after large shrinks.
-pub fn spawn_trimmer(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    tokio::spawn(async move {
-        let mut high = 0u64;
-        let mut every = tokio::time::interval(LOOK_EVERY);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = stop.wait_for(|stop| *stop) => return,
-            }
-            let stats = broker.stats();
-            let size = stats.sessions + stats.subscriptions;
-            high = high.max(size);
-            if high - size >= SHRINK_WORTH_TRIMMING {
-                high = size;
-                let _ = tokio::task::spawn_blocking(trim).await;
-            }
+/// Watches `broker` while it runs, trimming after large shrinks.
+pub fn trim_after_shrinks(broker: &Arc<Broker>) {
+    let mut high = 0u64;
+    broker.every(LOOK_EVERY, move |broker| {
+        let stats = broker.stats();
+        let size = stats.sessions + stats.subscriptions;
+        high = high.max(size);
+        if high - size >= SHRINK_WORTH_TRIMMING {
+            high = size;
+            // a few milliseconds of allocator work, off the runtime's threads
+            tokio::task::spawn_blocking(trim);
         }
     });
 }

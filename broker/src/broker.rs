@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_kit::clock::now_ms;
@@ -79,12 +79,13 @@ impl Broker {
             connections_gone: tokio::sync::Mutex::new(done_rx),
             started_at_ms: now_ms(),
         });
-        tokio::spawn(sweep_expired(Arc::downgrade(&broker)));
+        // offline sessions and retained messages whose expiry has passed
+        broker.every(Duration::from_secs(1), |broker| {
+            broker.expire_due(Instant::now());
+            broker.router.purge_expired_retained();
+        });
         if let Some(interval) = broker.settings.sys_interval {
-            tokio::spawn(crate::sys::publish_statistics(
-                Arc::downgrade(&broker),
-                interval,
-            ));
+            broker.every(interval, crate::sys::publish_statistics);
         }
         broker
     }
@@ -338,6 +339,31 @@ impl Broker {
 
     // ---- shutdown ------------------------------------------------------------
 
+    /// Runs `task` every `interval` until the broker shuts down or is dropped
+    /// (the task holds it only while it runs).
+    pub fn every(
+        self: &Arc<Self>,
+        interval: Duration,
+        mut task: impl FnMut(&Broker) + Send + 'static,
+    ) {
+        let broker = Arc::downgrade(self);
+        let mut shutdown = self.shutdown_signal();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = tick.tick() => {}
+                }
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                task(&broker);
+            }
+        });
+    }
+
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
@@ -366,27 +392,6 @@ impl Broker {
 struct SysCounter {
     topic: &'static str,
     read: Box<dyn Fn() -> u64 + Send + Sync>,
-}
-
-/// Ends offline sessions whose expiry has passed, once a second.
-async fn sweep_expired(broker: Weak<Broker>) {
-    let mut shutdown = match broker.upgrade() {
-        Some(b) => b.shutdown_signal(),
-        None => return,
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
-        broker.expire_due(Instant::now());
-        broker.router.purge_expired_retained();
-    }
 }
 
 /// Message ids start at the current time in ms shifted left, so that ids stay

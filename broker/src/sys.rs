@@ -1,34 +1,18 @@
 //! `$SYS/broker/...`: the broker's statistics as retained messages, under
 //! mosquitto's topic names, every configured interval.
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::time::MissedTickBehavior;
 
 use crate::broker::Broker;
 use crate::counters::Counters;
 use crate::message::Message;
 
-pub(crate) async fn publish_statistics(broker: Weak<Broker>, interval: Duration) {
-    let mut shutdown = match broker.upgrade() {
-        Some(b) => b.shutdown_signal(),
-        None => return,
-    };
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
-        for (topic, value) in statistics(&broker).into_iter().chain(broker.sys_counters()) {
-            publish(&broker, topic, value);
-        }
+/// Publishes every statistic (and the added counters) once.
+pub(crate) fn publish_statistics(broker: &Broker) {
+    for (topic, value) in statistics(broker).into_iter().chain(broker.sys_counters()) {
+        publish(broker, topic, value);
     }
 }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mqgate_kit::access::{ACL_FILE_NAME, PASSWORD_FILE_NAME};
 use serde::{Deserialize, Serialize};
 
 /// The `[mqtt]` section.
@@ -124,18 +125,13 @@ impl Default for MqttConfig {
     }
 }
 
-/// NanoMQ's names of the password and ACL files, looked for in the data
-/// directory when `password_file`/`acl_file` are unset: nanomq-admin's Access
-/// page saves them there (write_file) on a gateway that names neither.
-pub const DEFAULT_PASSWORD_FILE: &str = "nanomq_pwd.conf";
-pub const DEFAULT_ACL_FILE: &str = "nanomq_acl.conf";
-
 /// The password or ACL file in force.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessFile {
     pub path: PathBuf,
-    /// Named in the configuration: it must exist. Otherwise it is the default in
-    /// the data directory, read when it exists.
+    /// Named in the configuration: it must exist. Otherwise it is NanoMQ's file
+    /// name in the data directory (where nanomq-admin's Access page saves it),
+    /// read when it exists.
     pub configured: bool,
 }
 
@@ -156,11 +152,11 @@ impl AccessFile {
 
 impl MqttConfig {
     pub fn password_file_in(&self, data_dir: &Path) -> AccessFile {
-        AccessFile::of(&self.password_file, data_dir, DEFAULT_PASSWORD_FILE)
+        AccessFile::of(&self.password_file, data_dir, PASSWORD_FILE_NAME)
     }
 
     pub fn acl_file_in(&self, data_dir: &Path) -> AccessFile {
-        AccessFile::of(&self.acl_file, data_dir, DEFAULT_ACL_FILE)
+        AccessFile::of(&self.acl_file, data_dir, ACL_FILE_NAME)
     }
 
     /// What the broker takes from this section; `users` are the configured users

@@ -70,15 +70,7 @@ impl Router {
     ) -> Option<SubOptions> {
         let mut trie = self.trie.write();
         let previous = session.record_subscription(filter, options);
-        let f = Filter::parse(filter);
-        trie.insert(
-            f.routing,
-            f.group,
-            Subscriber {
-                session: Arc::clone(session),
-                options,
-            },
-        );
+        insert(&mut trie, session, filter, options);
         previous
     }
 
@@ -96,15 +88,7 @@ impl Router {
     pub fn activate(&self, session: &Arc<Session>) {
         let mut trie = self.trie.write();
         for (filter, options) in session.subscriptions() {
-            let f = Filter::parse(&filter);
-            trie.insert(
-                f.routing,
-                f.group,
-                Subscriber {
-                    session: Arc::clone(session),
-                    options,
-                },
-            );
+            insert(&mut trie, session, &filter, options);
         }
     }
 
@@ -181,6 +165,19 @@ impl Router {
     pub fn purge_expired_retained(&self) -> usize {
         self.retained.write().purge_expired(Instant::now())
     }
+}
+
+/// Routes `filter` (plain or `$share/<group>/...`) to `session`.
+fn insert(trie: &mut SubscriptionTrie, session: &Arc<Session>, filter: &str, options: SubOptions) {
+    let f = Filter::parse(filter);
+    trie.insert(
+        f.routing,
+        f.group,
+        Subscriber {
+            session: Arc::clone(session),
+            options,
+        },
+    );
 }
 
 #[cfg(test)]

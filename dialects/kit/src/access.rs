@@ -10,6 +10,11 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+/// NanoMQ's file names of the two files (its package installs them in `/etc`); the
+/// gateway looks for them in its data directory when no path is configured.
+pub const PASSWORD_FILE_NAME: &str = "nanomq_pwd.conf";
+pub const ACL_FILE_NAME: &str = "nanomq_acl.conf";
+
 use crate::hocon::{self, HoconError, Limits};
 
 /// What a client asks to do with a topic.

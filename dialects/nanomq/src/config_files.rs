@@ -17,12 +17,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mqgate_kit::access::{ACL_FILE_NAME, PASSWORD_FILE_NAME};
 use mqgate_kit::HotConfig;
 
 /// The file `config_update` writes, in mqgate's data directory.
 pub const CONFIG_FILE_NAME: &str = "nanomq.conf";
-const PASSWORD_FILE_NAME: &str = "nanomq_pwd.conf";
-const ACL_FILE_NAME: &str = "nanomq_acl.conf";
 
 /// Largest file `get_file` reads. Files written through the API are far smaller (the
 /// request body limit is 1 MiB).
