@@ -233,29 +233,8 @@ async fn post(url: String, basic: (&str, &str), body: Value) -> Value {
 /// and the app token the Easemob APIs take.
 async fn easemob_client(gw: &TestGateway, filter: &str) -> (V4Client, String) {
     const APP_ID: &str = "mq7g4e";
-    let http = reqwest::Client::new();
-    let base = gw.base_url("easemob");
-    let app: Value = http
-        .post(format!("{base}/openapi/rm/app/token"))
-        .json(&json!({"appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn", "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app_token = app["body"]["access_token"].as_str().unwrap().to_string();
-    let user: Value = http
-        .post(format!("{base}/openapi/rm/user/token"))
-        .header("Authorization", &app_token)
-        .json(&json!({"username": "utf8-user"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user_token = user["body"]["access_token"].as_str().unwrap();
+    let app_token = gw.easemob_app_token().await;
+    let user_token = gw.easemob_user_token(&app_token, "utf8-user").await;
     let mut o = gw.v4_options(&format!("utf8-recv@{APP_ID}"));
     o.set_credentials("utf8-user", user_token);
     let mut c = connect_v4(o).await;

@@ -201,16 +201,7 @@ async fn record_query_latency_over_1m_messages() {
     let gw = common::start_with(move |c| c.data_dir = data_dir).await;
     let http = reqwest::Client::new();
     let base = gw.base_url("easemob");
-    let reply: Value = http
-        .post(format!("{base}/openapi/rm/app/token"))
-        .json(&json!({"appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn", "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reply["body"]["access_token"].as_str().unwrap().to_string();
+    let token = gw.easemob_app_token().await;
     let begin = format_datetime(start_ms);
     let end = format_datetime(end_ms);
     println!("-- HTTP (dialect + gateway), 100 runs each --");
@@ -298,29 +289,8 @@ async fn record_query_latency_over_1m_messages() {
 
 /// An app token, and a user token MQTT clients of the app log in with.
 async fn tokens(gw: &common::TestGateway) -> (String, String) {
-    let http = reqwest::Client::new();
-    let base = gw.base_url("easemob");
-    let reply: Value = http
-        .post(format!("{base}/openapi/rm/app/token"))
-        .json(&json!({"appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn", "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app = reply["body"]["access_token"].as_str().unwrap().to_string();
-    let reply: Value = http
-        .post(format!("{base}/openapi/rm/user/token"))
-        .header("Authorization", &app)
-        .json(&json!({"username": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let user = reply["body"]["access_token"].as_str().unwrap().to_string();
+    let app = gw.easemob_app_token().await;
+    let user = gw.easemob_user_token(&app, "bench").await;
     (app, user)
 }
 

@@ -4,60 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use mqgate::config::HttpListenerConfig;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use tokio::io::AsyncReadExt;
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
-struct Pki {
-    ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    /// Client certificate and key in one PEM, as reqwest's `Identity` wants.
-    client_identity: Vec<u8>,
-    _dir: tempfile::TempDir,
-}
-
-fn pki() -> Pki {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mqgate test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca, &ca_key)
-        .unwrap();
-
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "a dashboard");
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_key = KeyPair::generate().unwrap();
-    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    Pki {
-        ca: write("ca.pem", ca.pem()),
-        server_cert: write("server.pem", server.pem()),
-        server_key: write("server-key.pem", server_key.serialize_pem()),
-        client_identity: format!("{}{}", client.pem(), client_key.serialize_pem()).into_bytes(),
-        _dir: dir,
-    }
-}
 
 fn tls_listener(pki: &Pki, client_ca: Option<&Path>) -> HttpListenerConfig {
     HttpListenerConfig {
@@ -69,7 +21,7 @@ fn tls_listener(pki: &Pki, client_ca: Option<&Path>) -> HttpListenerConfig {
 }
 
 fn trusting(pki: &Pki) -> reqwest::ClientBuilder {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_file).unwrap()).unwrap();
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -78,7 +30,7 @@ fn trusting(pki: &Pki) -> reqwest::ClientBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_and_docs_listeners_speak_https_with_the_configured_certificate() {
-    let pki = pki();
+    let pki = Pki::generate();
     let gw = common::start_with(|c| {
         c.http.header_read_timeout_secs = 1;
         for name in ["mica", "docs"] {
@@ -142,11 +94,11 @@ async fn api_and_docs_listeners_speak_https_with_the_configured_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_wants_a_client_certificate_from_the_ca() {
-    let pki = pki();
+    let pki = Pki::generate();
     let gw = common::start_with(|c| {
         c.http
             .listeners
-            .insert("nanomq".into(), tls_listener(&pki, Some(&pki.ca)));
+            .insert("nanomq".into(), tls_listener(&pki, Some(&pki.ca_file)));
     })
     .await;
     let url = format!(
@@ -162,7 +114,7 @@ async fn mutual_tls_wants_a_client_certificate_from_the_ca() {
         .await;
     assert!(anonymous.is_err(), "no client certificate: {anonymous:?}");
 
-    let identity = reqwest::Identity::from_pem(&pki.client_identity).unwrap();
+    let identity = reqwest::Identity::from_pem(&pki.client_identity()).unwrap();
     let answer = trusting(&pki)
         .identity(identity)
         .build()
@@ -180,7 +132,7 @@ async fn mutual_tls_wants_a_client_certificate_from_the_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_certificate_stops_the_start_and_names_the_key() {
-    let pki = pki();
+    let pki = Pki::generate();
     let data = tempfile::tempdir().unwrap();
     let mut config = mqgate::config::Config::for_tests(data.path());
     let mut listener = tls_listener(&pki, None);

@@ -3,62 +3,17 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use common::pki::Pki;
 use common::{connect_v4, next_publish, TestGateway};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use rumqttc::{QoS, TlsConfiguration, Transport};
-
-struct Pki {
-    ca: Vec<u8>,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    ca_file: PathBuf,
-    client: (Vec<u8>, Vec<u8>),
-    _dir: tempfile::TempDir,
-}
 
 fn pki() -> Pki {
     // rumqttc's rustls builds its client configuration with the process default
     // provider; this test binary links two, so one is named (the server names its own)
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mqgate test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca, &ca_key)
-        .unwrap();
-    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, "a device");
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_key = KeyPair::generate().unwrap();
-    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    Pki {
-        ca: ca.pem().into_bytes(),
-        ca_file: write("ca.pem", ca.pem()),
-        server_cert: write("server.pem", server.pem()),
-        server_key: write("server-key.pem", server_key.serialize_pem()),
-        client: (
-            client.pem().into_bytes(),
-            client_key.serialize_pem().into_bytes(),
-        ),
-        _dir: dir,
-    }
+    Pki::generate()
 }
 
 async fn gateway(pki: &Pki, mutual: bool) -> TestGateway {
@@ -83,9 +38,10 @@ fn tls_options(
 ) -> rumqttc::MqttOptions {
     let addr = gw.gateway.addr(listener).expect("TLS listener");
     let tls = TlsConfiguration::Simple {
-        ca: pki.ca.clone(),
+        ca: pki.ca_pem.clone(),
         alpn: None,
-        client_auth: with_client_cert.then(|| pki.client.clone()),
+        client_auth: with_client_cert
+            .then(|| (pki.client_cert_pem.clone(), pki.client_key_pem.clone())),
     };
     let mut o = match listener {
         mqgate::listener::Listener::MqttWss => {

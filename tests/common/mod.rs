@@ -3,6 +3,7 @@
 //! real MQTT (rumqttc) and HTTP (reqwest) clients.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -61,6 +62,45 @@ impl TestGateway {
         let mut o = rumqttc::v5::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
         o.set_keep_alive(Duration::from_secs(30));
         o
+    }
+
+    /// An app token of the default Easemob application.
+    pub async fn easemob_app_token(&self) -> String {
+        let reply = self
+            .easemob_post(
+                "/openapi/rm/app/token",
+                None,
+                serde_json::json!({"appClientId": "YXA6mQgAtE7eAsEmObApPcLiEn", "appClientSecret": "YXA6mQgAtEsEcReT-cHaNgE-Me-NoW1"}),
+            )
+            .await;
+        reply["body"]["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A user token MQTT clients of the default Easemob application log in with.
+    pub async fn easemob_user_token(&self, app_token: &str, username: &str) -> String {
+        let reply = self
+            .easemob_post(
+                "/openapi/rm/user/token",
+                Some(app_token),
+                serde_json::json!({ "username": username }),
+            )
+            .await;
+        reply["body"]["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn easemob_post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}{path}", self.base_url("easemob")))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn shutdown(self) {
