@@ -2,7 +2,7 @@
 //! (AppID `mq7g4e`, the default app credentials); the document served by a
 //! running gateway names the configured AppID instead, never the credentials.
 
-use mqgate_kit::http::openapi::payload_encoding_rule;
+use mqgate_kit::http::openapi::{declare_security_scheme, payload_encoding_rule};
 use utoipa::openapi::schema::{AllOfBuilder, Schema};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::RefOr;
@@ -17,13 +17,14 @@ struct AppTokenSecurity;
 
 impl utoipa::Modify for AppTokenSecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
+        let header = ApiKeyValue::with_description(
+            "Authorization",
+            "The raw app token from app/token (a leading space or `Bearer ` is tolerated).",
+        );
+        declare_security_scheme(
+            openapi,
             "app_token",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "Authorization",
-                "The raw app token from app/token (a leading space or `Bearer ` is tolerated).",
-            ))),
+            SecurityScheme::ApiKey(ApiKey::Header(header)),
         );
     }
 }

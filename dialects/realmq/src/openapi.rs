@@ -2,7 +2,9 @@
 //! examples that succeed against a default mqgate when tried in order (log in,
 //! create a product, register a device under the product's chosen key, ...).
 
-use mqgate_kit::http::openapi::payload_encoding_rule;
+use mqgate_kit::http::openapi::{
+    declare_basic_auth, declare_security_scheme, payload_encoding_rule,
+};
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::RefOr;
@@ -51,21 +53,13 @@ struct SecuritySchemes;
 
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "basic",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
-        );
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some("A token from POST /api/v1/auth"))
-                    .build(),
-            ),
-        );
+        declare_basic_auth(openapi);
+        let bearer = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("A token from POST /api/v1/auth"))
+            .build();
+        declare_security_scheme(openapi, "bearer", SecurityScheme::Http(bearer));
     }
 }
 
