@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod names;
 pub mod query;
 pub mod queue;
 pub mod schema;
@@ -37,6 +38,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 pub use config::{Clients, RecordScope, RecordsConfig, WhenFull};
+use names::Names;
 use queue::{Queue, WRITER_WAIT};
 use schema::{Retention, RowCounts};
 use writer::Writer;
@@ -79,6 +81,7 @@ impl Recorder {
         let conn = schema::open(data_dir)?;
         let reader = schema::open(data_dir)?;
         let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
+        let next_delivery = schema::next_delivery_id(&conn)?;
         let writer = Writer {
             counts: RowCounts::count(&conn)?,
             conn,
@@ -93,6 +96,8 @@ impl Recorder {
             } else {
                 Duration::from_millis(config.batch_interval_ms)
             },
+            names: Names::default(),
+            next_delivery,
         };
         let handle = std::thread::Builder::new()
             .name("records-writer".into())

@@ -24,28 +24,45 @@ struct Filter {
     values: Vec<Value>,
 }
 
+/// How a client id or topic is compared in a table's rows: as text in
+/// `connections`, by its number in `names` in `messages` and `deliveries`.
+fn named(column: &str) -> String {
+    format!("{column} = (SELECT id FROM names WHERE name = ?)")
+}
+
 impl Filter {
-    /// The time window and, when the query names them, the client and message.
+    /// The time window and, when the query names them, the client and message,
+    /// for `messages` and `deliveries`.
     fn of(query: &RecordQuery) -> Filter {
+        Filter::with_client(query, &named("client"))
+    }
+
+    /// The same for `connections`, whose client ids are text.
+    fn of_connections(query: &RecordQuery) -> Filter {
+        Filter::with_client(query, "client_id = ?")
+    }
+
+    fn with_client(query: &RecordQuery, client_clause: &str) -> Filter {
         let mut f = Filter {
             clauses: Vec::new(),
             values: Vec::new(),
         };
-        f.and("at_ms >=", Value::Integer(query.from_ms));
-        f.and("at_ms <=", Value::Integer(query.to_ms));
+        f.and("at_ms >= ?", Value::Integer(query.from_ms));
+        f.and("at_ms <= ?", Value::Integer(query.to_ms));
         if let Some(client_id) = &query.client_id {
-            f.and("client_id =", Value::Text(client_id.clone()));
+            f.and(client_clause, Value::Text(client_id.clone()));
         }
         if let Some(id) = query.message_id {
-            f.and("message_id =", Value::Integer(id_to_sql(id)));
+            f.and("message_id = ?", Value::Integer(id_to_sql(id)));
         }
         f
     }
 
+    /// Adds `clause`, whose `?` stands for `value`.
     fn and(&mut self, clause: &str, value: Value) {
         self.values.push(value);
-        self.clauses
-            .push(format!("{clause} ?{}", self.values.len()));
+        let numbered = format!("?{}", self.values.len());
+        self.clauses.push(clause.replacen('?', &numbered, 1));
     }
 
     fn sql(&self) -> String {
@@ -140,7 +157,7 @@ pub fn connection_records(
         "connections",
         CONNECTION_COLUMNS,
         "id",
-        Filter::of(&q),
+        Filter::of_connections(&q),
         query,
         connection_from_row,
     )
@@ -148,10 +165,12 @@ pub fn connection_records(
 
 /// Uplink records are the `messages` rows with a sender; downlink records are
 /// `deliveries`. A client's records are both, merged in time order.
-const UPLINK_COLUMNS: &str = "message_id, client_id, connection_id, 0 AS direction, topic, qos, \
-     at_ms, message_id AS seq";
-const DOWNLINK_COLUMNS: &str = "message_id, client_id, connection_id, 1 AS direction, topic, \
-     qos, at_ms, id AS seq";
+const UPLINK_COLUMNS: &str = "message_id, (SELECT name FROM names WHERE id = client), \
+     connection_id, 0 AS direction, (SELECT name FROM names WHERE id = topic), qos, at_ms, \
+     message_id AS seq";
+const DOWNLINK_COLUMNS: &str = "message_id, (SELECT name FROM names WHERE id = client), \
+     connection_id, 1 AS direction, (SELECT name FROM names WHERE id = topic), qos, at_ms, \
+     id AS seq";
 
 pub fn message_records(
     conn: &Connection,
@@ -159,7 +178,7 @@ pub fn message_records(
 ) -> rusqlite::Result<Page<MessageRecord>> {
     let mut filter = Filter::of(query);
     if query.client_id.is_none() {
-        filter.clauses.push("client_id IS NOT NULL".into());
+        filter.clauses.push("client IS NOT NULL".into());
     }
     let where_sql = filter.sql();
     let order = order_sql(query.order);
@@ -196,7 +215,7 @@ pub fn message_trace(
     let mut filter = Filter::of(query);
     let (table, columns, key) = match direction {
         Direction::Uplink => {
-            filter.clauses.push("client_id IS NOT NULL".into());
+            filter.clauses.push("client IS NOT NULL".into());
             ("messages", UPLINK_COLUMNS, "message_id")
         }
         Direction::Downlink => ("deliveries", DOWNLINK_COLUMNS, "id"),
@@ -228,7 +247,7 @@ pub fn topic_messages(
     q.message_id = None;
     let mut filter = Filter::of(&q);
     if let Some(topic) = &query.topic {
-        filter.and("topic =", Value::Text(topic.clone()));
+        filter.and(&named("topic"), Value::Text(topic.clone()));
     }
     table_page(
         conn,
@@ -293,8 +312,8 @@ fn message_record_from_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     })
 }
 
-const MESSAGE_COLUMNS: &str =
-    "message_id, client_id, connection_id, topic, qos, retain, payload, at_ms";
+const MESSAGE_COLUMNS: &str = "message_id, (SELECT name FROM names WHERE id = client), \
+     connection_id, (SELECT name FROM names WHERE id = topic), qos, retain, payload, at_ms";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
     let connection_id: Option<i64> = row.get(2)?;

@@ -4,13 +4,17 @@
 //! committed transaction survives a crash of the process (kill -9); only an
 //! operating-system crash or power loss may take the last ones.
 //!
-//! Three tables, each with only the indexes a [`History`](mqgate_kit::History)
-//! query uses:
+//! Three record tables, each with only the indexes a
+//! [`History`](mqgate_kit::History) query uses:
 //! - `connections`: connects and disconnects (by client and time);
 //! - `messages`: each message as it entered, with its sender — the uplink record
 //!   (by id, by topic and time, by sender and time);
 //! - `deliveries`: one row per message written to a client — the downlink record
 //!   (by client and time, by message id).
+//!
+//! `messages` and `deliveries` name their client and topic by number, from
+//! `names` (see [`names`](super::names)): the step from the first schema rewrites
+//! the rows of a database written before.
 //!
 //! Rows are inserted in time order, so retention deletes from the start of each
 //! table's key without an index on time: message ids increase with time (the
@@ -24,7 +28,8 @@ use rusqlite::{Connection, Transaction};
 pub const FILE_NAME: &str = "records.db";
 
 /// `MIGRATIONS[i]` moves the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &["
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE connections (
     id INTEGER PRIMARY KEY,
     connection_id INTEGER NOT NULL,
@@ -67,7 +72,61 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_client_time ON deliveries (client_id, at_ms);
 CREATE INDEX deliveries_message ON deliveries (message_id);
-"];
+",
+    "
+CREATE TABLE names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    last_message INTEGER NOT NULL,
+    last_delivery INTEGER NOT NULL
+);
+INSERT INTO names (name, last_message, last_delivery)
+    SELECT name, max(last_message), max(last_delivery) FROM (
+        SELECT client_id AS name, message_id AS last_message, -1 AS last_delivery
+          FROM messages WHERE client_id IS NOT NULL
+        UNION ALL SELECT topic, message_id, -1 FROM messages
+        UNION ALL SELECT client_id, -1, id FROM deliveries
+        UNION ALL SELECT topic, -1, id FROM deliveries)
+    GROUP BY name;
+
+ALTER TABLE messages RENAME TO messages_by_text;
+CREATE TABLE messages (
+    message_id INTEGER PRIMARY KEY,
+    client INTEGER,
+    connection_id INTEGER,
+    topic INTEGER NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+INSERT INTO messages SELECT message_id,
+    (SELECT id FROM names WHERE name = m.client_id), connection_id,
+    (SELECT id FROM names WHERE name = m.topic), qos, retain, payload, at_ms
+    FROM messages_by_text m;
+DROP TABLE messages_by_text;
+CREATE INDEX messages_topic_time ON messages (topic, at_ms);
+CREATE INDEX messages_sender_time ON messages (client, at_ms) WHERE client IS NOT NULL;
+
+ALTER TABLE deliveries RENAME TO deliveries_by_text;
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER,
+    client INTEGER NOT NULL,
+    connection_id INTEGER NOT NULL,
+    topic INTEGER NOT NULL,
+    qos INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+INSERT INTO deliveries SELECT id, message_id,
+    (SELECT id FROM names WHERE name = d.client_id), connection_id,
+    (SELECT id FROM names WHERE name = d.topic), qos, at_ms
+    FROM deliveries_by_text d;
+DROP TABLE deliveries_by_text;
+CREATE INDEX deliveries_client_time ON deliveries (client, at_ms);
+CREATE INDEX deliveries_message ON deliveries (message_id);
+",
+];
 
 /// The record tables with their keys, in the order of [`RowCounts`].
 pub const TABLES: [(&str, &str); 3] = [
@@ -102,6 +161,13 @@ pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
     }
     tx.commit()?;
     Ok(conn)
+}
+
+/// The id after the last delivery row's.
+pub fn next_delivery_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM deliveries", [], |r| {
+        r.get(0)
+    })
 }
 
 /// Rows per record table, kept in memory so retention by row count needs no

@@ -357,3 +357,98 @@ fn retention_by_rows() {
     assert!(records.stored_message(10).unwrap().is_some());
     assert!(records.stored_message(8).unwrap().is_none());
 }
+
+fn count_names(records: &Recorder) -> i64 {
+    records
+        .read(|c| c.query_row("SELECT count(*) FROM names", [], |r| r.get(0)))
+        .unwrap()
+}
+
+#[test]
+fn names_no_remaining_row_uses_are_collected_by_retention() {
+    let (_dir, records) = open(RecordsConfig {
+        max_age_hours: 0,
+        max_rows: 2,
+        ..RecordsConfig::default()
+    });
+    for i in 0..10u64 {
+        let at_ms = i as i64 * 1_000;
+        let sender = format!("c{i}@app");
+        records.record_blocking(&message_in(i + 1, Some(&sender), &format!("t/{i}"), at_ms));
+        records.record_blocking(&delivered(i + 1, &format!("d{i}@app"), at_ms));
+    }
+    records.flush();
+    // 10 senders, 10 topics, 10 receivers and the deliveries' topic `t/1`
+    assert_eq!(count_names(&records), 30);
+    assert!(records.prune_now(10_000));
+    // left: messages 9 and 10 (c8, c9, t/8, t/9), deliveries of d8 and d9 on t/1
+    assert_eq!(count_names(&records), 7);
+    let kept = records.stored_message(10).unwrap().unwrap();
+    assert_eq!(
+        (kept.client_id.as_deref(), kept.topic.as_str()),
+        (Some("c9@app"), "t/9")
+    );
+    let received = records
+        .message_records(&query(Some("d9@app"), 0, i64::MAX, 1, 10))
+        .unwrap();
+    assert_eq!(received.total, 1);
+    assert_eq!(received.items[0].topic, "t/1");
+
+    // a collected name is added again when it is used again
+    records.record_blocking(&message_in(11, Some("c0@app"), "t/0", 11_000));
+    records.flush();
+    let again = records.stored_message(11).unwrap().unwrap();
+    assert_eq!(
+        (again.client_id.as_deref(), again.topic.as_str()),
+        (Some("c0@app"), "t/0")
+    );
+}
+
+#[test]
+fn records_written_before_names_existed_are_kept_by_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO messages VALUES (5, 'a@app', 7, 'old/topic', 1, 0, x'6869', 1000);
+             INSERT INTO messages VALUES (6, NULL, NULL, 'old/api', 0, 1, x'', 1500);
+             INSERT INTO deliveries VALUES (1, 5, 'b@app', 8, 'old/topic', 1, 2000);",
+        )
+        .unwrap();
+    }
+    let records = Recorder::start(
+        dir.path(),
+        &RecordsConfig::default(),
+        Clients::OfApp("@app".into()),
+    )
+    .unwrap();
+    let sent = records.stored_message(5).unwrap().unwrap();
+    assert_eq!(
+        (sent.client_id.as_deref(), sent.topic.as_str()),
+        (Some("a@app"), "old/topic")
+    );
+    assert_eq!(&sent.payload[..], b"hi");
+    let api = records.stored_message(6).unwrap().unwrap();
+    assert_eq!((api.client_id, api.topic.as_str()), (None, "old/api"));
+    let received = records
+        .message_records(&query(Some("b@app"), 0, i64::MAX, 1, 10))
+        .unwrap();
+    assert_eq!(received.total, 1);
+    assert_eq!(
+        (
+            received.items[0].message_id,
+            received.items[0].topic.as_str()
+        ),
+        (5, "old/topic")
+    );
+
+    // new deliveries continue after the upgraded ones
+    records.record_blocking(&delivered(7, "b@app", 3_000));
+    records.flush();
+    let both = records
+        .message_records(&query(Some("b@app"), 0, i64::MAX, 1, 10))
+        .unwrap();
+    assert_eq!(both.total, 2);
+}

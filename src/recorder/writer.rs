@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{CachedStatement, Connection, Transaction};
 
 use super::codec::{Decoded, Events};
+use super::names::Names;
 use super::queue::{Queue, Work};
 use super::schema::{
     Retention, RowCounts, CONNECTIONS, DELIVERIES, KIND_CONNECT, KIND_DISCONNECT, MESSAGES,
@@ -23,6 +24,10 @@ pub struct Writer {
     pub prune_interval: Duration,
     /// Zero when every batch is to be written at once (`sync`).
     pub batch_interval: Duration,
+    pub names: Names,
+    /// The id of the next delivery row (ids are given here so that each name's
+    /// mark is known before the batch commits).
+    pub next_delivery: i64,
 }
 
 impl Writer {
@@ -50,14 +55,21 @@ impl Writer {
     }
 
     fn write(&mut self, buf: &[u8], events: usize) {
+        let names = &mut self.names;
+        let mut next_delivery = self.next_delivery;
         let result = self.conn.transaction().and_then(|tx| {
-            let added = insert(&tx, buf)?;
+            let added = insert(&tx, buf, names, &mut next_delivery)?;
+            names.write_marks(&tx)?;
             tx.commit()?;
             Ok(added)
         });
         match result {
-            Ok(added) => self.counts.add(added),
+            Ok(added) => {
+                self.counts.add(added);
+                self.next_delivery = next_delivery;
+            }
             Err(e) => {
+                self.names.rolled_back();
                 let dropped = self.queue.count_dropped(events as u64);
                 tracing::error!(
                     "records: a batch of {events} events was lost ({dropped} so far): {e}"
@@ -67,8 +79,10 @@ impl Writer {
     }
 
     fn prune(&mut self, now_ms: i64) {
+        let names = &mut self.names;
         let result = self.conn.transaction().and_then(|tx| {
             self.retention.apply(&tx, now_ms, &self.counts)?;
+            names.collect(&tx)?;
             tx.commit()
         });
         if let Err(e) = result {
@@ -85,15 +99,29 @@ const ROWS_PER_INSERT: usize = 16;
 const CONNECTION_INSERT: &str = "INSERT INTO connections (connection_id, client_id, at_ms, \
      kind, reason, username, peer, transport, proto_ver, keepalive, clean_start, will_topic, \
      will_payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-const MESSAGE_INSERT: &str = "INSERT OR REPLACE INTO messages (message_id, client_id, \
+const MESSAGE_INSERT: &str = "INSERT OR REPLACE INTO messages (message_id, client, \
      connection_id, topic, qos, retain, payload, at_ms) VALUES ";
 const MESSAGE_PARAMS: usize = 8;
-const DELIVERY_INSERT: &str =
-    "INSERT INTO deliveries (message_id, client_id, connection_id, topic, qos, at_ms) VALUES ";
-const DELIVERY_PARAMS: usize = 6;
+const DELIVERY_INSERT: &str = "INSERT INTO deliveries (id, message_id, client, connection_id, \
+     topic, qos, at_ms) VALUES ";
+const DELIVERY_PARAMS: usize = 7;
+
+/// A `messages` or `deliveries` row: the event, with its names by number.
+struct Row<'a> {
+    event: Decoded<'a>,
+    client: Option<i64>,
+    topic: i64,
+    /// The delivery row's id (deliveries only).
+    id: i64,
+}
 
 /// Inserts the queued events of `buf`; returns the rows added per table.
-fn insert(tx: &Transaction<'_>, buf: &[u8]) -> rusqlite::Result<[u64; 3]> {
+fn insert(
+    tx: &Transaction<'_>,
+    buf: &[u8],
+    names: &mut Names,
+    next_delivery: &mut i64,
+) -> rusqlite::Result<[u64; 3]> {
     let mut connections = tx.prepare_cached(CONNECTION_INSERT)?;
     // `address:port` of each CONNECT, formatted into one buffer.
     let mut peer = String::new();
@@ -102,8 +130,41 @@ fn insert(tx: &Transaction<'_>, buf: &[u8]) -> rusqlite::Result<[u64; 3]> {
     let mut added = [0u64; 3];
     for event in Events::new(buf) {
         match event {
-            Decoded::MessageIn { .. } => messages.push(event),
-            Decoded::Delivered { .. } => deliveries.push(event),
+            Decoded::MessageIn {
+                message_id,
+                client_id,
+                topic,
+                ..
+            } => {
+                let message_id = id_to_sql(message_id);
+                let client = client_id.map(|c| names.id(tx, c)).transpose()?;
+                let topic = names.id(tx, topic)?;
+                for name in client.into_iter().chain([topic]) {
+                    names.used_by_message(name, message_id);
+                }
+                messages.push(Row {
+                    event,
+                    client,
+                    topic,
+                    id: 0,
+                });
+            }
+            Decoded::Delivered {
+                client_id, topic, ..
+            } => {
+                let id = *next_delivery;
+                *next_delivery += 1;
+                let client = names.id(tx, client_id)?;
+                let topic = names.id(tx, topic)?;
+                names.used_by_delivery(client, id);
+                names.used_by_delivery(topic, id);
+                deliveries.push(Row {
+                    event,
+                    client: Some(client),
+                    topic,
+                    id,
+                });
+            }
             _ => {
                 bind_connection(&mut connections, &event, &mut peer)?;
                 connections.raw_execute()?;
@@ -137,14 +198,14 @@ fn values_sql(head: &str, params: usize, rows: usize) -> String {
     sql
 }
 
-type Bind = fn(&mut CachedStatement<'_>, usize, &Decoded<'_>) -> rusqlite::Result<()>;
+type Bind = fn(&mut CachedStatement<'_>, usize, &Row<'_>) -> rusqlite::Result<()>;
 
 /// Inserts `rows` [`ROWS_PER_INSERT`] at a time, the rest one by one.
 fn insert_many(
     tx: &Transaction<'_>,
     head: &str,
     params: usize,
-    rows: &[Decoded<'_>],
+    rows: &[Row<'_>],
     bind: Bind,
 ) -> rusqlite::Result<()> {
     let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
@@ -242,27 +303,22 @@ fn bind_disconnection(st: &mut CachedStatement<'_>, event: &Decoded<'_>) -> rusq
     Ok(())
 }
 
-/// Binds a `MessageIn` as the row after parameter `base`.
-fn bind_message(
-    st: &mut CachedStatement<'_>,
-    base: usize,
-    event: &Decoded<'_>,
-) -> rusqlite::Result<()> {
+/// Binds a `MessageIn` row after parameter `base`.
+fn bind_message(st: &mut CachedStatement<'_>, base: usize, row: &Row<'_>) -> rusqlite::Result<()> {
     if let Decoded::MessageIn {
         message_id,
         at_ms,
-        client_id,
         connection_id,
-        topic,
         qos,
         retain,
         payload,
-    } = *event
+        ..
+    } = row.event
     {
         st.raw_bind_parameter(base + 1, id_to_sql(message_id))?;
-        st.raw_bind_parameter(base + 2, client_id)?;
+        st.raw_bind_parameter(base + 2, row.client)?;
         st.raw_bind_parameter(base + 3, connection_id.map(id_to_sql))?;
-        st.raw_bind_parameter(base + 4, topic)?;
+        st.raw_bind_parameter(base + 4, row.topic)?;
         st.raw_bind_parameter(base + 5, qos)?;
         st.raw_bind_parameter(base + 6, retain)?;
         st.raw_bind_parameter(base + 7, payload)?;
@@ -271,27 +327,23 @@ fn bind_message(
     Ok(())
 }
 
-/// Binds a `Delivered` as the row after parameter `base`.
-fn bind_delivery(
-    st: &mut CachedStatement<'_>,
-    base: usize,
-    event: &Decoded<'_>,
-) -> rusqlite::Result<()> {
+/// Binds a `Delivered` row after parameter `base`.
+fn bind_delivery(st: &mut CachedStatement<'_>, base: usize, row: &Row<'_>) -> rusqlite::Result<()> {
     if let Decoded::Delivered {
         message_id,
         at_ms,
-        client_id,
         connection_id,
-        topic,
         qos,
-    } = *event
+        ..
+    } = row.event
     {
-        st.raw_bind_parameter(base + 1, message_id.map(id_to_sql))?;
-        st.raw_bind_parameter(base + 2, client_id)?;
-        st.raw_bind_parameter(base + 3, id_to_sql(connection_id))?;
-        st.raw_bind_parameter(base + 4, topic)?;
-        st.raw_bind_parameter(base + 5, qos)?;
-        st.raw_bind_parameter(base + 6, at_ms)?;
+        st.raw_bind_parameter(base + 1, row.id)?;
+        st.raw_bind_parameter(base + 2, message_id.map(id_to_sql))?;
+        st.raw_bind_parameter(base + 3, row.client)?;
+        st.raw_bind_parameter(base + 4, id_to_sql(connection_id))?;
+        st.raw_bind_parameter(base + 5, row.topic)?;
+        st.raw_bind_parameter(base + 6, qos)?;
+        st.raw_bind_parameter(base + 7, at_ms)?;
     }
     Ok(())
 }
