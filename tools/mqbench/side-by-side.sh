@@ -25,7 +25,10 @@ Q0=${Q0:-100000} Q1=${Q1:-100000} Q2=${Q2:-50000}
 FANOUT_SUBS=${FANOUT_SUBS:-100} FANOUT_COUNT=${FANOUT_COUNT:-2000}
 FANIN_PUBS=${FANIN_PUBS:-100} FANIN_COUNT=${FANIN_COUNT:-1000}
 PAIRS=${PAIRS:-1000} PAIRS_COUNT=${PAIRS_COUNT:-100}
-CONNECTS=${CONNECTS:-2000} CONNECTS_CONCURRENT=${CONNECTS_CONCURRENT:-5000}
+# Connect runs are long enough (about 2 s) to average over where the scheduler puts
+# the broker's and the client's threads: a run of 2,000 sequential connects lands
+# wholly in one placement, and its rate then varies by 2x for every broker alike.
+CONNECTS=${CONNECTS:-20000} CONNECTS_CONCURRENT=${CONNECTS_CONCURRENT:-20000}
 IDLE=${IDLE:-5000} REQUESTS=${REQUESTS:-2000}
 # A run ends when nothing arrived for this long (what is missing then is lost).
 IDLE_SECS=${IDLE_SECS:-3}
