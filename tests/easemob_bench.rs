@@ -4,7 +4,9 @@
 //!   and end to end over the dialect's HTTP API);
 //! - MQTT 1→1 QoS 1 throughput of Easemob clients and of other clients, records on
 //!   and off, with mqbench's raw client (medians of 5 interleaved runs);
-//! - Easemob REST publish throughput with `records.sync` off and on.
+//! - Easemob REST publish throughput with `records.sync` off and on;
+//! - a 1M-message MQTT run, every acknowledged message counted back through the
+//!   Easemob record APIs.
 //!
 //! `cargo test --release --test easemob_bench -- --ignored --nocapture`
 //! (`EASEMOB_BENCH_MESSAGES` changes the 1M, `EASEMOB_BENCH_QOS1` the 100k messages
@@ -501,3 +503,91 @@ async fn records_of_run(
 
 /// Events counted as not recorded by the records-on gateway before this run.
 static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One million QoS 1 messages between two Easemob clients over MQTT (records on,
+/// the default `wait` policy), then the Easemob record APIs asked for them: the
+/// topic's stored messages and the subscriber's downlink records must count every
+/// message the publisher had acknowledged (`EASEMOB_BENCH_MILLION` changes the 1M).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release --test easemob_bench -- --ignored --nocapture"]
+async fn a_million_acknowledged_messages_are_all_on_record() {
+    let count = env_or("EASEMOB_BENCH_MILLION", 1_000_000);
+    let c = case("Easemob clients, records on", RecordScope::Easemob, true).await;
+    let begin = format_datetime(now_ms() - 1_000);
+    let topic = "bench/million".to_string();
+    let report = mqbench::pubsub::run(
+        &c.target,
+        &Run {
+            name: c.name.into(),
+            shape: Shape::Shared,
+            publishers: 1,
+            subscribers: 1,
+            count,
+            qos: 1,
+            payload: 64,
+            inflight: 100,
+            idle: Duration::from_secs(10),
+            concurrency: 1,
+            topic: topic.clone(),
+            clients: "million".into(),
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.result_line());
+    assert!(report.is_clean(), "{}", report.result_line());
+    let end = format_datetime(now_ms() + 60_000);
+    let http = reqwest::Client::new();
+    let base = c.gw.base_url("easemob");
+    let token = c.gw.easemob_app_token().await;
+    let total = |path: &'static str, params: Vec<(&'static str, String)>, field: &'static str| {
+        let request = http
+            .get(format!("{base}{path}"))
+            .header("Authorization", &token)
+            .query(&params);
+        async move {
+            let body: Value = request.send().await.unwrap().json().await.unwrap();
+            assert_eq!(body["code"], 200, "{body}");
+            body["body"][field].as_u64().unwrap()
+        }
+    };
+    let window = |extra: (&'static str, String)| {
+        vec![
+            ("beginTime", begin.clone()),
+            ("endTime", end.clone()),
+            extra,
+        ]
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = total(
+            "/openapi/rm/message/messages",
+            window(("topic", topic.clone())),
+            "total",
+        )
+        .await;
+        let received = total(
+            "/openapi/rm/message/record",
+            window(("clientid", format!("million-s0@{APP_ID}"))),
+            "totalCount",
+        )
+        .await;
+        let dropped =
+            c.gw.gateway
+                .management()
+                .history()
+                .unwrap()
+                .dropped_records();
+        println!("on record: {stored} stored messages, {received} deliveries, {dropped} dropped");
+        if stored == count && received == count {
+            assert_eq!(dropped, 0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all {count} messages are on record"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.gw.shutdown().await;
+}
