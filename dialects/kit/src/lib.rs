@@ -11,7 +11,9 @@
 //! - [`auth`]: the CONNECT authentication hook dialects contribute.
 //! - [`clock`]: the wall clock.
 //! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
-//! - [`store`]: the embedded database handle.
+//! - [`store`]: the database (SQLite, or PostgreSQL shared by several processes).
+//! - [`files`]: NanoMQ-format files the APIs write and the broker reads, on disk or
+//!   in the shared database.
 //! - [`topic`]: MQTT topic validation and matching.
 //! - [`http`]: shared HTTP mechanics (Basic auth, paging, params, JSON bodies,
 //!   payload encodings, timestamps).
@@ -20,6 +22,7 @@ pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod dialect;
+pub mod files;
 pub mod history;
 pub mod hocon;
 pub mod http;
