@@ -332,6 +332,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params;
 
     const STEPS: Migrations = Migrations {
         sqlite: &["CREATE TABLE t (v INTEGER)", "ALTER TABLE t ADD COLUMN w TEXT"],

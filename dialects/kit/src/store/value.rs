@@ -248,7 +248,8 @@ mod tests {
     fn params_borrow_and_convert() {
         let name = String::from("n");
         let none: Option<&str> = None;
-        let p = params![name, 7u16, true, none, Some(3i64), b"ab".as_slice()];
+        let blob = b"ab".as_slice();
+        let p = crate::params![name, 7u16, true, none, Some(3i64), blob];
         assert_eq!(
             p,
             [
