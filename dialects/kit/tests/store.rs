@@ -48,7 +48,15 @@ fn connect(url: &str) -> Arc<Store> {
     .unwrap()
 }
 
-type Thing = (i64, String, u16, bool, Option<f64>, Option<String>, Option<Vec<u8>>);
+type Thing = (
+    i64,
+    String,
+    u16,
+    bool,
+    Option<f64>,
+    Option<String>,
+    Option<Vec<u8>>,
+);
 
 fn things(store: &Store) -> Vec<Thing> {
     store
@@ -82,14 +90,7 @@ fn values_round_trip_and_ids_come_back() {
                 tx.query_one(
                     "INSERT INTO things (name, size, flag, ratio, note, data)
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                    &params![
-                        "a'b $1",
-                        7u16,
-                        true,
-                        0.5,
-                        Option::<String>::None,
-                        data
-                    ],
+                    &params!["a'b $1", 7u16, true, 0.5, Option::<String>::None, data],
                     |r| r.get(0),
                 )
             })
@@ -123,9 +124,11 @@ fn values_round_trip_and_ids_come_back() {
         );
         let missing: Option<i64> = store
             .read(|tx| {
-                tx.query_opt("SELECT id FROM things WHERE name = $1", &params!["z"], |r| {
-                    r.get(0)
-                })
+                tx.query_opt(
+                    "SELECT id FROM things WHERE name = $1",
+                    &params!["z"],
+                    |r| r.get(0),
+                )
             })
             .unwrap();
         assert_eq!(missing, None);
@@ -133,16 +136,19 @@ fn values_round_trip_and_ids_come_back() {
         let err = store
             .read(|tx| tx.query_one("SELECT name FROM things", &[], |r| r.get::<i64>(0)))
             .unwrap_err();
-        assert!(
-            matches!(err, StoreError::Column { index: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StoreError::Column { index: 0, .. }), "{err}");
         // so is a wrong parameter count, on SQLite before anything runs
         if store.backend() == Backend::Sqlite {
             let err = store
                 .write(|tx| tx.execute("DELETE FROM things WHERE id = $1", &[]))
                 .unwrap_err();
-            assert!(matches!(err, StoreError::Parameters { expected: 1, given: 0 }));
+            assert!(matches!(
+                err,
+                StoreError::Parameters {
+                    expected: 1,
+                    given: 0
+                }
+            ));
         }
     }
 }
@@ -257,7 +263,8 @@ fn files_are_shared_through_the_database() {
         other => panic!("{other:?}"),
     };
     assert_eq!(text(b.read("/etc/acl.conf", &on_disk)), "rules = [] # disk");
-    a.write("/etc/acl.conf", &on_disk, "rules = []\0ignored").unwrap();
+    a.write("/etc/acl.conf", &on_disk, "rules = []\0ignored")
+        .unwrap();
     assert_eq!(text(b.read("/etc/acl.conf", &on_disk)), "rules = []");
     assert_eq!(
         std::fs::read_to_string(&on_disk).unwrap(),

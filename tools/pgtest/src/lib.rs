@@ -10,7 +10,8 @@
 //! PostgreSQL refuses to run as root: as root, the server runs as the `postgres`
 //! user. Without the binaries (`apt-get install postgresql`; looked up under
 //! `/usr/lib/postgresql/*/bin`, or `MQGATE_PG_BIN`), [`server`] prints `SKIPPED` and
-//! returns `None`, and the test passes without PostgreSQL.
+//! returns `None`, and the test passes without PostgreSQL, except where
+//! `MQGATE_REQUIRE_POSTGRES=1` (as in CI): there it fails.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -36,14 +37,23 @@ static SERVER: OnceLock<Option<TestServer>> = OnceLock::new();
 static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
+/// Set to `1` (CI does), a missing PostgreSQL fails the test instead of skipping it.
+pub const REQUIRE_ENV: &str = "MQGATE_REQUIRE_POSTGRES";
+
 /// The server of this test binary, started on first use; `None` (after printing
-/// `SKIPPED`) when PostgreSQL is not installed. `test` names the caller in that line.
+/// `SKIPPED`) when PostgreSQL is not installed, unless [`REQUIRE_ENV`] is `1`: then
+/// it panics. `test` names the caller in that line.
 pub fn server(test: &str) -> Option<&'static TestServer> {
-    let server = SERVER.get_or_init(|| match bin_dir() {
-        None => None,
-        Some(bin) => Some(start(&bin).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"))),
+    let server = SERVER.get_or_init(|| {
+        bin_dir().map(|bin| start(&bin).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}")))
     });
     if server.is_none() {
+        if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+            panic!(
+                "{test}: PostgreSQL is not installed and {REQUIRE_ENV}=1 \
+                 (apt-get install postgresql, or set MQGATE_PG_BIN)"
+            );
+        }
         println!(
             "SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql, or set MQGATE_PG_BIN)"
         );
@@ -141,16 +151,35 @@ fn start(bin: &Path) -> Result<TestServer, String> {
     let data = dir.path().join("data");
     let initdb = as_user(&mut Command::new(bin.join("initdb")), user)
         .current_dir(dir.path())
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(&data)
         .stdout(Stdio::null())
         .output()
         .map_err(|e| format!("initdb: {e}"))?;
     if !initdb.status.success() {
-        return Err(format!("initdb: {}", String::from_utf8_lossy(&initdb.stderr)));
+        return Err(format!(
+            "initdb: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        ));
     }
     let port = free_port().map_err(|e| e.to_string())?;
-    let child = spawn_keeper(bin.join("postgres"), user, data, dir.path().to_path_buf(), port)?;
+    let child = spawn_keeper(
+        bin.join("postgres"),
+        user,
+        data,
+        dir.path().to_path_buf(),
+        port,
+    )?;
     let server = TestServer {
         port,
         dir: dir.path().to_path_buf(),
@@ -183,12 +212,16 @@ fn spawn_keeper(
                 .arg("-k")
                 .arg(&socket_dir)
                 .args(["-p", &port.to_string()])
-                .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"])
+                .args([
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "max_connections=300",
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(
-                    std::fs::File::create(socket_dir.join("server.log"))
-                        .expect("server log"),
+                    std::fs::File::create(socket_dir.join("server.log")).expect("server log"),
                 ));
             // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
             unsafe {
@@ -211,15 +244,15 @@ fn wait_ready(server: &TestServer) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let url = url.clone();
-        let attempt = std::thread::spawn(move || {
-            postgres::Client::connect(&url, postgres::NoTls).map(drop)
-        })
-        .join()
-        .expect("probe thread");
+        let attempt =
+            std::thread::spawn(move || postgres::Client::connect(&url, postgres::NoTls).map(drop))
+                .join()
+                .expect("probe thread");
         match attempt {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() > deadline => {
-                let log = std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(server.dir.join("server.log")).unwrap_or_default();
                 return Err(format!("not ready within 30 s: {e}\n{log}"));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -229,7 +262,9 @@ fn wait_ready(server: &TestServer) -> Result<(), String> {
 
 /// Fast shutdown (SIGINT), then the directory goes.
 extern "C" fn stop_at_exit() {
-    let Ok(mut running) = RUNNING.lock() else { return };
+    let Ok(mut running) = RUNNING.lock() else {
+        return;
+    };
     if let Some(Running { mut child, dir }) = running.take() {
         // SAFETY: signals our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };

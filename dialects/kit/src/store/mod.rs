@@ -70,9 +70,7 @@ impl StoreError {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
                 e.code == rusqlite::ErrorCode::ConstraintViolation
             }
-            StoreError::Postgres(e) => e
-                .code()
-                .is_some_and(|c| c.code().starts_with("23")),
+            StoreError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
             _ => false,
         }
     }
@@ -189,7 +187,8 @@ pub struct Store {
 }
 
 enum Inner {
-    Sqlite(sqlite::SqliteStore),
+    // boxed: two connections and their statement caches against a pool handle
+    Sqlite(Box<sqlite::SqliteStore>),
     Postgres(self::postgres::PgStore),
 }
 
@@ -208,7 +207,7 @@ impl Store {
     /// Opens (creating if needed) the SQLite file at `path`.
     pub fn open_file(path: &Path, tuning: SqliteTuning) -> Result<Arc<Store>, StoreError> {
         Ok(Arc::new(Store {
-            backend: Inner::Sqlite(sqlite::SqliteStore::open(path, tuning)?),
+            backend: Inner::Sqlite(Box::new(sqlite::SqliteStore::open(path, tuning)?)),
         }))
     }
 
@@ -335,7 +334,10 @@ mod tests {
     use crate::params;
 
     const STEPS: Migrations = Migrations {
-        sqlite: &["CREATE TABLE t (v INTEGER)", "ALTER TABLE t ADD COLUMN w TEXT"],
+        sqlite: &[
+            "CREATE TABLE t (v INTEGER)",
+            "ALTER TABLE t ADD COLUMN w TEXT",
+        ],
         postgres: &[],
     };
 

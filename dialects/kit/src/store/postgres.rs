@@ -51,7 +51,10 @@ impl PostgresOptions {
             config.application_name("mqgate");
         }
         if !self.statement_timeout.is_zero() {
-            let timeout = format!("-c statement_timeout={}", self.statement_timeout.as_millis());
+            let timeout = format!(
+                "-c statement_timeout={}",
+                self.statement_timeout.as_millis()
+            );
             let options = match config.get_options() {
                 Some(given) => format!("{given} {timeout}"),
                 None => timeout,
@@ -134,7 +137,10 @@ impl PgStore {
         .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PgStore { pool: Some(pool) };
         store.write(|tx| {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(MIGRATION_LOCK)])?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[Param::Int(MIGRATION_LOCK)],
+            )?;
             tx.execute_batch(super::SCHEMA_VERSIONS)
         })?;
         Ok(store)
@@ -150,8 +156,11 @@ impl PgStore {
 
     /// Takes the migration lock for the rest of `tx`.
     pub fn lock_migrations(tx: &mut dyn Session) -> Result<(), StoreError> {
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[Param::Int(MIGRATION_LOCK)])
-            .map(drop)
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[Param::Int(MIGRATION_LOCK)],
+        )
+        .map(drop)
     }
 
     pub fn write<R: Send>(

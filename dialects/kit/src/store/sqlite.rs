@@ -168,17 +168,20 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
-pub(super) fn column<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> Result<Column<'r>, StoreError> {
+pub(super) fn column<'r>(
+    row: &'r rusqlite::Row<'_>,
+    index: usize,
+) -> Result<Column<'r>, StoreError> {
     Ok(match row.get_ref(index)? {
         ValueRef::Null => Column::Null,
         ValueRef::Integer(v) => Column::Int(v),
         ValueRef::Real(v) => Column::Real(v),
-        ValueRef::Text(v) => Column::Text(std::str::from_utf8(v).map_err(|e| {
-            StoreError::Column {
+        ValueRef::Text(v) => {
+            Column::Text(std::str::from_utf8(v).map_err(|e| StoreError::Column {
                 index,
                 message: e.to_string(),
-            }
-        })?),
+            })?)
+        }
         ValueRef::Blob(v) => Column::Blob(v),
     })
 }

@@ -107,7 +107,11 @@ impl Catalog {
         if let Some(old) = self.devices.get(&id) {
             unindex(&mut self.device_by_name, &old.fields.name, id);
             unindex(&mut self.device_by_username, &old.fields.username, id);
-            unindex(&mut self.device_by_client_id, &old.fields.mqtt_client_id, id);
+            unindex(
+                &mut self.device_by_client_id,
+                &old.fields.mqtt_client_id,
+                id,
+            );
         }
     }
 

@@ -23,11 +23,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mqgate_kit::clock::now_ms;
+use mqgate_kit::params;
 use mqgate_kit::store::StoreError;
 use mqgate_kit::Store;
 use parking_lot::RwLock;
 use rand::Rng;
-use mqgate_kit::params;
 
 pub use catalog::Catalog;
 pub use model::{Device, DeviceFields, Presence, PresenceEvent, Product, ProductFields};
@@ -57,12 +57,16 @@ impl Registry {
     pub fn open(store: Arc<Store>) -> Result<Registry, StoreError> {
         store.migrate("realmq", &schema::MIGRATIONS)?;
         let feed = store.is_shared().then(sync::Feed::default);
-        // the revision first: what is committed after it is loaded again later
-        let seen = match &feed {
-            Some(_) => store.read(schema::last_revision)?,
-            None => 0,
-        };
-        let (products, devices) = store.snapshot(schema::load_all)?;
+        let shared = feed.is_some();
+        // the revision in the same snapshot: what is committed after it is loaded later
+        let (seen, (products, devices)) = store.snapshot(move |tx| {
+            let seen = if shared {
+                schema::last_revision(tx)?
+            } else {
+                0
+            };
+            Ok((seen, schema::load_all(tx)?))
+        })?;
         let mut catalog = Catalog::default();
         for p in products {
             catalog.put_product(p);

@@ -1,12 +1,14 @@
 //! The registry's tables, and reading them back.
 //!
 //! On PostgreSQL, several mqgate processes share the tables, and each keeps the
-//! registry in memory: triggers stamp every inserted or updated row with a
-//! `revision` from one sequence and leave a row in `realmq_deletions` for every
-//! delete, so a process loads what changed since the revision it has seen
-//! ([`changes_since`]). A statement-level trigger first takes an advisory lock
-//! held until commit, so revisions are committed in the order they are drawn:
-//! a reader that has seen revision `n` has seen every change up to `n`.
+//! registry in memory: triggers stamp every inserted or updated row with the next
+//! `revision` of the one-row `realmq_clock` and leave a row in `realmq_deletions`
+//! for every delete, so a process loads what changed since the revision it has seen
+//! ([`changes_since`]). A statement-level trigger first takes an advisory lock held
+//! until commit, so writers take their revisions one transaction after the other
+//! (and take that lock before any row lock: they cannot deadlock on the clock). The
+//! clock is a row, not a sequence, so a rolled-back write leaves no gap: a snapshot
+//! whose clock reads `n` holds every change up to `n`.
 
 use mqgate_kit::store::{Migrations, Param, Row, StoreError, Tx};
 
@@ -85,7 +87,11 @@ const POSTGRES_SCHEMA: &str = "CREATE TABLE realmq_products (
     CREATE INDEX realmq_products_by_revision ON realmq_products(revision);
     CREATE INDEX realmq_devices_by_revision ON realmq_devices(revision);
     CREATE TABLE realmq_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE SEQUENCE realmq_revision;
+    CREATE TABLE realmq_clock (
+        id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
+        revision BIGINT NOT NULL
+    );
+    INSERT INTO realmq_clock (id, revision) VALUES (true, 0);
     CREATE TABLE realmq_deletions (
         revision BIGINT PRIMARY KEY,
         kind TEXT NOT NULL,
@@ -96,15 +102,18 @@ const POSTGRES_SCHEMA: &str = "CREATE TABLE realmq_products (
         PERFORM pg_advisory_xact_lock(7453761133872752);
         RETURN NULL;
     END $$;
+    CREATE FUNCTION realmq_tick() RETURNS BIGINT LANGUAGE sql AS $$
+        UPDATE realmq_clock SET revision = revision + 1 RETURNING revision
+    $$;
     CREATE FUNCTION realmq_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        NEW.revision := nextval('realmq_revision');
+        NEW.revision := realmq_tick();
         RETURN NEW;
     END $$;
     CREATE FUNCTION realmq_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         INSERT INTO realmq_deletions (revision, kind, id)
-            VALUES (nextval('realmq_revision'), TG_ARGV[0], OLD.id);
+            VALUES (realmq_tick(), TG_ARGV[0], OLD.id);
         RETURN OLD;
     END $$;
     CREATE TRIGGER realmq_products_lock BEFORE INSERT OR UPDATE OR DELETE ON realmq_products
@@ -150,22 +159,17 @@ pub enum Change {
     DeviceDeleted(i64),
 }
 
-/// The highest revision drawn so far (PostgreSQL): no change has a higher one.
+/// The revision of the last committed change (PostgreSQL).
 pub fn last_revision(tx: &mut Tx<'_>) -> Result<i64, StoreError> {
-    tx.query_one(
-        "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM realmq_revision",
-        &[],
-        |r| r.get(0),
-    )
+    tx.query_one("SELECT revision FROM realmq_clock", &[], |r| r.get(0))
 }
 
-/// Every change committed after revision `seen`, with its revision, in revision
-/// order (PostgreSQL; to be run in one snapshot).
-pub fn changes_since(tx: &mut Tx<'_>, seen: i64) -> Result<Vec<(i64, Change)>, StoreError> {
+/// Every change committed after revision `seen`, in revision order, and the
+/// revision they bring the reader to (PostgreSQL; to be run in one snapshot).
+pub fn changes_since(tx: &mut Tx<'_>, seen: i64) -> Result<(i64, Vec<(i64, Change)>), StoreError> {
+    let revision = last_revision(tx)?;
     let mut changes = tx.query(
-        &format!(
-            "SELECT {PRODUCT_COLUMNS}, revision FROM realmq_products WHERE revision > $1"
-        ),
+        &format!("SELECT {PRODUCT_COLUMNS}, revision FROM realmq_products WHERE revision > $1"),
         &[Param::Int(seen)],
         |r| Ok((r.get(10)?, Change::Product(product_from_row(r)?))),
     )?;
@@ -187,7 +191,7 @@ pub fn changes_since(tx: &mut Tx<'_>, seen: i64) -> Result<Vec<(i64, Change)>, S
         },
     )?);
     changes.sort_by_key(|(revision, _)| *revision);
-    Ok(changes)
+    Ok((revision, changes))
 }
 
 fn product_from_row(r: &Row<'_>) -> Result<Product, StoreError> {

@@ -1,8 +1,8 @@
 //! Catching up with a shared database. Every reader of the registry (a list, a
 //! detail, a CONNECT) and every writer before it validates first asks for a catalog
 //! that holds every change committed before it asked ([`Registry::synced`]): one
-//! round trip reads the last revision drawn, and only when it is past the last one
-//! seen are the changes loaded, in one snapshot, and applied in revision order.
+//! round trip reads the last revision committed, and only when it is past the last
+//! one seen are the changes loaded, in one snapshot, and applied in revision order.
 //! Callers that arrive while a catch-up runs wait for the next one, which serves them
 //! all. So a device created, changed, disabled or deleted through another process is
 //! seen by the next CONNECT here: a stale copy can never let a deleted or disabled
@@ -71,16 +71,14 @@ impl Registry {
         if self.store.read(schema::last_revision)? <= seen {
             return Ok(());
         }
-        let changes = self
+        let (revision, changes) = self
             .store
             .snapshot(move |tx| schema::changes_since(tx, seen))?;
         let mut catalog = self.catalog.write();
-        let mut top = seen;
-        for (revision, change) in changes {
+        for (_, change) in changes {
             apply(&mut catalog, change);
-            top = top.max(revision);
         }
-        feed.seen.store(top, Ordering::Release);
+        feed.seen.store(revision, Ordering::Release);
         Ok(())
     }
 
@@ -104,5 +102,127 @@ fn apply(catalog: &mut Catalog, change: Change) {
             }
             catalog.put_device(device);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mqgate_kit::store::{PostgresOptions, Store};
+    use mqgate_kit::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
+
+    use super::*;
+    use crate::credentials::DeviceAuthenticator;
+    use crate::registry::{DeviceFields, ProductFields};
+
+    fn connect(url: &str) -> Arc<Registry> {
+        let store = Store::connect(&PostgresOptions {
+            url: url.to_string(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        })
+        .unwrap();
+        Arc::new(Registry::open(store).unwrap())
+    }
+
+    fn device(name: &str, product_key: &str) -> DeviceFields {
+        DeviceFields {
+            name: name.into(),
+            product_key: product_key.into(),
+            username: format!("u-{name}"),
+            mqtt_client_id: format!("c-{name}"),
+            nickname: String::new(),
+            password: format!("p-{name}"),
+            device_type: None,
+            description: None,
+            enabled: true,
+        }
+    }
+
+    async fn login(registry: &Arc<Registry>, name: &str) -> AuthDecision {
+        let (client_id, username, password) = (
+            format!("c-{name}"),
+            format!("u-{name}"),
+            format!("p-{name}"),
+        );
+        let authenticator = DeviceAuthenticator {
+            registry: Arc::clone(registry),
+        };
+        authenticator
+            .authenticate(&ConnectCredentials {
+                client_id: &client_id,
+                username: Some(&username),
+                password: Some(password.as_bytes()),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                transport: mqgate_kit::Transport::Tcp,
+                proto_ver: 4,
+                already_connected: false,
+            })
+            .await
+    }
+
+    /// Two registries on one database stand for two processes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_of_one_process_are_seen_by_the_next_read_of_another() {
+        let Some(pg) = mqgate_pgtest::server("shared registry") else {
+            return;
+        };
+        let url = pg.database();
+        let (a, b) = (connect(&url), connect(&url));
+        let fields = |name: &str| ProductFields {
+            name: name.into(),
+            kind: 1,
+            dynamic_reg: 1,
+            auth_type: 1,
+            description: None,
+        };
+        let product = a.create_product(fields("p"), None).await.unwrap();
+        // a name taken through the other process is refused with the vendor's code,
+        // and the failed write leaves the revisions without a gap
+        assert_eq!(
+            b.create_product(fields("p"), None).await.unwrap_err().code,
+            113
+        );
+        let d = a
+            .create_device(device("d", &product.product_key))
+            .await
+            .unwrap();
+        assert_eq!(login(&b, "d").await, AuthDecision::Allow);
+        assert_eq!(b.revision(), a.revision());
+        let seen = b.revision();
+        b.synced().await.unwrap();
+        assert_eq!(b.revision(), seen, "nothing new: nothing loaded");
+
+        a.update_device(d.id, |f| {
+            Ok(DeviceFields {
+                enabled: false,
+                ..f.clone()
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            login(&b, "d").await,
+            AuthDecision::Deny(ConnectRefusal::NotAuthorized)
+        );
+        b.delete_device(d.id).await.unwrap();
+        assert_eq!(login(&a, "d").await, AuthDecision::NotMine);
+        a.synced().await.unwrap();
+        assert!(a.read(|c| c.device(d.id).is_none()));
+        b.delete_product(product.id).await.unwrap();
+        a.synced().await.unwrap();
+        assert_eq!(a.read(|c| c.products().count()), 0);
+
+        // a process started later loads the state and the revision together
+        let c = connect(&url);
+        assert_eq!(c.revision(), a.revision());
+        let q = c.create_product(fields("q"), None).await.unwrap();
+        a.synced().await.unwrap();
+        assert_eq!(
+            a.read(|cat| cat.product(q.id).map(|p| p.name.clone())),
+            Some("q".into())
+        );
     }
 }
