@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::auth::ConnectAuthenticator;
-use crate::files::Files;
 use crate::history::BrokerObserver;
 use crate::management::Management;
 use crate::store::Store;
@@ -15,9 +14,6 @@ use crate::store::Store;
 pub struct DialectContext {
     pub management: Arc<dyn Management>,
     pub store: Arc<Store>,
-    /// NanoMQ-format files (configuration, password, ACL): on disk, or in the
-    /// shared database.
-    pub files: Files,
     /// The gateway's data directory (the store lives in it too).
     pub data_dir: PathBuf,
     /// The address the dialect's listener is bound to.

@@ -12,8 +12,6 @@
 //! - [`clock`]: the wall clock.
 //! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
 //! - [`store`]: the database (SQLite, or PostgreSQL shared by several processes).
-//! - [`files`]: NanoMQ-format files the APIs write and the broker reads, on disk or
-//!   in the shared database.
 //! - [`topic`]: MQTT topic validation and matching.
 //! - [`http`]: shared HTTP mechanics (Basic auth, paging, params, JSON bodies,
 //!   payload encodings, timestamps).
@@ -22,7 +20,6 @@ pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod dialect;
-pub mod files;
 pub mod history;
 pub mod hocon;
 pub mod http;

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use mqgate_kit::files::{Files, ReadOutcome};
 use mqgate_kit::params;
 use mqgate_kit::store::{Backend, Migrations, Param, Store, StoreError};
 
@@ -221,11 +220,7 @@ fn concurrent_starts_migrate_once() {
     let starts: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || {
-                let store = connect(&url);
-                store.migrate("things", &SCHEMA)?;
-                Files::for_store(&store).map(drop)
-            })
+            std::thread::spawn(move || connect(&url).migrate("things", &SCHEMA))
         })
         .collect();
     for start in starts {
@@ -242,37 +237,4 @@ fn concurrent_starts_migrate_once() {
         })
         .unwrap();
     assert_eq!(version, 1);
-}
-
-#[test]
-fn files_are_shared_through_the_database() {
-    let Some(pg) = mqgate_pgtest::server("shared files") else {
-        return;
-    };
-    let url = pg.database();
-    let dir = tempfile::tempdir().unwrap();
-    let on_disk = dir.path().join("acl.conf");
-    std::fs::write(&on_disk, "rules = [] # disk").unwrap();
-    let (a, b) = (
-        Files::for_store(&connect(&url)).unwrap(),
-        Files::for_store(&connect(&url)).unwrap(),
-    );
-    // no row yet: the file on disk seeds it
-    let text = |outcome| match outcome {
-        ReadOutcome::Text(t) => t,
-        other => panic!("{other:?}"),
-    };
-    assert_eq!(text(b.read("/etc/acl.conf", &on_disk)), "rules = [] # disk");
-    a.write("/etc/acl.conf", &on_disk, "rules = []\0ignored")
-        .unwrap();
-    assert_eq!(text(b.read("/etc/acl.conf", &on_disk)), "rules = []");
-    assert_eq!(
-        std::fs::read_to_string(&on_disk).unwrap(),
-        "rules = [] # disk",
-        "the disk is not written"
-    );
-    assert!(matches!(
-        b.read("/etc/none.conf", &dir.path().join("none")),
-        ReadOutcome::Missing
-    ));
 }

@@ -74,8 +74,14 @@ impl TestServer {
     /// A new empty database; returns its URL.
     pub fn database(&self) -> String {
         let name = format!("t{}", DATABASES.fetch_add(1, Ordering::Relaxed));
-        let admin = self.url("postgres");
-        let sql = format!("CREATE DATABASE {name}");
+        self.admin(&format!("CREATE DATABASE {name}"));
+        self.url(&name)
+    }
+
+    /// Runs `sql` (statements separated by `;`) as the superuser on the
+    /// `postgres` database: to take a test's database away and give it back.
+    pub fn admin(&self, sql: &str) {
+        let (admin, sql) = (self.url("postgres"), sql.to_string());
         // the client blocks on a runtime of its own: not on an async test's thread
         std::thread::spawn(move || {
             let mut client = postgres::Client::connect(&admin, postgres::NoTls)?;
@@ -83,8 +89,7 @@ impl TestServer {
         })
         .join()
         .expect("the admin thread ends")
-        .unwrap_or_else(|e| panic!("cannot create a test database: {e}"));
-        self.url(&name)
+        .unwrap_or_else(|e| panic!("admin statement failed: {e}"));
     }
 
     /// The server's directory (data and socket).

@@ -47,6 +47,9 @@ impl PostgresOptions {
             .parse()
             .map_err(|e: postgres::Error| StoreError::Config(e.to_string()))?;
         config.connect_timeout(self.connect_timeout);
+        // a server that stops answering (network gone) fails the call rather than
+        // holding it for the kernel's retransmission timeout (~15 min)
+        config.tcp_user_timeout(self.connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("mqgate");
         }
@@ -77,19 +80,47 @@ struct Manager {
     config: postgres::Config,
 }
 
+/// A connection that could not be opened or checked, with every cause: the
+/// client's own message ("error connecting to server") names none.
+#[derive(Debug)]
+pub struct ConnectError(String);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for ConnectError {}
+
+impl From<postgres::Error> for ConnectError {
+    fn from(e: postgres::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let more = c.to_string();
+            if !text.contains(&more) {
+                text = format!("{text}: {more}");
+            }
+            cause = c.source();
+        }
+        ConnectError(text)
+    }
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = PgConnection;
-    type Error = postgres::Error;
+    type Error = ConnectError;
 
-    fn connect(&self) -> Result<PgConnection, postgres::Error> {
+    fn connect(&self) -> Result<PgConnection, ConnectError> {
         Ok(PgConnection {
             client: self.config.connect(NoTls)?,
             statements: HashMap::new(),
         })
     }
 
-    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), postgres::Error> {
-        conn.client.simple_query("").map(drop)
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), ConnectError> {
+        Ok(conn.client.simple_query("").map(drop)?)
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
@@ -101,8 +132,8 @@ impl r2d2::ManageConnection for Manager {
 #[derive(Debug)]
 struct LogErrors;
 
-impl r2d2::HandleError<postgres::Error> for LogErrors {
-    fn handle_error(&self, error: postgres::Error) {
+impl r2d2::HandleError<ConnectError> for LogErrors {
+    fn handle_error(&self, error: ConnectError) {
         tracing::warn!("store: cannot connect to PostgreSQL: {error}");
     }
 }
