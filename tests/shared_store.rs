@@ -9,7 +9,7 @@
 mod spawned;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -289,25 +289,11 @@ async fn a_database_that_goes_away_gives_vendor_errors_then_service_resumes() {
 /// code and stderr.
 fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mqgate"));
+    let mut command = spawned::command(dir.path());
     command
         .args(args)
-        .current_dir(dir.path())
-        .env("MQGATE__DATA_DIR", dir.path().join("data"))
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    for key in [
-        "MQTT__TCP",
-        "MQTT__WS",
-        "DOCS",
-        "MICA",
-        "NANOMQ",
-        "REALMQ",
-        "EASEMOB",
-    ] {
-        command.env(format!("MQGATE__{key}__LISTEN"), "127.0.0.1:0");
-    }
     command.envs(env.iter().copied());
     let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -82,6 +82,17 @@ impl From<StoreError> for crate::MgmtError {
     }
 }
 
+/// How a closure runs: [`Store::write`], [`Store::read`] or [`Store::snapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// One transaction, committed before the call returns.
+    Write,
+    /// Statements on a read connection, each on what is committed when it starts.
+    Read,
+    /// One read-only transaction: every statement sees the same committed state.
+    Snapshot,
+}
+
 /// Which database a [`Store`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -269,12 +280,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
-        let backend = self.backend();
-        let run = |session: &mut dyn Session| f(&mut Tx { session, backend });
-        match &self.backend {
-            Inner::Sqlite(s) => s.write(run),
-            Inner::Postgres(p) => p.write(run),
-        }
+        self.run(Access::Write, f)
     }
 
     /// Runs `f` on a read connection; each statement sees what was committed when
@@ -283,12 +289,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
-        let backend = self.backend();
-        let run = |session: &mut dyn Session| f(&mut Tx { session, backend });
-        match &self.backend {
-            Inner::Sqlite(s) => s.read(run),
-            Inner::Postgres(p) => p.read(run),
-        }
+        self.run(Access::Read, f)
     }
 
     /// Runs `f` in one read-only transaction: every statement sees the same
@@ -297,11 +298,19 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
+        self.run(Access::Snapshot, f)
+    }
+
+    fn run<R: Send>(
+        &self,
+        access: Access,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send,
+    ) -> Result<R, StoreError> {
         let backend = self.backend();
         let run = |session: &mut dyn Session| f(&mut Tx { session, backend });
         match &self.backend {
-            Inner::Sqlite(s) => s.snapshot(run),
-            Inner::Postgres(p) => p.snapshot(run),
+            Inner::Sqlite(s) => s.run(access, run),
+            Inner::Postgres(p) => p.run(access, run),
         }
     }
 

@@ -18,7 +18,7 @@ use postgres::types::{IsNull, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, NoTls, Statement};
 
 use super::value::{Column, Param, Row, RowRef};
-use super::{Session, StoreError};
+use super::{Access, Session, StoreError};
 
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,7 +167,7 @@ impl PgStore {
         })
         .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PgStore { pool: Some(pool) };
-        store.write(|tx| {
+        store.run(Access::Write, |tx| {
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1)",
                 &[Param::Int(MIGRATION_LOCK)],
@@ -194,46 +194,23 @@ impl PgStore {
         .map(drop)
     }
 
-    pub fn write<R: Send>(
+    pub fn run<R: Send>(
         &self,
+        access: Access,
         f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
         off_runtime(|| {
             let mut conn = self.connection()?;
             let PgConnection { client, statements } = &mut *conn;
-            let mut tx = client.transaction()?;
-            let result = f(&mut PgSession {
-                client: &mut tx,
-                statements,
-            })?;
-            tx.commit()?;
-            Ok(result)
-        })
-    }
-
-    pub fn read<R: Send>(
-        &self,
-        f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError> + Send,
-    ) -> Result<R, StoreError> {
-        off_runtime(|| {
-            let mut conn = self.connection()?;
-            let PgConnection { client, statements } = &mut *conn;
-            f(&mut PgSession { client, statements })
-        })
-    }
-
-    pub fn snapshot<R: Send>(
-        &self,
-        f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError> + Send,
-    ) -> Result<R, StoreError> {
-        off_runtime(|| {
-            let mut conn = self.connection()?;
-            let PgConnection { client, statements } = &mut *conn;
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+            let mut tx = match access {
+                Access::Read => return f(&mut PgSession { client, statements }),
+                Access::Write => client.transaction()?,
+                Access::Snapshot => client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+            };
             let result = f(&mut PgSession {
                 client: &mut tx,
                 statements,

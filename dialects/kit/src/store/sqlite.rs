@@ -8,10 +8,10 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use super::value::{Column, Param, Row, RowRef};
-use super::{Session, StoreError};
+use super::{Access, Session, StoreError};
 
 /// How a SQLite file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,31 +73,20 @@ impl SqliteStore {
         })
     }
 
-    pub fn write<R>(
+    pub fn run<R>(
         &self,
+        access: Access,
         f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let mut conn = self.writer.lock();
+        let mut conn = match access {
+            Access::Write => self.writer.lock(),
+            Access::Read | Access::Snapshot => self.reader.lock(),
+        };
+        if access == Access::Read {
+            return f(&mut SqliteSession { conn: &conn });
+        }
+        // deferred: a snapshot on the read connection takes no write lock
         let tx = conn.transaction()?;
-        let result = f(&mut SqliteSession { conn: &tx })?;
-        tx.commit()?;
-        Ok(result)
-    }
-
-    pub fn read<R>(
-        &self,
-        f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let conn = self.reader.lock();
-        f(&mut SqliteSession { conn: &conn })
-    }
-
-    pub fn snapshot<R>(
-        &self,
-        f: impl FnOnce(&mut dyn Session) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let mut conn = self.reader.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let result = f(&mut SqliteSession { conn: &tx })?;
         tx.commit()?;
         Ok(result)

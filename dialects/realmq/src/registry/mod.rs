@@ -444,7 +444,7 @@ mod tests {
         (Store::open(&dir).unwrap(), dir)
     }
 
-    fn product_fields(name: &str) -> ProductFields {
+    pub(super) fn product_fields(name: &str) -> ProductFields {
         ProductFields {
             name: name.into(),
             kind: 1,
@@ -454,7 +454,7 @@ mod tests {
         }
     }
 
-    fn device_fields(name: &str, product_key: &str) -> DeviceFields {
+    pub(super) fn device_fields(name: &str, product_key: &str) -> DeviceFields {
         DeviceFields {
             name: name.into(),
             product_key: product_key.into(),

@@ -114,7 +114,8 @@ mod tests {
 
     use super::*;
     use crate::credentials::DeviceAuthenticator;
-    use crate::registry::{DeviceFields, ProductFields};
+    use crate::registry::tests::{device_fields, product_fields};
+    use crate::registry::DeviceFields;
 
     fn connect(url: &str) -> Arc<Registry> {
         let store = Store::connect(&PostgresOptions {
@@ -127,34 +128,15 @@ mod tests {
         Arc::new(Registry::open(store).unwrap())
     }
 
-    fn device(name: &str, product_key: &str) -> DeviceFields {
-        DeviceFields {
-            name: name.into(),
-            product_key: product_key.into(),
-            username: format!("u-{name}"),
-            mqtt_client_id: format!("c-{name}"),
-            nickname: String::new(),
-            password: format!("p-{name}"),
-            device_type: None,
-            description: None,
-            enabled: true,
-        }
-    }
-
-    async fn login(registry: &Arc<Registry>, name: &str) -> AuthDecision {
-        let (client_id, username, password) = (
-            format!("c-{name}"),
-            format!("u-{name}"),
-            format!("p-{name}"),
-        );
+    async fn login(registry: &Arc<Registry>, device: &DeviceFields) -> AuthDecision {
         let authenticator = DeviceAuthenticator {
             registry: Arc::clone(registry),
         };
         authenticator
             .authenticate(&ConnectCredentials {
-                client_id: &client_id,
-                username: Some(&username),
-                password: Some(password.as_bytes()),
+                client_id: &device.mqtt_client_id,
+                username: Some(&device.username),
+                password: Some(device.password.as_bytes()),
                 peer: "127.0.0.1:1".parse().unwrap(),
                 transport: mqgate_kit::Transport::Tcp,
                 proto_ver: 4,
@@ -171,25 +153,21 @@ mod tests {
         };
         let url = pg.database();
         let (a, b) = (connect(&url), connect(&url));
-        let fields = |name: &str| ProductFields {
-            name: name.into(),
-            kind: 1,
-            dynamic_reg: 1,
-            auth_type: 1,
-            description: None,
-        };
-        let product = a.create_product(fields("p"), None).await.unwrap();
+        let product = a.create_product(product_fields("p"), None).await.unwrap();
         // a name taken through the other process is refused with the vendor's code,
         // and the failed write leaves the revisions without a gap
         assert_eq!(
-            b.create_product(fields("p"), None).await.unwrap_err().code,
+            b.create_product(product_fields("p"), None)
+                .await
+                .unwrap_err()
+                .code,
             113
         );
         let d = a
-            .create_device(device("d", &product.product_key))
+            .create_device(device_fields("d", &product.product_key))
             .await
             .unwrap();
-        assert_eq!(login(&b, "d").await, AuthDecision::Allow);
+        assert_eq!(login(&b, &d.fields).await, AuthDecision::Allow);
         assert_eq!(b.revision(), a.revision());
         let seen = b.revision();
         b.synced().await.unwrap();
@@ -204,11 +182,11 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            login(&b, "d").await,
+            login(&b, &d.fields).await,
             AuthDecision::Deny(ConnectRefusal::NotAuthorized)
         );
         b.delete_device(d.id).await.unwrap();
-        assert_eq!(login(&a, "d").await, AuthDecision::NotMine);
+        assert_eq!(login(&a, &d.fields).await, AuthDecision::NotMine);
         a.synced().await.unwrap();
         assert!(a.read(|c| c.device(d.id).is_none()));
         b.delete_product(product.id).await.unwrap();
@@ -218,7 +196,7 @@ mod tests {
         // a process started later loads the state and the revision together
         let c = connect(&url);
         assert_eq!(c.revision(), a.revision());
-        let q = c.create_product(fields("q"), None).await.unwrap();
+        let q = c.create_product(product_fields("q"), None).await.unwrap();
         a.synced().await.unwrap();
         assert_eq!(
             a.read(|cat| cat.product(q.id).map(|p| p.name.clone())),
