@@ -48,17 +48,18 @@ pub fn server(test: &str) -> Option<&'static TestServer> {
         bin_dir().map(|bin| start(&bin).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}")))
     });
     if server.is_none() {
-        if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-            panic!(
-                "{test}: PostgreSQL is not installed and {REQUIRE_ENV}=1 \
-                 (apt-get install postgresql, or set MQGATE_PG_BIN)"
-            );
-        }
-        println!(
-            "SKIPPED {test}: PostgreSQL is not installed (apt-get install postgresql, or set MQGATE_PG_BIN)"
-        );
+        not_installed(test, std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1"));
     }
     server.as_ref()
+}
+
+/// Says the test is skipped, or fails it when PostgreSQL is `required`.
+fn not_installed(test: &str, required: bool) {
+    let how = "apt-get install postgresql, or set MQGATE_PG_BIN";
+    if required {
+        panic!("{test}: PostgreSQL is not installed and {REQUIRE_ENV}=1 ({how})");
+    }
+    println!("SKIPPED {test}: PostgreSQL is not installed ({how})");
 }
 
 impl TestServer {
@@ -280,5 +281,21 @@ extern "C" fn stop_at_exit() {
         let _ = child.kill();
         let _ = child.wait();
         drop(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "MQGATE_REQUIRE_POSTGRES=1")]
+    fn required_and_missing_fails() {
+        not_installed("t", true);
+    }
+
+    #[test]
+    fn missing_skips() {
+        not_installed("t", false);
     }
 }
