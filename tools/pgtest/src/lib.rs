@@ -53,6 +53,22 @@ pub fn server(test: &str) -> Option<&'static TestServer> {
     server.as_ref()
 }
 
+/// A transaction kept open on another connection (see [`TestServer::hold`]); rolled
+/// back when dropped.
+pub struct Held {
+    release: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Says the test is skipped, or fails it when PostgreSQL is `required`.
 fn not_installed(test: &str, required: bool) {
     let how = "apt-get install postgresql, or set MQGATE_PG_BIN";
@@ -91,6 +107,36 @@ impl TestServer {
         .join()
         .expect("the admin thread ends")
         .unwrap_or_else(|e| panic!("admin statement failed: {e}"));
+    }
+
+    /// Runs `sql` on the database at `url` in a transaction that stays open until
+    /// the returned [`Held`] is dropped: the locks it takes are held, as by a
+    /// stuck client.
+    pub fn hold(&self, url: &str, sql: &str) -> Held {
+        let (url, statement) = (url.to_string(), sql.to_string());
+        let (ready_tx, ready) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let held = postgres::Client::connect(&url, postgres::NoTls).and_then(|mut client| {
+                let mut tx = client.transaction()?;
+                tx.batch_execute(&statement)?;
+                let _ = ready_tx.send(Ok(()));
+                // until the sender is dropped
+                let _ = released.recv();
+                tx.rollback()
+            });
+            if let Err(e) = held {
+                let _ = ready_tx.send(Err(e.to_string()));
+            }
+        });
+        ready
+            .recv()
+            .expect("the holding thread answers")
+            .unwrap_or_else(|e| panic!("cannot hold `{sql}`: {e}"));
+        Held {
+            release: Some(release),
+            thread: Some(thread),
+        }
     }
 
     /// The server's directory (data and socket).

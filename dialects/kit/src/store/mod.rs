@@ -49,6 +49,10 @@ pub enum StoreError {
     NoRow,
     #[error("database task failed: {0}")]
     Join(String),
+    /// The failure of an attempt made on the caller's behalf (one attempt served
+    /// several callers), as that attempt reported it.
+    #[error("{0}")]
+    Repeated(String),
 }
 
 /// PostgreSQL's own message (with its detail) rather than the client's "db error".

@@ -4,7 +4,8 @@
 //! round trip reads the last revision committed, and only when it is past the last
 //! one seen are the changes loaded, in one snapshot, and applied in revision order.
 //! Callers that arrive while a catch-up runs wait for the next one, which serves them
-//! all. So a device created, changed, disabled or deleted through another process is
+//! all, its failure included (an outage costs a queue of callers two timeouts, not one
+//! each). So a device created, changed, disabled or deleted through another process is
 //! seen by the next CONNECT here: a stale copy can never let a deleted or disabled
 //! device in.
 
@@ -23,8 +24,8 @@ use super::Registry;
 pub struct Feed {
     /// Every change up to this revision is in the catalog.
     seen: AtomicI64,
-    /// When the last catch-up that completed had started.
-    gate: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last catch-up had started, and how it ended.
+    gate: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
     /// One catch-up at a time, async callers and blocking ones alike.
     running: parking_lot::Mutex<()>,
 }
@@ -48,17 +49,27 @@ impl Registry {
             return Ok(());
         };
         let arrived = Instant::now();
-        let mut last_start = feed.gate.lock().await;
-        if last_start.is_some_and(|started| started > arrived) {
-            return Ok(());
+        let mut last = feed.gate.lock().await;
+        // a catch-up that started after this call arrived answers it, failed or
+        // not: during an outage, callers queued here do not each wait out the
+        // store's timeout in turn
+        match &*last {
+            Some((started, outcome)) if *started > arrived => {
+                return outcome.clone().map_err(StoreError::Repeated)
+            }
+            _ => {}
         }
         let started = Instant::now();
         let registry = Arc::clone(self);
-        tokio::task::spawn_blocking(move || registry.catch_up())
+        let outcome = tokio::task::spawn_blocking(move || registry.catch_up())
             .await
-            .map_err(|e| StoreError::Join(e.to_string()))??;
-        *last_start = Some(started);
-        Ok(())
+            .map_err(|e| StoreError::Join(e.to_string()))
+            .and_then(|caught_up| caught_up);
+        *last = Some((
+            started,
+            outcome.as_ref().map(drop).map_err(ToString::to_string),
+        ));
+        outcome
     }
 
     /// Loads and applies what was committed since the last revision seen. Blocks.
@@ -118,11 +129,15 @@ mod tests {
     use crate::registry::DeviceFields;
 
     fn connect(url: &str) -> Arc<Registry> {
+        connect_within(url, Duration::from_secs(30))
+    }
+
+    fn connect_within(url: &str, statement_timeout: Duration) -> Arc<Registry> {
         let store = Store::connect(&PostgresOptions {
             url: url.to_string(),
             pool_size: 2,
             connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(30),
+            statement_timeout,
         })
         .unwrap();
         Arc::new(Registry::open(store).unwrap())
@@ -202,5 +217,36 @@ mod tests {
             a.read(|cat| cat.product(q.id).map(|p| p.name.clone())),
             Some("q".into())
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_queued_during_an_outage_share_its_failure() {
+        let Some(pg) = mqgate_pgtest::server("outage shared") else {
+            return;
+        };
+        let url = pg.database();
+        let timeout = Duration::from_secs(1);
+        let registry = connect_within(&url, timeout);
+        // a stuck client holds the clock: every catch-up runs into the statement timeout
+        let held = pg.hold(&url, "LOCK TABLE realmq_clock IN ACCESS EXCLUSIVE MODE");
+        let started = std::time::Instant::now();
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let registry = Arc::clone(&registry);
+                tokio::spawn(async move { registry.synced().await })
+            })
+            .collect();
+        for caller in callers {
+            let error = caller.await.unwrap().unwrap_err();
+            assert!(error.to_string().contains("statement timeout"), "{error}");
+        }
+        // the attempt under way when they arrived, and the one that served them all
+        let took = started.elapsed();
+        assert!(
+            took >= timeout && took < timeout * 4,
+            "8 callers took {took:?}"
+        );
+        drop(held);
+        registry.synced().await.unwrap();
     }
 }
