@@ -6,6 +6,7 @@
 mod env;
 mod http;
 mod mqtt;
+mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub use mqtt::{
     AccessFile, AclDenyAction, AclPermit, MqttConfig, MqttUser, TcpListenerConfig,
     TlsListenerConfig, WsListenerConfig,
 };
+pub use store::{StoreBackend, StoreConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,6 +32,7 @@ pub use mqtt::{
 pub struct Config {
     /// Directory of the embedded database and other state; created on first start.
     pub data_dir: PathBuf,
+    pub store: StoreConfig,
     pub mqtt: MqttConfig,
     pub http: HttpConfig,
     pub docs: DocsConfig,
@@ -44,6 +47,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("data"),
+            store: StoreConfig::default(),
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             docs: DocsConfig::default(),
@@ -275,6 +279,7 @@ impl Config {
                 "topics need at least one level and client ids at least 23 bytes (MQTT's minimum)",
             );
         }
+        self.store.validate()?;
         self.http.validate()
     }
 
@@ -445,6 +450,55 @@ mod tests {
         assert!(
             text.starts_with("bad configuration at `http.listeners.mica.tls_crt`: unknown field"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn store_keys_come_from_the_environment_and_are_checked() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("MQGATE__STORE__BACKEND", "postgres"),
+                (
+                    "MQGATE__STORE__POSTGRES_URL",
+                    "postgres://u:p@db:5432/mqgate",
+                ),
+                ("MQGATE__STORE__POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(
+            c.store.postgres_url.as_deref(),
+            Some("postgres://u:p@db:5432/mqgate")
+        );
+        assert_eq!(c.store.pool_size, 4);
+        assert_eq!(Config::default().store.backend, StoreBackend::Sqlite);
+        let refused = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(None, env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(&[("MQGATE__STORE__BACKEND", "postgres")]),
+            "bad configuration at `store.postgres_url`: backend = \"postgres\" needs postgres_url"
+        );
+        let text = refused(&[
+            ("MQGATE__STORE__BACKEND", "postgres"),
+            ("MQGATE__STORE__POSTGRES_URL", "postgres://h:notaport/db"),
+        ]);
+        assert!(
+            text.starts_with("bad configuration at `store.postgres_url`: not a PostgreSQL URL"),
+            "{text}"
+        );
+        let text = refused(&[("MQGATE__STORE__BACKEND", "mysql")]);
+        assert!(
+            text.starts_with("bad configuration at `store.backend`"),
+            "{text}"
+        );
+        assert_eq!(
+            refused(&[("MQGATE__STORE__STATEMENT_TIMEOUT_SECS", "0")]),
+            "bad configuration at `store.statement_timeout_secs`: must be 1..=3600"
         );
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::access;
-use crate::config::{Config, ConfigError, HttpConfig};
+use crate::config::{Config, ConfigError, HttpConfig, StoreBackend};
 use crate::dialects::{self, DialectSpec};
 use crate::docs::{self, DocsEntry};
 use crate::http::{self, Serving};
@@ -44,6 +44,8 @@ pub enum StartError {
     },
     #[error("data directory: {0}")]
     Store(#[from] mqgate_kit::store::StoreError),
+    #[error("store: PostgreSQL: {0}")]
+    Postgres(mqgate_kit::store::StoreError),
     #[error("{0}")]
     Dialect(#[from] mqgate_kit::DialectBuildError),
 }
@@ -247,7 +249,7 @@ impl Instance {
     ) -> Result<Instance, StartError> {
         // unusable certificates fail the start before anything is opened
         let tls = tls_configs(config)?;
-        let store = Store::open(&config.data_dir)?;
+        let store = open_store(config).await?;
         let records = Recorder::open(config)?;
         let broker = start_broker(config, records.as_ref())?;
         let bound = Bound::bind(config)?;
@@ -367,6 +369,18 @@ fn start_broker(
         );
     }
     Ok(broker)
+}
+
+/// The configured store; connecting to PostgreSQL blocks, so not on a runtime thread.
+async fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let (settings, data_dir) = (config.store.clone(), config.data_dir.clone());
+    let opened = tokio::task::spawn_blocking(move || settings.open(&data_dir))
+        .await
+        .map_err(|e| mqgate_kit::store::StoreError::Join(e.to_string()))?;
+    match config.store.backend {
+        StoreBackend::Postgres => opened.map_err(StartError::Postgres),
+        StoreBackend::Sqlite => Ok(opened?),
+    }
 }
 
 /// Builds every enabled dialect and hands its CONNECT authenticator and event

@@ -31,29 +31,37 @@ pub struct Options<'a> {
     pub open_files: Option<(u64, u64)>,
 }
 
+/// The binary, run in `dir` on the embedded defaults (no config/mqgate.toml
+/// there) with its data in `dir/data` and every listener on an ephemeral
+/// loopback port; stdin closed.
+pub fn command(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqgate"));
+    command
+        .current_dir(dir)
+        .env("MQGATE__DATA_DIR", dir.join("data"))
+        .stdin(Stdio::null());
+    for key in [
+        "MQTT__TCP",
+        "MQTT__WS",
+        "DOCS",
+        "MICA",
+        "NANOMQ",
+        "REALMQ",
+        "EASEMOB",
+    ] {
+        command.env(format!("MQGATE__{key}__LISTEN"), "127.0.0.1:0");
+    }
+    command
+}
+
 impl Spawned {
     pub fn start(options: Options) -> Spawned {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mqgate"));
-        // no config/mqgate.toml in the working directory: embedded defaults
+        let mut command = command(dir.path());
         command
-            .current_dir(dir.path())
             .env("RUST_LOG", options.rust_log.unwrap_or("info"))
-            .env("MQGATE__DATA_DIR", dir.path().join("data"))
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for key in [
-            "MQTT__TCP",
-            "MQTT__WS",
-            "DOCS",
-            "MICA",
-            "NANOMQ",
-            "REALMQ",
-            "EASEMOB",
-        ] {
-            command.env(format!("MQGATE__{key}__LISTEN"), "127.0.0.1:0");
-        }
         for (k, v) in &options.env {
             command.env(k, v);
         }

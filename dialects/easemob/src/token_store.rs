@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use mqgate_kit::store::StoreError;
+use mqgate_kit::params;
+use mqgate_kit::store::{Migrations, Row, StoreError};
 use mqgate_kit::Store;
 use rand::distributions::{Alphanumeric, Distribution, Uniform};
 use rand::Rng;
-use rusqlite::OptionalExtension;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: &["
 CREATE TABLE easemob_tokens (
     token TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -25,7 +26,25 @@ CREATE TABLE easemob_users (
     created_ms INTEGER NOT NULL,
     modified_ms INTEGER NOT NULL
 );
-"];
+"],
+    postgres: &["
+CREATE TABLE easemob_tokens (
+    token TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    username TEXT,
+    cid TEXT,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE INDEX easemob_tokens_expiry ON easemob_tokens (expires_ms);
+CREATE TABLE easemob_users (
+    username TEXT PRIMARY KEY,
+    uuid TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    modified_ms BIGINT NOT NULL
+);
+"],
+};
 
 /// Tokens and users in the embedded store.
 pub struct TokenStore {
@@ -129,7 +148,7 @@ pub struct UserRow {
 impl TokenStore {
     /// Migrates the dialect's tables.
     pub fn open(store: Arc<Store>) -> Result<TokenStore, StoreError> {
-        store.migrate("easemob", MIGRATIONS)?;
+        store.migrate("easemob", &MIGRATIONS)?;
         Ok(TokenStore { store })
     }
 
@@ -138,13 +157,13 @@ impl TokenStore {
         self.store
             .write_async(move |tx| {
                 tx.execute(
-                    "DELETE FROM easemob_tokens WHERE expires_ms <= ?1",
-                    [token.created_ms],
+                    "DELETE FROM easemob_tokens WHERE expires_ms <= $1",
+                    &params![token.created_ms],
                 )?;
                 tx.execute(
                     "INSERT INTO easemob_tokens (token, kind, username, cid, created_ms, expires_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    rusqlite::params![
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &params![
                         token.token,
                         token.kind.as_str(),
                         token.username,
@@ -161,24 +180,13 @@ impl TokenStore {
     pub async fn find(&self, token: &str) -> Result<Option<Token>, StoreError> {
         let token = token.to_string();
         self.store
-            .read_async(move |conn| {
-                conn.query_row(
+            .read_async(move |tx| {
+                tx.query_opt(
                     "SELECT token, kind, username, cid, created_ms, expires_ms
-                     FROM easemob_tokens WHERE token = ?1",
-                    [token],
-                    |row| {
-                        let kind: String = row.get(1)?;
-                        Ok(TokenKind::parse(&kind).map(|kind| Token {
-                            token: row.get(0).unwrap_or_default(),
-                            kind,
-                            username: row.get(2).ok().flatten(),
-                            cid: row.get(3).ok().flatten(),
-                            created_ms: row.get(4).unwrap_or(0),
-                            expires_ms: row.get(5).unwrap_or(0),
-                        }))
-                    },
+                     FROM easemob_tokens WHERE token = $1",
+                    &params![token],
+                    token_from_row,
                 )
-                .optional()
                 .map(Option::flatten)
             })
             .await
@@ -192,13 +200,13 @@ impl TokenStore {
             .write_async(move |tx| {
                 tx.execute(
                     "INSERT INTO easemob_users (username, uuid, created_ms, modified_ms)
-                     VALUES (?1, ?2, ?3, ?3) ON CONFLICT(username) DO NOTHING",
-                    rusqlite::params![username, uuid, now_ms],
+                     VALUES ($1, $2, $3, $3) ON CONFLICT (username) DO NOTHING",
+                    &params![username, uuid, now_ms],
                 )?;
-                tx.query_row(
+                tx.query_one(
                     "SELECT username, uuid, created_ms, modified_ms FROM easemob_users
-                     WHERE username = ?1",
-                    [&username],
+                     WHERE username = $1",
+                    &params![username],
                     |row| {
                         Ok(UserRow {
                             username: row.get(0)?,
@@ -211,6 +219,22 @@ impl TokenStore {
             })
             .await
     }
+}
+
+/// A token row; `None` for a kind this version does not know.
+fn token_from_row(row: &Row<'_>) -> Result<Option<Token>, StoreError> {
+    let kind: String = row.get(1)?;
+    let Some(kind) = TokenKind::parse(&kind) else {
+        return Ok(None);
+    };
+    Ok(Some(Token {
+        token: row.get(0)?,
+        kind,
+        username: row.get(2)?,
+        cid: row.get(3)?,
+        created_ms: row.get(4)?,
+        expires_ms: row.get(5)?,
+    }))
 }
 
 #[cfg(test)]

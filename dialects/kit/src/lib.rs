@@ -11,7 +11,7 @@
 //! - [`auth`]: the CONNECT authentication hook dialects contribute.
 //! - [`clock`]: the wall clock.
 //! - [`dialect`]: the [`Dialect`] trait a dialect crate implements.
-//! - [`store`]: the embedded database handle.
+//! - [`store`]: the database (SQLite, or PostgreSQL shared by several processes).
 //! - [`topic`]: MQTT topic validation and matching.
 //! - [`http`]: shared HTTP mechanics (Basic auth, paging, params, JSON bodies,
 //!   payload encodings, timestamps).

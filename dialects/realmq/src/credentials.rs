@@ -1,7 +1,10 @@
 //! Device credentials on MQTT: a CONNECT that names a registered device (by
 //! username or by client id) must carry that device's username, password and
-//! client id together, and the device must be enabled. Reads only the in-memory
-//! registry, never the database.
+//! client id together, and the device must be enabled. Reads the in-memory
+//! registry; on a shared database it first catches up with what other processes
+//! committed (one round trip when nothing changed), and when the database cannot
+//! be reached, a client the stale copy knows as a device is refused (server
+//! unavailable) rather than judged by it.
 
 use std::sync::Arc;
 
@@ -23,6 +26,13 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 #[async_trait]
 impl ConnectAuthenticator for DeviceAuthenticator {
     async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
+        let fresh = match self.registry.synced().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("realmq: device credentials not checked against the store: {e}");
+                false
+            }
+        };
         self.registry.read(|state| {
             let by_username = credentials
                 .username
@@ -32,6 +42,9 @@ impl ConnectAuthenticator for DeviceAuthenticator {
             else {
                 return AuthDecision::NotMine;
             };
+            if !fresh {
+                return AuthDecision::Deny(ConnectRefusal::ServerUnavailable);
+            }
             let f = &device.fields;
             let matches = credentials.username == Some(f.username.as_str())
                 && credentials.client_id == f.mqtt_client_id

@@ -447,6 +447,7 @@ pub async fn list(
             && name.is_none_or(|n| fuzzy_contains(&d.fields.name, n))
     };
     let management = state.management.as_ref();
+    state.registry.synced().await?;
     let (rows, meta) = match wanted {
         None => {
             let (devices, meta) = state.registry.read(|c| {
@@ -506,6 +507,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetailResponse>, Error> {
     let id = device_id(&id)?;
+    state.registry.synced().await?;
     let (device, product_type) = state.registry.read(|c| {
         let device = c.device(id).cloned();
         let product_type = device

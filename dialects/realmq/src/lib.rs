@@ -10,7 +10,8 @@
 //!   or Bearer) every other handler takes first.
 //! - [`products`], [`devices`], [`mqtt`]: the resources, each with its `router()`.
 //! - [`status`]: a device's status from the live broker and its recorded presence.
-//! - [`registry`]: products and devices in the embedded store, mirrored in memory.
+//! - [`registry`]: products and devices in the store, mirrored in memory (kept
+//!   current with other processes on a shared PostgreSQL).
 //! - [`credentials`]: the CONNECT authenticator for device credentials.
 //! - [`presence`]: the broker observer and the thread that records device
 //!   connects and disconnects; stopped by [`Dialect::shutdown`].

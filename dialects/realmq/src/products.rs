@@ -276,10 +276,11 @@ pub async fn list(
     _: Authenticated,
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
-) -> Json<ProductList> {
+) -> Result<Json<ProductList>, Error> {
     let params = Params::from_query(query.as_deref());
     let page = page_of(&params);
     let name = params.get("product_name");
+    state.registry.synced().await?;
     let (products, meta) = state.registry.read(|catalog| {
         let mut device_counts: HashMap<&str, usize> = HashMap::new();
         for d in catalog.devices() {
@@ -313,11 +314,11 @@ pub async fn list(
             .collect();
         (rows, meta)
     });
-    Json(ProductList {
+    Ok(Json(ProductList {
         meta,
         data: products,
         code: 0,
-    })
+    }))
 }
 
 /// Get a product
@@ -341,6 +342,7 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<ProductDetailResponse>, Error> {
     let id = product_id(&id)?;
+    state.registry.synced().await?;
     let (product, devices) = state.registry.read(|catalog| {
         let product = catalog.product(id).cloned();
         let devices: Vec<_> = product

@@ -21,6 +21,14 @@ pub struct Catalog {
     device_by_client_id: HashMap<String, i64>,
 }
 
+/// Removes `key` from `index` if it still points at `id` (another entry may have
+/// taken the value since).
+fn unindex(index: &mut HashMap<String, i64>, key: &str, id: i64) {
+    if index.get(key) == Some(&id) {
+        index.remove(key);
+    }
+}
+
 impl Catalog {
     pub fn products(&self) -> impl Iterator<Item = &Product> {
         self.products.values()
@@ -68,7 +76,7 @@ impl Catalog {
 
     pub(super) fn put_product(&mut self, product: Product) {
         if let Some(old) = self.products.get(&product.id) {
-            self.product_by_name.remove(&old.name);
+            unindex(&mut self.product_by_name, &old.name, product.id);
         }
         self.product_by_key
             .insert(product.product_key.clone(), product.id);
@@ -79,8 +87,8 @@ impl Catalog {
 
     pub(super) fn remove_product(&mut self, id: i64) {
         if let Some(old) = self.products.remove(&id) {
-            self.product_by_key.remove(&old.product_key);
-            self.product_by_name.remove(&old.name);
+            unindex(&mut self.product_by_key, &old.product_key, id);
+            unindex(&mut self.product_by_name, &old.name, id);
         }
     }
 
@@ -97,9 +105,13 @@ impl Catalog {
 
     fn unindex_device(&mut self, id: i64) {
         if let Some(old) = self.devices.get(&id) {
-            self.device_by_name.remove(&old.fields.name);
-            self.device_by_username.remove(&old.fields.username);
-            self.device_by_client_id.remove(&old.fields.mqtt_client_id);
+            unindex(&mut self.device_by_name, &old.fields.name, id);
+            unindex(&mut self.device_by_username, &old.fields.username, id);
+            unindex(
+                &mut self.device_by_client_id,
+                &old.fields.mqtt_client_id,
+                id,
+            );
         }
     }
 

@@ -1,26 +1,33 @@
-//! The product and device registry. SQLite (through `kit::Store`) is the record;
-//! an in-memory [`Catalog`] serves reads and the CONNECT path, so neither the device
-//! list nor an MQTT CONNECT touches the database. Every change is committed to the
-//! store first and applied to memory only once committed, under one writer lock
-//! so uniqueness checks and the write they guard cannot interleave.
+//! The product and device registry. The store (through `kit::Store`) is the record;
+//! an in-memory [`Catalog`] serves reads and the CONNECT path. Every change is
+//! committed to the store first and applied to memory only once committed, under one
+//! writer lock so uniqueness checks and the write they guard cannot interleave.
+//!
+//! On a shared database (PostgreSQL, several mqgate processes) other processes
+//! change the tables too: before it is read (a list, a detail, a CONNECT) and before
+//! a write validates against it, the catalog catches up with every change committed
+//! since the last one it saw ([`sync`]); the database's constraints decide races
+//! between processes.
 //!
 //! - [`model`]: products, devices, presence.
 //! - [`catalog`]: the in-memory copy and its indexes.
 //! - [`schema`]: the tables and how rows are read back.
+//! - [`sync`]: catching up with the shared database.
 
 pub mod catalog;
 pub mod model;
 pub mod schema;
+pub mod sync;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mqgate_kit::clock::now_ms;
+use mqgate_kit::params;
 use mqgate_kit::store::StoreError;
 use mqgate_kit::Store;
 use parking_lot::RwLock;
 use rand::Rng;
-use rusqlite::{params, OptionalExtension};
 
 pub use catalog::Catalog;
 pub use model::{Device, DeviceFields, Presence, PresenceEvent, Product, ProductFields};
@@ -41,13 +48,25 @@ pub struct Registry {
     catalog: RwLock<Catalog>,
     /// Serialises writers: validation against memory, commit, apply.
     writer: tokio::sync::Mutex<()>,
+    /// On a shared database: what has been loaded of other processes' changes.
+    feed: Option<sync::Feed>,
 }
 
 impl Registry {
     /// Migrates the tables and loads everything into memory.
     pub fn open(store: Arc<Store>) -> Result<Registry, StoreError> {
-        store.migrate("realmq", schema::MIGRATIONS)?;
-        let (products, devices) = store.read(schema::load_all)?;
+        store.migrate("realmq", &schema::MIGRATIONS)?;
+        let feed = store.is_shared().then(sync::Feed::default);
+        let shared = feed.is_some();
+        // the revision in the same snapshot: what is committed after it is loaded later
+        let (seen, (products, devices)) = store.snapshot(move |tx| {
+            let seen = if shared {
+                schema::last_revision(tx)?
+            } else {
+                0
+            };
+            Ok((seen, schema::load_all(tx)?))
+        })?;
         let mut catalog = Catalog::default();
         for p in products {
             catalog.put_product(p);
@@ -55,26 +74,32 @@ impl Registry {
         for d in devices {
             catalog.put_device(d);
         }
+        if let Some(feed) = &feed {
+            feed.start_at(seen);
+        }
         Ok(Registry {
             store,
             catalog: RwLock::new(catalog),
             writer: tokio::sync::Mutex::new(()),
+            feed,
         })
     }
 
     /// Runs `f` over a consistent view of the registry. `f` must not call the
-    /// broker: a CONNECT waits for this lock.
+    /// broker: a CONNECT waits for this lock. On a shared database, call
+    /// [`Registry::synced`] first.
     pub fn read<R>(&self, f: impl FnOnce(&Catalog) -> R) -> R {
         f(&self.catalog.read())
     }
 
     /// Creates a product under `product_key`, or under a new random key.
     pub async fn create_product(
-        &self,
+        self: &Arc<Self>,
         fields: ProductFields,
         product_key: Option<String>,
     ) -> Result<Product, Error> {
         let _writer = self.writer.lock().await;
+        self.synced().await?;
         let product_key = {
             let catalog = self.catalog.read();
             catalog.check_product_name(&fields.name, None)?;
@@ -95,14 +120,14 @@ impl Registry {
             created_at_ms: now,
         };
         let row = product.clone();
-        product.id = self
+        let written = self
             .store
             .write_async(move |tx| {
-                tx.execute(
+                tx.query_one(
                     "INSERT INTO realmq_products (name, product_key, secret, type, dynamic_reg,
                         auth_type, status, description, created_at_ms, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                    params![
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+                    &params![
                         row.name,
                         row.product_key,
                         row.secret,
@@ -113,21 +138,29 @@ impl Registry {
                         row.description,
                         row.created_at_ms
                     ],
-                )?;
-                Ok(tx.last_insert_rowid())
+                    |r| r.get(0),
+                )
+            })
+            .await;
+        let (name, key) = (product.name.clone(), product.product_key.clone());
+        product.id = self
+            .committed(written, |c| {
+                c.check_product_name(&name, None)?;
+                c.new_product_key(Some(key)).map(drop)
             })
             .await?;
-        self.catalog.write().put_product(product.clone());
+        self.apply(|c| c.put_product(product.clone())).await?;
         Ok(product)
     }
 
     /// Replaces a product's editable fields with what `change` makes of them.
     pub async fn update_product(
-        &self,
+        self: &Arc<Self>,
         id: i64,
         change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
     ) -> Result<(), Error> {
         let _writer = self.writer.lock().await;
+        self.synced().await?;
         let (mut product, fields) = {
             let catalog = self.catalog.read();
             let product = catalog
@@ -144,12 +177,13 @@ impl Registry {
         product.auth_type = fields.auth_type;
         product.description = fields.description;
         let row = product.clone();
-        self.store
+        let written = self
+            .store
             .write_async(move |tx| {
                 tx.execute(
-                    "UPDATE realmq_products SET name = ?2, type = ?3, dynamic_reg = ?4,
-                        auth_type = ?5, description = ?6, updated_at_ms = ?7 WHERE id = ?1",
-                    params![
+                    "UPDATE realmq_products SET name = $2, type = $3, dynamic_reg = $4,
+                        auth_type = $5, description = $6, updated_at_ms = $7 WHERE id = $1",
+                    &params![
                         row.id,
                         row.name,
                         row.kind,
@@ -160,47 +194,57 @@ impl Registry {
                     ],
                 )
             })
+            .await;
+        let name = product.name.clone();
+        self.committed(written, |c| c.check_product_name(&name, Some(id)))
             .await?;
-        self.catalog.write().put_product(product);
-        Ok(())
+        self.apply(|c| c.put_product(product)).await
     }
 
     /// Deletes a product that has no devices left.
-    pub async fn delete_product(&self, id: i64) -> Result<Product, Error> {
+    pub async fn delete_product(self: &Arc<Self>, id: i64) -> Result<Product, Error> {
         let _writer = self.writer.lock().await;
-        let product = {
+        self.synced().await?;
+        let (product, no_devices) = {
             let catalog = self.catalog.read();
             let product = catalog
                 .product(id)
                 .cloned()
                 .ok_or_else(|| product_not_found(id))?;
-            let devices = catalog.devices_of(&product.product_key).count();
-            if devices > 0 {
-                return Err(Error::product_has_devices(devices));
-            }
-            product
+            let key = product.product_key.clone();
+            let no_devices = move |c: &Catalog| match c.devices_of(&key).count() {
+                0 => Ok(()),
+                devices => Err(Error::product_has_devices(devices)),
+            };
+            no_devices(&catalog)?;
+            (product, no_devices)
         };
-        self.store
-            .write_async(move |tx| tx.execute("DELETE FROM realmq_products WHERE id = ?1", [id]))
-            .await?;
-        self.catalog.write().remove_product(id);
+        let written = self
+            .store
+            .write_async(move |tx| {
+                tx.execute("DELETE FROM realmq_products WHERE id = $1", &params![id])
+            })
+            .await;
+        self.committed(written, no_devices).await?;
+        self.apply(|c| c.remove_product(id)).await?;
         Ok(product)
     }
 
-    pub async fn create_device(&self, fields: DeviceFields) -> Result<Device, Error> {
+    pub async fn create_device(self: &Arc<Self>, fields: DeviceFields) -> Result<Device, Error> {
         let _writer = self.writer.lock().await;
+        self.synced().await?;
         self.catalog.read().check_device_fields(&fields, None)?;
         let now = now_ms();
         let row = fields.clone();
-        let id = self
+        let written = self
             .store
             .write_async(move |tx| {
-                tx.execute(
+                tx.query_one(
                     "INSERT INTO realmq_devices (name, product_key, username, mqtt_client_id,
                         nickname, password, device_type, description, enabled, created_at_ms,
                         updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                    params![
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+                    &params![
                         row.name,
                         row.product_key,
                         row.username,
@@ -212,9 +256,13 @@ impl Registry {
                         row.enabled,
                         now
                     ],
-                )?;
-                Ok(tx.last_insert_rowid())
+                    |r| r.get(0),
+                )
             })
+            .await;
+        let check = fields.clone();
+        let id = self
+            .committed(written, |c| c.check_device_fields(&check, None))
             .await?;
         let device = Device {
             id,
@@ -222,18 +270,19 @@ impl Registry {
             created_at_ms: now,
             presence: Presence::default(),
         };
-        self.catalog.write().put_device(device.clone());
+        self.apply(|c| c.put_device(device.clone())).await?;
         Ok(device)
     }
 
     /// Replaces a device's editable fields with what `change` makes of them;
     /// returns the device before and after.
     pub async fn update_device(
-        &self,
+        self: &Arc<Self>,
         id: i64,
         change: impl FnOnce(&DeviceFields) -> Result<DeviceFields, Error>,
     ) -> Result<(Device, Device), Error> {
         let _writer = self.writer.lock().await;
+        self.synced().await?;
         let (before, fields) = {
             let catalog = self.catalog.read();
             let before = catalog
@@ -245,13 +294,14 @@ impl Registry {
             (before, fields)
         };
         let row = fields.clone();
-        self.store
+        let written = self
+            .store
             .write_async(move |tx| {
                 tx.execute(
-                    "UPDATE realmq_devices SET name = ?2, product_key = ?3, username = ?4,
-                        mqtt_client_id = ?5, nickname = ?6, password = ?7, device_type = ?8,
-                        description = ?9, enabled = ?10, updated_at_ms = ?11 WHERE id = ?1",
-                    params![
+                    "UPDATE realmq_devices SET name = $2, product_key = $3, username = $4,
+                        mqtt_client_id = $5, nickname = $6, password = $7, device_type = $8,
+                        description = $9, enabled = $10, updated_at_ms = $11 WHERE id = $1",
+                    &params![
                         id,
                         row.name,
                         row.product_key,
@@ -266,31 +316,70 @@ impl Registry {
                     ],
                 )
             })
+            .await;
+        let check = fields.clone();
+        self.committed(written, |c| c.check_device_fields(&check, Some(id)))
             .await?;
         let mut after = before.clone();
         after.fields = fields;
-        let mut catalog = self.catalog.write();
-        // Presence may have moved on while the store was written.
-        if let Some(current) = catalog.device(id) {
-            after.presence = current.presence.clone();
-        }
-        catalog.put_device(after.clone());
+        self.apply(|catalog| {
+            // Presence may have moved on while the store was written.
+            if let Some(current) = catalog.device(id) {
+                after.presence = current.presence.clone();
+            }
+            catalog.put_device(after.clone());
+        })
+        .await?;
         Ok((before, after))
     }
 
-    pub async fn delete_device(&self, id: i64) -> Result<Device, Error> {
+    pub async fn delete_device(self: &Arc<Self>, id: i64) -> Result<Device, Error> {
         let _writer = self.writer.lock().await;
+        self.synced().await?;
         let device = self
             .catalog
             .read()
             .device(id)
             .map(|d| Device::clone(d))
             .ok_or_else(|| device_not_found(id))?;
-        self.store
-            .write_async(move |tx| tx.execute("DELETE FROM realmq_devices WHERE id = ?1", [id]))
-            .await?;
-        self.catalog.write().remove_device(id);
+        let written = self
+            .store
+            .write_async(move |tx| {
+                tx.execute("DELETE FROM realmq_devices WHERE id = $1", &params![id])
+            })
+            .await;
+        self.committed(written, |_| Ok(())).await?;
+        self.apply(|c| c.remove_device(id)).await?;
         Ok(device)
+    }
+
+    /// After a committed write: applies it to memory; on a shared database loads
+    /// it (and whatever else was committed) from the database instead, so that a
+    /// newer change of another process is never overwritten by this older one.
+    async fn apply(self: &Arc<Self>, change: impl FnOnce(&mut Catalog)) -> Result<(), Error> {
+        if self.feed.is_some() {
+            return Ok(self.synced().await?);
+        }
+        change(&mut self.catalog.write());
+        Ok(())
+    }
+
+    /// The outcome of a write. A constraint the database enforced (on a shared
+    /// database: another process won a race) is reported as the vendor's error
+    /// `recheck` gives once the catalog has caught up.
+    async fn committed<R>(
+        self: &Arc<Self>,
+        written: Result<R, StoreError>,
+        recheck: impl FnOnce(&Catalog) -> Result<(), Error>,
+    ) -> Result<R, Error> {
+        match written {
+            Err(e) if e.is_constraint_violation() && self.feed.is_some() => {
+                self.synced().await?;
+                recheck(&self.catalog.read())?;
+                Err(e.into())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Applies connection events to the devices they concern and persists the
@@ -309,34 +398,30 @@ impl Registry {
         self.store.write(|tx| {
             for (id, p) in &changed {
                 tx.execute(
-                    "UPDATE realmq_devices SET last_ip = ?2, connected_at_ms = ?3,
-                        disconnected_at_ms = ?4 WHERE id = ?1",
-                    params![id, p.ip, p.connected_at_ms, p.disconnected_at_ms],
+                    "UPDATE realmq_devices SET last_ip = $2, connected_at_ms = $3,
+                        disconnected_at_ms = $4 WHERE id = $1",
+                    &params![id, p.ip, p.connected_at_ms, p.disconnected_at_ms],
                 )?;
             }
             Ok(())
         })
     }
 
-    /// The HMAC secret of login tokens: the stored one, or a new one stored now.
+    /// The HMAC secret of login tokens: the stored one, or a new one stored now
+    /// (the first process to store one wins; every other one reads it).
     pub fn token_secret(&self) -> Result<String, StoreError> {
-        self.store.write(|tx| {
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM realmq_settings WHERE key = 'token_secret'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(secret) = existing {
-                return Ok(secret);
-            }
-            let secret = random_hex(64);
+        let candidate = random_hex(64);
+        self.store.write(move |tx| {
             tx.execute(
-                "INSERT INTO realmq_settings (key, value) VALUES ('token_secret', ?1)",
-                [&secret],
+                "INSERT INTO realmq_settings (key, value) VALUES ('token_secret', $1)
+                 ON CONFLICT (key) DO NOTHING",
+                &params![candidate],
             )?;
-            Ok(secret)
+            tx.query_one(
+                "SELECT value FROM realmq_settings WHERE key = 'token_secret'",
+                &[],
+                |r| r.get(0),
+            )
         })
     }
 }
@@ -359,7 +444,7 @@ mod tests {
         (Store::open(&dir).unwrap(), dir)
     }
 
-    fn product_fields(name: &str) -> ProductFields {
+    pub(super) fn product_fields(name: &str) -> ProductFields {
         ProductFields {
             name: name.into(),
             kind: 1,
@@ -369,7 +454,7 @@ mod tests {
         }
     }
 
-    fn device_fields(name: &str, product_key: &str) -> DeviceFields {
+    pub(super) fn device_fields(name: &str, product_key: &str) -> DeviceFields {
         DeviceFields {
             name: name.into(),
             product_key: product_key.into(),
@@ -397,7 +482,7 @@ mod tests {
     #[tokio::test]
     async fn uniqueness_presence_and_reload() {
         let (store, dir) = temp_store("registry");
-        let registry = Registry::open(store.clone()).unwrap();
+        let registry = Arc::new(Registry::open(store.clone()).unwrap());
         let p = registry
             .create_product(product_fields("p"), None)
             .await
@@ -456,7 +541,7 @@ mod tests {
         let secret = registry.token_secret().unwrap();
         drop(registry);
 
-        let reopened = Registry::open(store).unwrap();
+        let reopened = Arc::new(Registry::open(store).unwrap());
         let device = reopened
             .read(|s| s.device_by_username("u-d").cloned())
             .unwrap();
