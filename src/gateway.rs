@@ -46,6 +46,8 @@ pub enum StartError {
     Store(#[from] mqgate_kit::store::StoreError),
     #[error("{0}")]
     Dialect(#[from] mqgate_kit::DialectBuildError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] mqgate_broker::cluster::ClusterError),
 }
 
 pub struct Gateway;
@@ -250,6 +252,10 @@ impl Instance {
         let store = Store::open(&config.data_dir)?;
         let records = Recorder::open(config)?;
         let broker = start_broker(config, records.as_ref())?;
+        if config.cluster.enabled {
+            // before any listener: every session is announced to the cluster
+            mqgate_broker::cluster::join(&broker, config.cluster.settings()).await?;
+        }
         let bound = Bound::bind(config)?;
         let management = Arc::new(GatewayManagement::new(
             Arc::clone(&broker),
