@@ -356,3 +356,56 @@ pub fn spawn_mqgate(dir: &std::path::Path, name: &str, config: &str) -> Process 
         .expect("the mqgate binary starts");
     Process(child)
 }
+
+/// A `nats-server` child process on a free loopback port, its files in a
+/// temporary directory; killed when dropped.
+pub struct NatsServer {
+    pub url: String,
+    pub port: u16,
+    _process: Process,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts `nats-server` (Debian's package) and waits until it accepts
+/// connections. `None` when it is not installed, unless `MQGATE_REQUIRE_NATS=1`
+/// (CI sets it), where a missing server fails the test.
+pub async fn nats_server() -> Option<NatsServer> {
+    let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(binary) = binary else {
+        assert!(
+            std::env::var("MQGATE_REQUIRE_NATS").as_deref() != Ok("1"),
+            "nats-server is not installed and MQGATE_REQUIRE_NATS=1"
+        );
+        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+        return None;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let child = std::process::Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .arg("--pid")
+        .arg(dir.path().join("nats.pid"))
+        .arg("-l")
+        .arg(dir.path().join("nats.log"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    let process = Process(child);
+    let up = eventually_async(10, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(up, "nats-server listens on {port}");
+    Some(NatsServer {
+        url: format!("nats://127.0.0.1:{port}"),
+        port,
+        _process: process,
+        _dir: dir,
+    })
+}

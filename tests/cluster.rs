@@ -1,0 +1,367 @@
+//! Cluster mode end to end: two or three whole gateways in this process, each
+//! on its own ports and data directory, linked through a real `nats-server`
+//! child process; real MQTT clients (rumqttc) on different nodes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{connect_v4, next_publish, start_with, NatsServer, TestGateway, V4Client};
+use rumqttc::QoS;
+
+/// `n` gateways in one cluster, or `None` without nats-server (see `nats_server`).
+async fn cluster(n: usize) -> Option<(NatsServer, Vec<TestGateway>)> {
+    let nats = common::nats_server().await?;
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let url = nats.url.clone();
+        nodes.push(
+            start_with(move |c| {
+                c.cluster.enabled = true;
+                c.cluster.node_name = format!("node-{i}");
+                c.cluster.nats_url = url;
+                c.mqtt.sys_interval_secs = 1;
+            })
+            .await,
+        );
+    }
+    Some((nats, nodes))
+}
+
+/// Subscriptions reach NATS a moment after their SUBACK.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
+async fn subscribe(c: &V4Client, filters: &[&str], qos: QoS) {
+    for f in filters {
+        c.client.subscribe(*f, qos).await.unwrap();
+    }
+}
+
+/// Every publish that arrives within `secs`, stopping early once `until` have come.
+async fn collect(c: &mut V4Client, until: usize, secs: u64) -> Vec<rumqttc::Publish> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while got.len() < until {
+        match tokio::time::timeout_at(deadline, c.publishes.recv()).await {
+            Ok(Some(p)) => got.push(p),
+            _ => break,
+        }
+    }
+    // anything more (a duplicate) would arrive right behind
+    while let Some(p) = next_publish(c, 1).await {
+        got.push(p);
+    }
+    got
+}
+
+fn qos_of(n: u8) -> QoS {
+    match n {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_at_every_qos_and_filter_form_once() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut exact = connect_v4(b.v4_options("exact")).await;
+    subscribe(&exact, &["c/exact"], QoS::ExactlyOnce).await;
+    // overlapping filters on one session: one delivery per message
+    let mut wild = connect_v4(b.v4_options("wild")).await;
+    subscribe(&wild, &["c/+/x", "c/#"], QoS::ExactlyOnce).await;
+    let mut utf = connect_v4(b.v4_options("utf")).await;
+    subscribe(&utf, &["é/日本/+", "sp ace/a.b/*/>"], QoS::ExactlyOnce).await;
+    // the publisher's node has a subscriber too: no echo comes back to it
+    let mut local = connect_v4(a.v4_options("local")).await;
+    subscribe(&local, &["c/#"], QoS::ExactlyOnce).await;
+    settle().await;
+    let publisher = connect_v4(a.v4_options("publisher")).await;
+    for qos in 0..=2u8 {
+        for topic in ["c/exact", "c/y/x", "c", "é/日本/🚀", "sp ace/a.b/*/>"] {
+            let payload = format!("{topic}|{qos}");
+            publisher
+                .client
+                .publish(topic, qos_of(qos), false, payload)
+                .await
+                .unwrap();
+        }
+    }
+    let summary = |got: Vec<rumqttc::Publish>| -> Vec<(String, String, QoS)> {
+        let mut v: Vec<_> = got
+            .into_iter()
+            .map(|p| {
+                let payload = String::from_utf8(p.payload.to_vec()).unwrap();
+                (p.topic, payload, p.qos)
+            })
+            .collect();
+        v.sort_by(|x, y| x.1.cmp(&y.1));
+        v
+    };
+    let got = summary(collect(&mut exact, 3, 10).await);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (i, (topic, payload, qos)) in got.iter().enumerate() {
+        assert_eq!(topic, "c/exact");
+        assert_eq!(payload, &format!("c/exact|{i}"));
+        assert_eq!(*qos, qos_of(i as u8), "delivered at the published QoS");
+    }
+    let got = summary(collect(&mut wild, 9, 10).await);
+    let payloads: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    assert_eq!(
+        payloads,
+        [
+            "c/exact|0",
+            "c/exact|1",
+            "c/exact|2",
+            "c/y/x|0",
+            "c/y/x|1",
+            "c/y/x|2",
+            "c|0",
+            "c|1",
+            "c|2"
+        ],
+        "once each, `#` matching its parent level"
+    );
+    let got = summary(collect(&mut utf, 6, 10).await);
+    let topics: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "sp ace/a.b/*/>",
+            "sp ace/a.b/*/>",
+            "sp ace/a.b/*/>",
+            "é/日本/🚀",
+            "é/日本/🚀",
+            "é/日本/🚀"
+        ]
+    );
+    let got = collect(&mut local, 9, 10).await;
+    assert_eq!(got.len(), 9, "the local subscriber gets each message once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_cross_nodes() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as P5, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (sub, mut events) = rumqttc::v5::AsyncClient::new(nodes[1].v5_options("v5-sub"), 10);
+    sub.subscribe("props/t", Q5::AtLeastOnce).await.unwrap();
+    let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let rumqttc::v5::Event::Incoming(P5::Publish(p)) = ev {
+                let _ = got_tx.send(p);
+            }
+        }
+    });
+    settle().await;
+    let (publisher, mut pe) = rumqttc::v5::AsyncClient::new(nodes[0].v5_options("v5-pub"), 10);
+    tokio::spawn(async move { while pe.poll().await.is_ok() {} });
+    let props = PublishProperties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(600),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("props/reply".into()),
+        correlation_data: Some(Bytes::from_static(b"\x00corr")),
+        user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+        ..Default::default()
+    };
+    publisher
+        .publish_with_properties("props/t", Q5::AtLeastOnce, false, "hi", props)
+        .await
+        .unwrap();
+    let p = tokio::time::timeout(Duration::from_secs(10), got.recv())
+        .await
+        .expect("delivered across nodes")
+        .unwrap();
+    assert_eq!(p.payload, Bytes::from("hi"));
+    let props = p.properties.expect("properties");
+    assert_eq!(props.payload_format_indicator, Some(1));
+    assert!(props
+        .message_expiry_interval
+        .is_some_and(|s| s > 590 && s <= 600));
+    assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(props.response_topic.as_deref(), Some("props/reply"));
+    assert_eq!(
+        props.correlation_data,
+        Some(Bytes::from_static(b"\x00corr"))
+    );
+    assert_eq!(
+        props.user_properties,
+        vec![
+            ("k".to_string(), "v".to_string()),
+            ("k".to_string(), "w".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_subscription_spreads_over_the_cluster_once_per_message() {
+    let Some((_nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    let mut m0 = connect_v4(nodes[0].v4_options("member-0")).await;
+    let mut m1 = connect_v4(nodes[1].v4_options("member-1")).await;
+    subscribe(&m0, &["$share/g/s/+"], QoS::AtLeastOnce).await;
+    subscribe(&m1, &["$share/g/s/+"], QoS::AtLeastOnce).await;
+    let mut plain = connect_v4(nodes[2].v4_options("plain")).await;
+    subscribe(&plain, &["s/#"], QoS::AtLeastOnce).await;
+    settle().await;
+    // from a node without a member, then from a node with one
+    let p2 = connect_v4(nodes[2].v4_options("pub-2")).await;
+    let p0 = connect_v4(nodes[0].v4_options("pub-0")).await;
+    for i in 0..60 {
+        let publisher = if i < 40 { &p2 } else { &p0 };
+        publisher
+            .client
+            .publish(format!("s/{i}"), QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got_plain = collect(&mut plain, 60, 10).await;
+    assert_eq!(got_plain.len(), 60);
+    let got0 = collect(&mut m0, 60, 3).await;
+    let got1 = collect(&mut m1, 60, 1).await;
+    let mut seen: HashMap<Bytes, usize> = HashMap::new();
+    for p in got0.iter().chain(&got1) {
+        *seen.entry(p.payload.clone()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 60, "every message reached the group");
+    assert!(seen.values().all(|n| *n == 1), "and exactly one member");
+    assert!(
+        !got0.is_empty() && !got1.is_empty(),
+        "spread over both nodes: {} and {}",
+        got0.len(),
+        got1.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_are_cluster_wide() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let publisher = connect_v4(nodes[0].v4_options("retainer")).await;
+    publisher
+        .client
+        .publish("state/lamp", QoS::AtLeastOnce, true, "on")
+        .await
+        .unwrap();
+    let stored =
+        common::eventually(5, || nodes[1].gateway.management().stats().retained == 1).await;
+    assert!(stored, "node 1 keeps the retained message");
+    let mut late = connect_v4(nodes[1].v4_options("late")).await;
+    subscribe(&late, &["state/+"], QoS::AtLeastOnce).await;
+    let p = next_publish(&mut late, 5).await.expect("retained replayed");
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.retain),
+        ("state/lamp", &b"on"[..], true)
+    );
+    // an empty retained publish clears it everywhere
+    publisher
+        .client
+        .publish("state/lamp", QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
+    let cleared =
+        common::eventually(5, || nodes[1].gateway.management().stats().retained == 0).await;
+    assert!(cleared, "the clearing publish reached node 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
+    use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet as P5};
+    use rumqttc::v5::StateError;
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (first, mut first_events) = rumqttc::v5::AsyncClient::new(nodes[0].v5_options("dup"), 10);
+    let (reason_tx, mut reason) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match first_events.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(P5::Disconnect(d))) => {
+                    let _ = reason_tx.send(Some(d.reason_code));
+                    return;
+                }
+                Ok(_) => {}
+                // rumqttc reports a server's DISCONNECT as an error
+                Err(rumqttc::v5::ConnectionError::MqttState(StateError::ServerDisconnect {
+                    reason_code,
+                    ..
+                })) => {
+                    let _ = reason_tx.send(Some(reason_code));
+                    return;
+                }
+                Err(_) => {
+                    let _ = reason_tx.send(None);
+                    return;
+                }
+            }
+        }
+    });
+    first
+        .subscribe("x", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let a = nodes[0].gateway.management();
+    assert!(common::eventually(5, || a.get_client("dup").is_some()).await);
+    settle().await;
+    let second = connect_v4(nodes[1].v4_options("dup")).await;
+    let code = tokio::time::timeout(Duration::from_secs(5), reason.recv())
+        .await
+        .expect("the first connection is told")
+        .unwrap();
+    assert_eq!(code, Some(DisconnectReasonCode::SessionTakenOver));
+    assert!(
+        common::eventually(5, || a.get_client("dup").is_none()).await,
+        "the session is gone from the first node"
+    );
+    let b = nodes[1].gateway.management();
+    assert!(b.get_client("dup").is_some_and(|c| c.connected));
+    drop(second);
+}
+
+/// The value of a `$SYS` topic on one node, as its next statistics round says.
+async fn sys_value(node: &TestGateway, id: &str, topic: &str) -> u64 {
+    let mut c = connect_v4(node.v4_options(id)).await;
+    subscribe(&c, &[topic], QoS::AtMostOnce).await;
+    let p = next_publish(&mut c, 5).await.expect("$SYS statistics");
+    String::from_utf8(p.payload.to_vec())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_subscribers_receives_nothing() {
+    let Some((_nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    let mut sub = connect_v4(nodes[1].v4_options("only-b")).await;
+    subscribe(&sub, &["only/b"], QoS::AtLeastOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    for i in 0..10 {
+        publisher
+            .client
+            .publish("only/b", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    assert_eq!(collect(&mut sub, 10, 10).await.len(), 10);
+    let received = "$SYS/broker/cluster/messages/received";
+    assert!(sys_value(&nodes[1], "sys-b", received).await >= 10);
+    assert_eq!(sys_value(&nodes[2], "sys-c", received).await, 0);
+    let forwarded = "$SYS/broker/cluster/messages/forwarded";
+    assert!(sys_value(&nodes[0], "sys-a", forwarded).await >= 10);
+}
