@@ -22,6 +22,7 @@ async fn cluster(n: usize) -> Option<(NatsServer, Vec<TestGateway>)> {
                 c.cluster.enabled = true;
                 c.cluster.node_name = format!("node-{i}");
                 c.cluster.nats_url = url;
+                c.cluster.reconnect_max_delay_ms = 200;
                 c.mqtt.sys_interval_secs = 1;
             })
             .await,
@@ -364,4 +365,81 @@ async fn a_node_without_subscribers_receives_nothing() {
     assert_eq!(sys_value(&nodes[2], "sys-c", received).await, 0);
     let forwarded = "$SYS/broker/cluster/messages/forwarded";
     assert!(sys_value(&nodes[0], "sys-a", forwarded).await >= 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_nodes_serve_alone_and_link_again_when_it_is_back() {
+    let Some((mut nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let mut here = connect_v4(nodes[0].v4_options("here")).await;
+    let mut there = connect_v4(nodes[1].v4_options("there")).await;
+    subscribe(&here, &["d/t"], QoS::AtLeastOnce).await;
+    subscribe(&there, &["d/t"], QoS::AtLeastOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    let publish = |payload: &'static str| {
+        let client = publisher.client.clone();
+        async move {
+            client
+                .publish("d/t", QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap()
+        }
+    };
+    publish("before").await;
+    assert_eq!(
+        &next_publish(&mut here, 5).await.unwrap().payload[..],
+        b"before"
+    );
+    assert_eq!(
+        &next_publish(&mut there, 5).await.unwrap().payload[..],
+        b"before"
+    );
+
+    nats.kill();
+    let connected = "$SYS/broker/cluster/connected";
+    let node0 = &nodes[0];
+    let down = common::eventually_async(10, || async move {
+        sys_value(node0, "sys-down", connected).await == 0
+    })
+    .await;
+    assert!(down, "the link says it is down");
+    publish("during").await;
+    assert_eq!(
+        &next_publish(&mut here, 5)
+            .await
+            .expect("local delivery goes on")
+            .payload[..],
+        b"during"
+    );
+    assert!(
+        next_publish(&mut there, 1).await.is_none(),
+        "nothing crosses without NATS"
+    );
+    assert_eq!(sys_value(&nodes[0], "sys-0", connected).await, 0);
+    assert!(sys_value(&nodes[0], "sys-1", "$SYS/broker/cluster/disconnects").await >= 1);
+    assert!(sys_value(&nodes[0], "sys-2", "$SYS/broker/cluster/messages/dropped").await >= 1);
+
+    nats.start().await;
+    for (i, node) in nodes.iter().enumerate() {
+        let back = common::eventually_async(15, || async move {
+            sys_value(node, &format!("sys-up-{i}"), connected).await == 1
+        })
+        .await;
+        assert!(back, "node {i} linked again");
+    }
+    settle().await;
+    publish("after").await;
+    assert_eq!(
+        &next_publish(&mut here, 5).await.unwrap().payload[..],
+        b"after"
+    );
+    assert_eq!(
+        &next_publish(&mut there, 5)
+            .await
+            .expect("subscriptions restored")
+            .payload[..],
+        b"after"
+    );
 }

@@ -362,8 +362,9 @@ pub fn spawn_mqgate(dir: &std::path::Path, name: &str, config: &str) -> Process 
 pub struct NatsServer {
     pub url: String,
     pub port: u16,
-    _process: Process,
-    _dir: tempfile::TempDir,
+    binary: &'static str,
+    process: Option<Process>,
+    dir: tempfile::TempDir,
 }
 
 /// Starts `nats-server` (Debian's package) and waits until it accepts
@@ -381,31 +382,45 @@ pub async fn nats_server() -> Option<NatsServer> {
         eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
         return None;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let child = std::process::Command::new(binary)
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .arg("--pid")
-        .arg(dir.path().join("nats.pid"))
-        .arg("-l")
-        .arg(dir.path().join("nats.log"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server starts");
-    let process = Process(child);
-    let up = eventually_async(10, || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
-    assert!(up, "nats-server listens on {port}");
-    Some(NatsServer {
+    let mut server = NatsServer {
         url: format!("nats://127.0.0.1:{port}"),
         port,
-        _process: process,
-        _dir: dir,
-    })
+        binary,
+        process: None,
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    server.start().await;
+    Some(server)
+}
+
+impl NatsServer {
+    /// Starts the server (again) on its port.
+    pub async fn start(&mut self) {
+        let child = std::process::Command::new(self.binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("--pid")
+            .arg(self.dir.path().join("nats.pid"))
+            .arg("-l")
+            .arg(self.dir.path().join("nats.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.process = Some(Process(child));
+        let port = self.port;
+        let up = eventually_async(10, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "nats-server listens on {port}");
+    }
+
+    /// Kills the server (its clients see the connection drop).
+    pub fn kill(&mut self) {
+        self.process.take();
+    }
 }

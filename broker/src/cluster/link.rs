@@ -109,6 +109,7 @@ pub(super) async fn connect(
         pending: AtomicUsize::new(0),
         max_pending: settings.max_pending,
         connected: AtomicBool::new(false),
+        max_payload: AtomicUsize::new(usize::MAX),
         takeover_timeout: settings.takeover_timeout,
         client,
         counters: ClusterCounters::default(),
@@ -138,6 +139,12 @@ async fn wait_connected(client: &async_nats::Client, patience: Duration) -> bool
 /// the cluster existed to hear them).
 fn refresh_state(cluster: &Cluster) {
     let connected = cluster.client.connection_state() == async_nats::connection::State::Connected;
+    if connected {
+        let max_payload = cluster.client.server_info().max_payload;
+        if max_payload > 0 {
+            cluster.max_payload.store(max_payload, Ordering::Relaxed);
+        }
+    }
     cluster.set_connected(connected);
 }
 

@@ -90,6 +90,8 @@ pub struct Cluster {
     pending: AtomicUsize,
     max_pending: usize,
     connected: AtomicBool,
+    /// The largest message NATS takes (its `max_payload`, learnt on connecting).
+    max_payload: AtomicUsize,
     takeover_timeout: Duration,
     client: async_nats::Client,
     pub counters: ClusterCounters,
@@ -196,9 +198,16 @@ impl Cluster {
             properties: message.properties.as_deref().cloned(),
             payload: message.payload.clone(),
         };
+        let encoded = envelope.encode();
+        // the retained copy carries the topic too
+        if encoded.len() + message.topic.len() > self.max_payload.load(Ordering::Relaxed) {
+            // too large for NATS: this node's subscribers (and groups) only
+            bump(&self.counters.forward_dropped);
+            return false;
+        }
         let live = match &subject {
-            Some(s) => self.send(s.clone(), envelope.encode()),
-            None => self.send(self.subjects.long.clone(), envelope.encode()),
+            Some(s) => self.send(s.clone(), encoded),
+            None => self.send(self.subjects.long.clone(), encoded),
         };
         if message.retain {
             envelope.topic = Some(message.topic.to_string());
