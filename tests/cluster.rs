@@ -443,3 +443,44 @@ async fn without_nats_nodes_serve_alone_and_link_again_when_it_is_back() {
         b"after"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_group_on_the_publishing_node_gets_what_follows_its_suback() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let mut member = connect_v4(nodes[0].v4_options("member")).await;
+    member
+        .client
+        .subscribe("$share/g/own/t", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let suback = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = member.events.recv().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = event {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(suback.is_ok(), "SUBACK");
+    // no pause: the link confirms the queue subscription before this publish
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    for i in 0..20 {
+        publisher
+            .client
+            .publish("own/t", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut member, 20, 10).await;
+    let payloads: Vec<String> = got
+        .iter()
+        .map(|p| String::from_utf8(p.payload.to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(
+        payloads, expected,
+        "each once, in order, through NATS's pick"
+    );
+}

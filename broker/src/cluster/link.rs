@@ -1,6 +1,7 @@
 //! The link task: one task sends everything to NATS in the order the broker
-//! asked (a subscription is sent before any later publish, so a shared group
-//! subscribed on this node gets the messages published here after its SUBACK),
+//! asked (a subscription is sent, and a shared group's confirmed, before any
+//! later publish, so a subscriber on this node gets the messages published here
+//! after its SUBACK),
 //! and keeps the NATS subscriptions that follow this node's interest and
 //! sessions. Each subscription has a small task that hands what arrives to
 //! the dispatcher ([`super::inbound`]).
@@ -59,14 +60,51 @@ impl Drop for Task {
 /// subscription tasks wait (and NATS buffer, then count a slow consumer).
 const ARRIVALS: usize = 4096;
 
+/// Two connections: one that publishes and holds the plain subscriptions with
+/// echo off (NATS never hands a node its own messages back there), and one for
+/// the shared groups' queue subscriptions, with echo on, so that NATS may pick
+/// a member on the publishing node too.
 pub(super) async fn connect(
     settings: &ClusterSettings,
 ) -> Result<(Arc<Cluster>, mpsc::UnboundedReceiver<Command>), ClusterError> {
-    let node_id = rand::random::<u64>();
-    let cluster_slot: Arc<std::sync::OnceLock<Weak<Cluster>>> = Arc::default();
+    let slot: Slot = Arc::default();
+    let client = open(options(settings, &slot).no_echo(), settings).await?;
+    let groups = open(options(settings, &slot), settings).await?;
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let cluster = Arc::new(Cluster {
+        node_id: rand::random::<u64>(),
+        node_name: settings.node_name.clone(),
+        subjects: Subjects::new(&settings.subject_prefix),
+        commands,
+        pending: AtomicUsize::new(0),
+        max_pending: settings.max_pending,
+        connected: AtomicBool::new(false),
+        max_payload: AtomicUsize::new(usize::MAX),
+        takeover_timeout: settings.takeover_timeout,
+        client,
+        groups,
+        counters: ClusterCounters::default(),
+    });
+    let _ = slot.set(Arc::downgrade(&cluster));
+    // a node that finds NATS at start is linked before it serves; one that
+    // does not serves alone meanwhile
+    let patience = settings.connect_timeout;
+    let up = wait_connected(&cluster.client, patience).await
+        && wait_connected(&cluster.groups, patience).await;
+    if !up {
+        tracing::warn!(url = %settings.nats_url, "cluster: NATS not reachable yet; serving alone until it is");
+    }
+    refresh_state(&cluster);
+    Ok((cluster, receiver))
+}
+
+/// Where the connections' event callbacks find the cluster once it exists.
+type Slot = Arc<std::sync::OnceLock<Weak<Cluster>>>;
+
+fn options(settings: &ClusterSettings, slot: &Slot) -> async_nats::ConnectOptions {
     let max_delay = settings.reconnect_max_delay;
-    let slot = Arc::clone(&cluster_slot);
-    let options = async_nats::ConnectOptions::new()
+    let slot = Arc::clone(slot);
+    async_nats::ConnectOptions::new()
         .name(&settings.node_name)
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -84,7 +122,7 @@ pub(super) async fn connect(
                     return;
                 };
                 match event {
-                    async_nats::Event::Connected => cluster.set_connected(true),
+                    async_nats::Event::Connected => refresh_state(&cluster),
                     async_nats::Event::Disconnected => {
                         tracing::warn!("cluster: NATS link lost; local delivery goes on");
                         cluster.set_connected(false);
@@ -92,36 +130,20 @@ pub(super) async fn connect(
                     other => tracing::info!(%other, "cluster: NATS event"),
                 }
             }
-        });
-    let client = options
+        })
+}
+
+async fn open(
+    options: async_nats::ConnectOptions,
+    settings: &ClusterSettings,
+) -> Result<async_nats::Client, ClusterError> {
+    options
         .connect(settings.nats_url.as_str())
         .await
         .map_err(|e| ClusterError::Nats {
             url: settings.nats_url.clone(),
             message: e.to_string(),
-        })?;
-    let (commands, receiver) = mpsc::unbounded_channel();
-    let cluster = Arc::new(Cluster {
-        node_id,
-        node_name: settings.node_name.clone(),
-        subjects: Subjects::new(&settings.subject_prefix),
-        commands,
-        pending: AtomicUsize::new(0),
-        max_pending: settings.max_pending,
-        connected: AtomicBool::new(false),
-        max_payload: AtomicUsize::new(usize::MAX),
-        takeover_timeout: settings.takeover_timeout,
-        client,
-        counters: ClusterCounters::default(),
-    });
-    let _ = cluster_slot.set(Arc::downgrade(&cluster));
-    // a node that finds NATS at start is linked before it serves; one that
-    // does not serves alone meanwhile
-    if !wait_connected(&cluster.client, settings.connect_timeout).await {
-        tracing::warn!(url = %settings.nats_url, "cluster: NATS not reachable yet; serving alone until it is");
-    }
-    refresh_state(&cluster);
-    Ok((cluster, receiver))
+        })
 }
 
 /// Whether the client connects within `patience`.
@@ -138,7 +160,9 @@ async fn wait_connected(client: &async_nats::Client, patience: Duration) -> bool
 /// The connection's state as the client sees it (events may have fired before
 /// the cluster existed to hear them).
 fn refresh_state(cluster: &Cluster) {
-    let connected = cluster.client.connection_state() == async_nats::connection::State::Connected;
+    let up =
+        |c: &async_nats::Client| c.connection_state() == async_nats::connection::State::Connected;
+    let connected = up(&cluster.client) && up(&cluster.groups);
     if connected {
         let max_payload = cluster.client.server_info().max_payload;
         if max_payload > 0 {
@@ -180,6 +204,7 @@ pub(super) fn spawn(
         }
         // subscriptions end with the link; what is queued is not sent
         let _ = link.cluster.client.flush().await;
+        let _ = link.cluster.groups.flush().await;
     });
     inbound::spawn(broker, cluster, arriving);
 }
@@ -270,10 +295,18 @@ impl Link {
         queue: Option<String>,
         route: Route,
     ) -> Option<Task> {
-        let client = &self.cluster.client;
         let subscribed = match queue {
-            None => client.subscribe(subject.clone()).await,
-            Some(queue) => client.queue_subscribe(subject.clone(), queue).await,
+            None => self.cluster.client.subscribe(subject.clone()).await,
+            Some(queue) => {
+                let groups = &self.cluster.groups;
+                let subscribed = groups.queue_subscribe(subject.clone(), queue).await;
+                // the server must know the group before this node's next
+                // publish (sent on the other connection) reaches it
+                if let Err(e) = groups.flush().await {
+                    tracing::debug!(%e, "cluster: queue subscription not confirmed");
+                }
+                subscribed
+            }
         };
         let mut subscriber = match subscribed {
             Ok(s) => s,

@@ -10,8 +10,9 @@
 //! - **Messages.** A message published on this node is delivered to the local
 //!   subscribers, then sent once to NATS ([`envelope`] carries QoS, retain,
 //!   expiry and the MQTT 5 properties). Receiving nodes deliver it to their
-//!   local subscribers only and never send it on. Echoes of our own messages
-//!   are recognised by the origin id in the envelope and dropped.
+//!   local subscribers only and never send it on. NATS does not echo a
+//!   node's messages back to its publishing connection (and the origin id in
+//!   the envelope would catch one).
 //! - **Shared subscriptions** `$share/g/f` are NATS queue subscriptions: NATS
 //!   picks one node, that node one of its members, so each message reaches one
 //!   member cluster-wide. The origin node therefore leaves its own groups to
@@ -93,7 +94,10 @@ pub struct Cluster {
     /// The largest message NATS takes (its `max_payload`, learnt on connecting).
     max_payload: AtomicUsize,
     takeover_timeout: Duration,
+    /// Publishes, plain subscriptions, claims; echo off.
     client: async_nats::Client,
+    /// Shared groups' queue subscriptions; echo on (see `link::connect`).
+    groups: async_nats::Client,
     pub counters: ClusterCounters,
 }
 
