@@ -13,10 +13,18 @@ use rumqttc::QoS;
 
 /// `n` gateways in one cluster, or `None` without nats-server (see `nats_server`).
 async fn cluster(n: usize) -> Option<(NatsServer, Vec<TestGateway>)> {
+    cluster_with(n, |_| {}).await
+}
+
+async fn cluster_with(
+    n: usize,
+    adjust: impl Fn(&mut mqgate::config::Config) + Clone + Send + 'static,
+) -> Option<(NatsServer, Vec<TestGateway>)> {
     let nats = common::nats_server().await?;
     let mut nodes = Vec::new();
     for i in 0..n {
         let url = nats.url.clone();
+        let adjust = adjust.clone();
         nodes.push(
             start_with(move |c| {
                 c.cluster.enabled = true;
@@ -24,6 +32,7 @@ async fn cluster(n: usize) -> Option<(NatsServer, Vec<TestGateway>)> {
                 c.cluster.nats_url = url;
                 c.cluster.reconnect_max_delay_ms = 200;
                 c.mqtt.sys_interval_secs = 1;
+                adjust(c);
             })
             .await,
         );
@@ -483,4 +492,27 @@ async fn a_shared_group_on_the_publishing_node_gets_what_follows_its_suback() {
         payloads, expected,
         "each once, in order, through NATS's pick"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_waits_for_a_full_link_instead_of_losing_messages() {
+    let Some((_nats, nodes)) = cluster_with(2, |c| c.cluster.max_pending_messages = 8).await else {
+        return;
+    };
+    let mut sub = connect_v4(nodes[1].v4_options("far")).await;
+    subscribe(&sub, &["burst/t"], QoS::AtMostOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("burst")).await;
+    // QoS 0 as fast as the client goes: only waiting keeps the link's queue bounded
+    for i in 0..3000 {
+        publisher
+            .client
+            .publish("burst/t", QoS::AtMostOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut sub, 3000, 20).await;
+    assert_eq!(got.len(), 3000, "nothing dropped on the way to NATS");
+    let dropped = "$SYS/broker/cluster/messages/dropped";
+    assert_eq!(sys_value(&nodes[0], "sys-dropped", dropped).await, 0);
 }

@@ -342,6 +342,15 @@ impl Broker {
         }
     }
 
+    /// What a publishing client awaits before its next packet while the
+    /// cluster link is behind (a publisher waits as for a full local queue).
+    pub(crate) fn cluster_room(&self) -> Option<Settled> {
+        let cluster = self.cluster.get().filter(|c| c.is_full())?;
+        let cluster = Arc::clone(cluster);
+        let patience = self.settings.slow_subscriber_timeout;
+        Some(Box::pin(async move { cluster.room(patience).await }))
+    }
+
     /// The cluster link, in cluster mode.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.get()

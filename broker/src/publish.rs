@@ -259,6 +259,9 @@ impl Broker {
         if let Some(settle) = recorded.then(|| self.settled()).flatten() {
             settle.await;
         }
+        if let Some(room) = self.cluster_room() {
+            room.await;
+        }
         Ok(id)
     }
 }

@@ -25,7 +25,8 @@ pub struct ClusterConfig {
     pub connect_timeout_ms: u64,
     /// The longest pause between attempts to reach NATS again (100 ms, doubling).
     pub reconnect_max_delay_ms: u64,
-    /// Messages waiting to go to NATS; beyond, they are dropped and counted.
+    /// Messages waiting to go to NATS: beyond, publishing clients wait (up to
+    /// `mqtt.slow_subscriber_timeout_ms`); at twice this, they are dropped and counted.
     pub max_pending_messages: usize,
 }
 

@@ -78,6 +78,7 @@ pub(super) async fn connect(
         commands,
         pending: AtomicUsize::new(0),
         max_pending: settings.max_pending,
+        room: tokio::sync::Notify::new(),
         connected: AtomicBool::new(false),
         max_payload: AtomicUsize::new(usize::MAX),
         takeover_timeout: settings.takeover_timeout,
@@ -224,7 +225,7 @@ impl Link {
     async fn run(&mut self, command: Command) {
         match command {
             Command::Publish { subject, payload } => {
-                self.cluster.pending.fetch_sub(1, Ordering::Relaxed);
+                self.cluster.drained();
                 let counters = &self.cluster.counters;
                 match self.cluster.client.publish(subject, payload).await {
                     Ok(()) => bump(&counters.forwarded),

@@ -61,7 +61,9 @@ pub struct ClusterSettings {
     pub connect_timeout: Duration,
     /// The longest pause between two attempts to reach NATS again.
     pub reconnect_max_delay: Duration,
-    /// Messages waiting to be sent to NATS; beyond this they are dropped and counted.
+    /// Messages waiting to be sent to NATS: beyond this, publishing clients
+    /// wait for room (up to the slow-subscriber timeout); at twice this,
+    /// messages are dropped and counted.
     pub max_pending: usize,
 }
 
@@ -90,6 +92,8 @@ pub struct Cluster {
     /// Publishes queued for the link (bounded by `max_pending`).
     pending: AtomicUsize,
     max_pending: usize,
+    /// Woken when the link has drained half of `max_pending`.
+    room: tokio::sync::Notify,
     connected: AtomicBool,
     /// The largest message NATS takes (its `max_payload`, learnt on connecting).
     max_payload: AtomicUsize,
@@ -220,9 +224,39 @@ impl Cluster {
         live && subject.is_some()
     }
 
-    /// Queues one publish for the link; false (and counted) when the queue is full.
+    /// Whether publishers should wait for the link before going on.
+    pub(crate) fn is_full(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) >= self.max_pending
+    }
+
+    /// Resolves once the link has room again, or after `patience`.
+    pub(crate) async fn room(&self, patience: Duration) {
+        let wait = async {
+            loop {
+                let notified = self.room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if !self.is_full() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(patience, wait).await;
+    }
+
+    /// The link drained one publish.
+    fn drained(&self) {
+        let left = self.pending.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left == self.max_pending / 2 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Queues one publish for the link; false (and counted) when the queue is
+    /// full even for publishers that waited.
     fn send(&self, subject: String, payload: bytes::Bytes) -> bool {
-        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.max_pending {
+        if self.pending.fetch_add(1, Ordering::Relaxed) >= self.max_pending.saturating_mul(2) {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             bump(&self.counters.forward_dropped);
             return false;
