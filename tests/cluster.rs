@@ -516,3 +516,37 @@ async fn a_publisher_waits_for_a_full_link_instead_of_losing_messages() {
     let dropped = "$SYS/broker/cluster/messages/dropped";
     assert_eq!(sys_value(&nodes[0], "sys-dropped", dropped).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_and_serves_alone_while_nats_is_not_there() {
+    let port = common::free_port();
+    let started = tokio::time::Instant::now();
+    let node = start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.nats_url = format!("nats://127.0.0.1:{port}");
+        c.cluster.connect_timeout_ms = 500;
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "start is not held up"
+    );
+    let mut sub = connect_v4(node.v4_options("alone-sub")).await;
+    subscribe(&sub, &["alone/t", "$share/g/alone/s"], QoS::AtLeastOnce).await;
+    let publisher = connect_v4(node.v4_options("alone-pub")).await;
+    for topic in ["alone/t", "alone/s"] {
+        publisher
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, "x")
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut sub, 2, 5).await;
+    let mut topics: Vec<&str> = got.iter().map(|p| p.topic.as_str()).collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        ["alone/s", "alone/t"],
+        "local delivery, shared group included"
+    );
+}
