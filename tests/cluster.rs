@@ -42,7 +42,7 @@ async fn cluster_with(
 
 /// Subscriptions reach NATS a moment after their SUBACK.
 async fn settle() {
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
 }
 
 async fn subscribe(c: &V4Client, filters: &[&str], qos: QoS) {
@@ -533,6 +533,7 @@ async fn a_node_starts_and_serves_alone_while_nats_is_not_there() {
     );
     let mut sub = connect_v4(node.v4_options("alone-sub")).await;
     subscribe(&sub, &["alone/t", "$share/g/alone/s"], QoS::AtLeastOnce).await;
+    settle().await;
     let publisher = connect_v4(node.v4_options("alone-pub")).await;
     for topic in ["alone/t", "alone/s"] {
         publisher
