@@ -23,21 +23,27 @@ async fn cluster_with(
     let nats = common::nats_server().await?;
     let mut nodes = Vec::new();
     for i in 0..n {
-        let url = nats.url.clone();
-        let adjust = adjust.clone();
-        nodes.push(
-            start_with(move |c| {
-                c.cluster.enabled = true;
-                c.cluster.node_name = format!("node-{i}");
-                c.cluster.nats_url = url;
-                c.cluster.reconnect_max_delay_ms = 200;
-                c.mqtt.sys_interval_secs = 1;
-                adjust(c);
-            })
-            .await,
-        );
+        nodes.push(node(&nats, i, adjust.clone()).await);
     }
     Some((nats, nodes))
+}
+
+/// One more node of the cluster on `nats`.
+async fn node(
+    nats: &NatsServer,
+    i: usize,
+    adjust: impl Fn(&mut mqgate::config::Config) + Send + 'static,
+) -> TestGateway {
+    let url = nats.url.clone();
+    start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.node_name = format!("node-{i}");
+        c.cluster.nats_url = url;
+        c.cluster.reconnect_max_delay_ms = 200;
+        c.mqtt.sys_interval_secs = 1;
+        adjust(c);
+    })
+    .await
 }
 
 /// Subscriptions reach NATS a moment after their SUBACK.
@@ -285,6 +291,44 @@ async fn retained_messages_are_cluster_wide() {
     let cleared =
         common::eventually(5, || nodes[1].gateway.management().stats().retained == 0).await;
     assert!(cleared, "the clearing publish reached node 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_gets_the_retained_messages_of_the_others() {
+    let Some((nats, nodes)) = cluster(1).await else {
+        return;
+    };
+    let publisher = connect_v4(nodes[0].v4_options("early")).await;
+    for (topic, payload) in [("keep/a", "1"), ("keep/b", "2")] {
+        publisher
+            .client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+    let a = nodes[0].gateway.management();
+    assert!(common::eventually(5, || a.stats().retained == 2).await);
+    let late = node(&nats, 1, |_| {}).await;
+    let b = late.gateway.management();
+    assert!(
+        common::eventually(5, || b.stats().retained == 2).await,
+        "the late node asked for them"
+    );
+    let mut sub = connect_v4(late.v4_options("late-sub")).await;
+    subscribe(&sub, &["keep/#"], QoS::AtLeastOnce).await;
+    let mut got: Vec<(String, Bytes, bool)> = collect(&mut sub, 2, 5)
+        .await
+        .into_iter()
+        .map(|p| (p.topic, p.payload, p.retain))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("keep/a".to_string(), Bytes::from("1"), true),
+            ("keep/b".to_string(), Bytes::from("2"), true)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,7 +106,7 @@ async fn dispatch(broker: &Broker, cluster: &Cluster, recent: &mut Recent, arriv
     }
 }
 
-fn mqtt_message(broker: &Broker, e: &Envelope, topic: String) -> Message {
+pub(super) fn mqtt_message(broker: &Broker, e: &Envelope, topic: String) -> Message {
     Message {
         id: broker.next_message_id(),
         topic: topic.into(),

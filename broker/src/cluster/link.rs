@@ -264,6 +264,17 @@ impl Link {
                 self.always.push(task);
             }
         }
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let answering = super::retained_sync::answer(Arc::clone(&broker), &self.cluster).await;
+        self.always.extend(answering.map(Task));
+        if self.cluster.is_connected() {
+            let cluster = Arc::clone(&self.cluster);
+            self.always.push(Task(tokio::spawn(async move {
+                super::retained_sync::fetch(&broker, &cluster).await;
+            })));
+        }
     }
 
     /// The NATS subscriptions of one filter (a queue subscription per subject

@@ -18,7 +18,8 @@
 //!   member cluster-wide. The origin node therefore leaves its own groups to
 //!   NATS, except while the link is down (then its local members take them).
 //! - **Retained messages** are also sent on one subject every node subscribes
-//!   to, so every node keeps the same retained store.
+//!   to, so every node keeps the same retained store; a starting node asks
+//!   the others for theirs ([`retained_sync`]).
 //! - **One client id, one session** ([`takeover`]): a node answers claims for
 //!   the client ids it holds a session of; a CONNECT for an id this node does
 //!   not hold claims it first.
@@ -30,6 +31,7 @@
 pub mod envelope;
 mod inbound;
 mod link;
+mod retained_sync;
 pub mod subject;
 mod takeover;
 

@@ -22,6 +22,8 @@ pub struct Subjects {
     pub retained: String,
     /// Messages whose topic is too long for a subject of its own.
     pub long: String,
+    /// Requests of a starting node for the others' retained messages.
+    pub retained_sync: String,
     /// `<prefix>.c`: claims of a client id, followed by its token.
     claims: String,
 }
@@ -32,6 +34,7 @@ impl Subjects {
             messages: format!("{prefix}.m"),
             retained: format!("{prefix}.retained"),
             long: format!("{prefix}.long"),
+            retained_sync: format!("{prefix}.retained-sync"),
             claims: format!("{prefix}.c"),
         }
     }
