@@ -195,19 +195,10 @@ impl Cluster {
             return false;
         }
         let subject = self.subjects.topic(&message.topic);
-        let mut envelope = Envelope {
-            origin: self.node_id,
-            id: message.id,
-            qos: message.qos,
-            retain: message.retain,
-            expiry_ms: message.expires_at.map(|at| {
-                at.saturating_duration_since(tokio::time::Instant::now())
-                    .as_millis() as u64
-            }),
-            topic: subject.is_none().then(|| message.topic.to_string()),
-            properties: message.properties.as_deref().cloned(),
-            payload: message.payload.clone(),
-        };
+        let mut envelope = self.envelope(message);
+        if subject.is_none() {
+            envelope.topic = Some(message.topic.to_string());
+        }
         let encoded = envelope.encode();
         // the retained copy carries the topic too
         if encoded.len() + message.topic.len() > self.max_payload.load(Ordering::Relaxed) {
@@ -252,6 +243,23 @@ impl Cluster {
         let left = self.pending.fetch_sub(1, Ordering::Relaxed) - 1;
         if left == self.max_pending / 2 {
             self.room.notify_waiters();
+        }
+    }
+
+    /// What NATS carries of `message` (the topic only where the subject does not say it).
+    fn envelope(&self, message: &Message) -> Envelope {
+        Envelope {
+            origin: self.node_id,
+            id: message.id,
+            qos: message.qos,
+            retain: message.retain,
+            expiry_ms: message.expires_at.map(|at| {
+                at.saturating_duration_since(tokio::time::Instant::now())
+                    .as_millis() as u64
+            }),
+            topic: None,
+            properties: message.properties.as_deref().cloned(),
+            payload: message.payload.clone(),
         }
     }
 

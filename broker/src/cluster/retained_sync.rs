@@ -39,17 +39,9 @@ pub(super) async fn answer(broker: Arc<Broker>, cluster: &Arc<Cluster>) -> Optio
             // the broker's own `$SYS` messages stay on their node (`#` leaves them out)
             for message in broker.router.retained_for("#") {
                 let envelope = Envelope {
-                    origin: cluster.node_id,
-                    id: message.id,
-                    qos: message.qos,
                     retain: true,
-                    expiry_ms: message.expires_at.map(|at| {
-                        at.saturating_duration_since(tokio::time::Instant::now())
-                            .as_millis() as u64
-                    }),
                     topic: Some(message.topic.to_string()),
-                    properties: message.properties.as_deref().cloned(),
-                    payload: message.payload.clone(),
+                    ..cluster.envelope(&message)
                 };
                 let _ = cluster
                     .client
