@@ -3,6 +3,7 @@
 //! checked in full before anything starts. [`Config::default`] holds the
 //! embedded defaults, the same values `config/mqgate.toml` spells out.
 
+mod cluster;
 mod env;
 mod http;
 mod mqtt;
@@ -18,6 +19,7 @@ use crate::dialects::DIALECTS;
 use crate::listener::Listener;
 use crate::recorder::RecordsConfig;
 
+pub use cluster::ClusterConfig;
 pub use env::PREFIX as ENV_PREFIX;
 pub use http::{HttpConfig, HttpListenerConfig};
 pub use mqtt::{
@@ -37,6 +39,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub docs: DocsConfig,
     pub records: RecordsConfig,
+    pub cluster: ClusterConfig,
     pub mica: mqgate_mica::Config,
     pub nanomq: mqgate_nanomq::Config,
     pub realmq: mqgate_realmq::Config,
@@ -52,6 +55,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             docs: DocsConfig::default(),
             records: RecordsConfig::default(),
+            cluster: ClusterConfig::default(),
             mica: Default::default(),
             nanomq: Default::default(),
             realmq: Default::default(),
@@ -280,6 +284,7 @@ impl Config {
             );
         }
         self.store.validate()?;
+        self.cluster.validate()?;
         self.http.validate()
     }
 

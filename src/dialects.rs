@@ -97,7 +97,9 @@ mod tests {
     /// Every dialect section of the configuration has a row, and every row a section.
     #[test]
     fn table_and_config_sections_agree() {
-        let gateway_keys = ["data_dir", "store", "mqtt", "http", "docs", "records"];
+        let gateway_keys = [
+            "data_dir", "store", "mqtt", "http", "docs", "records", "cluster",
+        ];
         let config = serde_json::to_value(Config::default()).unwrap();
         let sections: Vec<&str> = config
             .as_object()

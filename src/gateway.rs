@@ -48,6 +48,8 @@ pub enum StartError {
     Postgres(mqgate_kit::store::StoreError),
     #[error("{0}")]
     Dialect(#[from] mqgate_kit::DialectBuildError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] mqgate_broker::cluster::ClusterError),
 }
 
 pub struct Gateway;
@@ -252,6 +254,10 @@ impl Instance {
         let store = open_store(config).await?;
         let records = Recorder::open(config)?;
         let broker = start_broker(config, records.as_ref())?;
+        if config.cluster.enabled {
+            // before any listener: every session is announced to the cluster
+            mqgate_broker::cluster::join(&broker, config.cluster.settings()).await?;
+        }
         let bound = Bound::bind(config)?;
         let management = Arc::new(GatewayManagement::new(
             Arc::clone(&broker),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mqgate_kit::clock::now_ms;
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::authz::Authorizer;
+use crate::cluster::Cluster;
 use crate::counters::Counters;
 use crate::routing::Router;
 use crate::session::{Session, SessionId};
@@ -30,6 +31,9 @@ pub struct Broker {
     pub counters: Counters,
     pub(crate) table: SessionTable,
     pub(crate) router: Router,
+    /// The link to the other nodes, in cluster mode only (set once, before
+    /// the listeners start).
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
     authenticators: RwLock<Vec<Arc<dyn ConnectAuthenticator>>>,
     authorizer: RwLock<Option<Arc<dyn Authorizer>>>,
     observers: RwLock<Arc<[Arc<dyn BrokerObserver>]>>,
@@ -63,6 +67,7 @@ impl Broker {
             counters: Counters::default(),
             table: SessionTable::default(),
             router: Router::default(),
+            cluster: OnceLock::new(),
             authenticators: RwLock::default(),
             authorizer: RwLock::default(),
             observers: RwLock::new(Arc::from(Vec::new())),
@@ -231,7 +236,11 @@ impl Broker {
     /// dropped; a will still waiting for its delay is published now.
     pub(crate) fn end_session(&self, session: &Arc<Session>) {
         self.router.deactivate(session);
-        self.table.remove(session);
+        if self.table.remove(session) {
+            if let Some(cluster) = self.cluster.get() {
+                cluster.release(&session.client_id, session.id);
+            }
+        }
         self.unschedule_expiry(session);
         session.clear_flow();
     }
@@ -331,6 +340,20 @@ impl Broker {
             version: String::new(),
             healthy: self.health().is_ok(),
         }
+    }
+
+    /// What a publishing client awaits before its next packet while the
+    /// cluster link is behind (a publisher waits as for a full local queue).
+    pub(crate) fn cluster_room(&self) -> Option<Settled> {
+        let cluster = self.cluster.get().filter(|c| c.is_full())?;
+        let cluster = Arc::clone(cluster);
+        let patience = self.settings.slow_subscriber_timeout;
+        Some(Box::pin(async move { cluster.room(patience).await }))
+    }
+
+    /// The cluster link, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
     }
 
     pub fn connected_count(&self) -> usize {

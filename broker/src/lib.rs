@@ -25,10 +25,12 @@
 //! Around it: [`Broker`] holds the shared state and the operations the
 //! management APIs call ([`manage`]), [`sys`] publishes `$SYS` statistics,
 //! [`authz`] is the authorization hook, [`settings`] every limit, [`counters`]
-//! the broker-wide figures.
+//! the broker-wide figures; in cluster mode [`cluster`] links the node to the
+//! others through NATS.
 
 pub mod authz;
 mod broker;
+pub mod cluster;
 pub mod connection;
 pub mod counters;
 pub mod listeners;

@@ -56,8 +56,17 @@ impl Broker {
                 at_ms: now_ms(),
             })));
         }
-        let (targets, blocked) = self.deliver(message);
-        if targets == 0 {
+        // in a cluster NATS picks the member of each shared group, unless the
+        // message could not go out (then this node's members are the only ones)
+        let (forwarded, shared_here) = match self.cluster.get() {
+            None => (false, true),
+            Some(cluster) => {
+                let remote_groups = cluster.forward(&message);
+                (true, !remote_groups)
+            }
+        };
+        let (targets, blocked) = self.deliver_to(message, shared_here);
+        if targets == 0 && !forwarded {
             Counters::add(&self.counters.messages_dropped, 1);
         }
         blocked
@@ -67,6 +76,11 @@ impl Broker {
     /// message as received (the broker's own `$SYS` messages). Returns how many
     /// sessions it matched, and those whose queue was full.
     pub(crate) fn deliver(&self, message: Arc<Message>) -> (usize, Option<Blocked>) {
+        self.deliver_to(message, true)
+    }
+
+    /// [`Broker::deliver`], leaving shared groups out unless `shared`.
+    fn deliver_to(&self, message: Arc<Message>, shared: bool) -> (usize, Option<Blocked>) {
         if message.retain
             && self
                 .router
@@ -75,7 +89,37 @@ impl Broker {
         {
             tracing::warn!(topic = %message.topic, "retained store full: message not retained");
         }
-        let targets = self.router.targets(&message.topic, message.publisher);
+        let targets = self
+            .router
+            .targets(&message.topic, message.publisher, shared);
+        self.enqueue_all(message, targets)
+    }
+
+    /// A message another node sent: to this node's plain subscribers, or to
+    /// the member whose turn it is of the shared group NATS picked this node
+    /// for. The retained store learns of it on its own subject. A message that
+    /// finds nobody here is not counted as dropped: its origin counted it sent.
+    pub(crate) fn deliver_remote(
+        &self,
+        message: Arc<Message>,
+        group: Option<(&str, &str)>,
+    ) -> Option<Blocked> {
+        let targets = match group {
+            None => self.router.targets(&message.topic, None, false),
+            Some((routing, group)) => self
+                .router
+                .group_target(routing, group)
+                .into_iter()
+                .collect(),
+        };
+        self.enqueue_all(message, targets).1
+    }
+
+    fn enqueue_all(
+        &self,
+        message: Arc<Message>,
+        targets: Vec<crate::routing::Target>,
+    ) -> (usize, Option<Blocked>) {
         let matched = targets.len();
         let max_queued = self.hot.max_queued();
         let mut waiting = Vec::new();
@@ -214,6 +258,9 @@ impl Broker {
         }
         if let Some(settle) = recorded.then(|| self.settled()).flatten() {
             settle.await;
+        }
+        if let Some(room) = self.cluster_room() {
+            room.await;
         }
         Ok(id)
     }

@@ -356,3 +356,71 @@ pub fn spawn_mqgate(dir: &std::path::Path, name: &str, config: &str) -> Process 
         .expect("the mqgate binary starts");
     Process(child)
 }
+
+/// A `nats-server` child process on a free loopback port, its files in a
+/// temporary directory; killed when dropped.
+pub struct NatsServer {
+    pub url: String,
+    pub port: u16,
+    binary: &'static str,
+    process: Option<Process>,
+    dir: tempfile::TempDir,
+}
+
+/// Starts `nats-server` (Debian's package) and waits until it accepts
+/// connections. `None` when it is not installed, unless `MQGATE_REQUIRE_NATS=1`
+/// (CI sets it), where a missing server fails the test.
+pub async fn nats_server() -> Option<NatsServer> {
+    let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(binary) = binary else {
+        assert!(
+            std::env::var("MQGATE_REQUIRE_NATS").as_deref() != Ok("1"),
+            "nats-server is not installed and MQGATE_REQUIRE_NATS=1"
+        );
+        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server)");
+        return None;
+    };
+    let port = free_port();
+    let mut server = NatsServer {
+        url: format!("nats://127.0.0.1:{port}"),
+        port,
+        binary,
+        process: None,
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    server.start().await;
+    Some(server)
+}
+
+impl NatsServer {
+    /// Starts the server (again) on its port.
+    pub async fn start(&mut self) {
+        let child = std::process::Command::new(self.binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("--pid")
+            .arg(self.dir.path().join("nats.pid"))
+            .arg("-l")
+            .arg(self.dir.path().join("nats.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.process = Some(Process(child));
+        let port = self.port;
+        let up = eventually_async(10, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        assert!(up, "nats-server listens on {port}");
+    }
+
+    /// Kills the server (its clients see the connection drop).
+    pub fn kill(&mut self) {
+        self.process.take();
+    }
+}

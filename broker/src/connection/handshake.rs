@@ -235,6 +235,10 @@ async fn admit(
     if let Some(old) = existing.as_ref().filter(|_| already_connected) {
         take_over(old).await;
     }
+    if let (None, Some(cluster)) = (&existing, broker.cluster.get()) {
+        // a session here means no other node has one (it was claimed then)
+        cluster.claim(&client_id).await;
+    }
     broker.wills.cancel(&client_id);
     let (session, session_present) = resume_or_start(broker, &client_id, &c, created_at_ms);
     let server_keepalive = (c.version == Version::V5
@@ -374,6 +378,9 @@ fn attach(
         broker.table.reindex(session);
     } else {
         broker.table.insert(session);
+        if let Some(cluster) = broker.cluster.get() {
+            cluster.hold(&session.client_id, session.id);
+        }
     }
     adopt_pending(broker, session);
 }

@@ -207,7 +207,15 @@ impl Connection {
             recorded: self.recorded,
         };
         let blocked = self.broker.route(message, &origin);
-        let settle = self.recorded.then(|| self.broker.settled()).flatten();
+        let recorded = self.recorded.then(|| self.broker.settled()).flatten();
+        let settle = match (recorded, self.broker.cluster_room()) {
+            (None, None) => None,
+            (one, None) | (None, one) => one,
+            (Some(record), Some(room)) => Some(Box::pin(async move {
+                record.await;
+                room.await;
+            }) as mqgate_kit::history::Settled),
+        };
         match (blocked, settle) {
             (None, None) => {
                 if let Some((kind, pkid)) = ack {

@@ -7,7 +7,7 @@
 pub mod retained;
 pub mod trie;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use tokio::time::Instant;
@@ -53,10 +53,20 @@ pub struct Target {
     pub subscription_ids: Vec<u32>,
 }
 
+/// Told, under the trie's lock (so in order), when a routing filter (or a
+/// shared group on it) gains its first or loses its last subscriber on this
+/// node: the cluster link follows it with its NATS subscriptions.
+pub trait Interest: Send + Sync {
+    fn gained(&self, routing: &str, group: Option<&str>);
+    fn lost(&self, routing: &str, group: Option<&str>);
+}
+
 #[derive(Default)]
 pub struct Router {
     trie: RwLock<SubscriptionTrie>,
     retained: RwLock<RetainedStore>,
+    /// Set once in cluster mode; single-node routing never looks at it.
+    interest: OnceLock<Arc<dyn Interest>>,
 }
 
 impl Router {
@@ -70,7 +80,7 @@ impl Router {
     ) -> Option<SubOptions> {
         let mut trie = self.trie.write();
         let previous = session.record_subscription(filter, options);
-        insert(&mut trie, session, filter, options);
+        self.insert(&mut trie, session, filter, options);
         previous
     }
 
@@ -78,8 +88,7 @@ impl Router {
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
         let mut trie = self.trie.write();
         let existed = session.forget_subscription(filter);
-        let f = Filter::parse(filter);
-        trie.remove(f.routing, f.group, session.id);
+        self.remove(&mut trie, filter, session.id);
         existed
     }
 
@@ -88,7 +97,7 @@ impl Router {
     pub fn activate(&self, session: &Arc<Session>) {
         let mut trie = self.trie.write();
         for (filter, options) in session.subscriptions() {
-            insert(&mut trie, session, &filter, options);
+            self.insert(&mut trie, session, &filter, options);
         }
     }
 
@@ -97,8 +106,41 @@ impl Router {
     pub fn deactivate(&self, session: &Session) {
         let mut trie = self.trie.write();
         for (filter, _) in session.subscriptions() {
-            let f = Filter::parse(&filter);
-            trie.remove(f.routing, f.group, session.id);
+            self.remove(&mut trie, &filter, session.id);
+        }
+    }
+
+    /// Follows the filters this node has subscribers for (cluster mode); set once.
+    pub fn set_interest(&self, interest: Arc<dyn Interest>) {
+        let _ = self.interest.set(interest);
+    }
+
+    /// Routes `filter` (plain or `$share/<group>/...`) to `session`.
+    fn insert(
+        &self,
+        trie: &mut SubscriptionTrie,
+        session: &Arc<Session>,
+        filter: &str,
+        options: SubOptions,
+    ) {
+        let f = Filter::parse(filter);
+        let subscriber = Subscriber {
+            session: Arc::clone(session),
+            options,
+        };
+        if trie.insert(f.routing, f.group, subscriber) {
+            if let Some(interest) = self.interest.get() {
+                interest.gained(f.routing, f.group);
+            }
+        }
+    }
+
+    fn remove(&self, trie: &mut SubscriptionTrie, filter: &str, session: SessionId) {
+        let f = Filter::parse(filter);
+        if trie.remove(f.routing, f.group, session).filters_removed > 0 {
+            if let Some(interest) = self.interest.get() {
+                interest.lost(f.routing, f.group);
+            }
         }
     }
 
@@ -117,12 +159,13 @@ impl Router {
         self.trie.read().subscription_count()
     }
 
-    /// The sessions `topic` goes to. No Local subscriptions of the publisher are
+    /// The sessions `topic` goes to (shared groups only with `shared`: in a
+    /// cluster NATS picks the member). No Local subscriptions of the publisher are
     /// skipped; one session's overlapping subscriptions become one target with the
     /// highest QoS and every subscription identifier [MQTT-3.3.4-2, -3].
-    pub fn targets(&self, topic: &str, publisher: Option<SessionId>) -> Vec<Target> {
+    pub fn targets(&self, topic: &str, publisher: Option<SessionId>, shared: bool) -> Vec<Target> {
         let mut matched = Vec::new();
-        self.trie.read().matches(topic, &mut matched);
+        self.trie.read().matches(topic, shared, &mut matched);
         matched.retain(|s| !(s.options.no_local && Some(s.session.id) == publisher));
         if matched.len() > 1 {
             matched.sort_by_key(|s| s.session.id);
@@ -146,6 +189,18 @@ impl Router {
         targets
     }
 
+    /// The member whose turn it is in shared group `group` on routing filter
+    /// `filter` (a message NATS handed this node for that group).
+    pub fn group_target(&self, filter: &str, group: &str) -> Option<Target> {
+        let member = self.trie.read().pick_member(filter, group)?;
+        Some(Target {
+            granted_qos: member.options.qos,
+            retain_as_published: member.options.retain_as_published,
+            subscription_ids: member.options.subscription_id.into_iter().collect(),
+            session: member.session,
+        })
+    }
+
     /// Stores (or, empty, clears) the retained message of its topic.
     pub fn retain(&self, message: Arc<Message>, limit: usize) -> Result<(), StoreFull> {
         self.retained.write().set(message, limit)
@@ -165,19 +220,6 @@ impl Router {
     pub fn purge_expired_retained(&self) -> usize {
         self.retained.write().purge_expired(Instant::now())
     }
-}
-
-/// Routes `filter` (plain or `$share/<group>/...`) to `session`.
-fn insert(trie: &mut SubscriptionTrie, session: &Arc<Session>, filter: &str, options: SubOptions) {
-    let f = Filter::parse(filter);
-    trie.insert(
-        f.routing,
-        f.group,
-        Subscriber {
-            session: Arc::clone(session),
-            options,
-        },
-    );
 }
 
 #[cfg(test)]

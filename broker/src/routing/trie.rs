@@ -55,8 +55,11 @@ impl Slot {
         usize::from(!self.plain.is_empty()) + self.shared.len()
     }
 
-    fn collect(&self, out: &mut Vec<Subscriber>) {
+    fn collect(&self, shared: bool, out: &mut Vec<Subscriber>) {
         out.extend(self.plain.values().cloned());
+        if !shared {
+            return;
+        }
         for group in &self.shared {
             if let Some(member) = group.pick() {
                 out.push(member.clone());
@@ -121,8 +124,9 @@ impl SubscriptionTrie {
     }
 
     /// Adds or replaces a subscription. `filter` is the routing filter (without
-    /// `$share/{group}/`); `group` names the shared group, if any.
-    pub fn insert(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) {
+    /// `$share/{group}/`); `group` names the shared group, if any. True when
+    /// the filter (or the group on it) had no subscriber before.
+    pub fn insert(&mut self, filter: &str, group: Option<&str>, subscriber: Subscriber) -> bool {
         let Path { levels, hash } = path(filter);
         let mut node = &mut self.root;
         for level in levels {
@@ -161,33 +165,53 @@ impl SubscriptionTrie {
                 }
             },
         };
+        let new_filter = slot.filters() > before;
         self.filters += slot.filters() - before;
         self.subscriptions += usize::from(added);
+        new_filter
     }
 
-    /// Removes a session's subscription; whether it existed.
-    pub fn remove(&mut self, filter: &str, group: Option<&str>, session: SessionId) -> bool {
+    /// Removes a session's subscription: whether it existed, and whether the
+    /// filter (or the group on it) is left without a subscriber.
+    pub fn remove(&mut self, filter: &str, group: Option<&str>, session: SessionId) -> Removal {
         let Path { levels, hash } = path(filter);
         let mut removed = Removal::default();
         remove_at(&mut self.root, &levels, hash, group, session, &mut removed);
         self.filters -= removed.filters_removed;
         self.subscriptions -= usize::from(removed.existed);
-        removed.existed
+        removed
     }
 
-    /// Every subscription matching `topic` (one member per shared group).
-    pub fn matches(&self, topic: &str, out: &mut Vec<Subscriber>) {
+    /// Every subscription matching `topic` (one member per shared group, or
+    /// none when `shared` is false: another node may be the group's pick).
+    pub fn matches(&self, topic: &str, shared: bool, out: &mut Vec<Subscriber>) {
         let levels: Vec<&str> = topic.split('/').collect();
         // [MQTT-4.7.2-1]: `$` topics do not match a leading wildcard
         let dollar = topic.starts_with('$');
-        collect(&self.root, &levels, 0, dollar, out);
+        collect(&self.root, &levels, 0, dollar, shared, out);
+    }
+
+    /// The member of shared group `group` on exactly `filter` whose turn it is.
+    pub fn pick_member(&self, filter: &str, group: &str) -> Option<Subscriber> {
+        let Path { levels, hash } = path(filter);
+        let mut node = &self.root;
+        for level in levels {
+            node = match level {
+                "+" => node.plus.as_deref()?,
+                level => node.children.get(level)?,
+            };
+        }
+        let slot = if hash { &node.hash } else { &node.exact };
+        let group = slot.as_ref()?.shared.iter().find(|g| &*g.name == group)?;
+        group.pick().cloned()
     }
 }
 
 #[derive(Default)]
-struct Removal {
-    existed: bool,
-    filters_removed: usize,
+pub struct Removal {
+    pub existed: bool,
+    /// 1 when the filter (or the group on it) lost its last subscriber.
+    pub filters_removed: usize,
 }
 
 fn remove_from_slot(
@@ -258,25 +282,32 @@ fn remove_at(
     }
 }
 
-fn collect(node: &Node, levels: &[&str], depth: usize, dollar: bool, out: &mut Vec<Subscriber>) {
+fn collect(
+    node: &Node,
+    levels: &[&str],
+    depth: usize,
+    dollar: bool,
+    shared: bool,
+    out: &mut Vec<Subscriber>,
+) {
     let wildcard_allowed = !(dollar && depth == 0);
     if wildcard_allowed {
         if let Some(slot) = &node.hash {
-            slot.collect(out);
+            slot.collect(shared, out);
         }
     }
     let Some((level, rest)) = levels.split_first() else {
         if let Some(slot) = &node.exact {
-            slot.collect(out);
+            slot.collect(shared, out);
         }
         return;
     };
     if let Some(child) = node.children.get(*level) {
-        collect(child, rest, depth + 1, dollar, out);
+        collect(child, rest, depth + 1, dollar, shared, out);
     }
     if wildcard_allowed {
         if let Some(child) = &node.plus {
-            collect(child, rest, depth + 1, dollar, out);
+            collect(child, rest, depth + 1, dollar, shared, out);
         }
     }
 }
@@ -294,7 +325,7 @@ mod tests {
 
     fn matched(trie: &SubscriptionTrie, topic: &str) -> Vec<u64> {
         let mut out = Vec::new();
-        trie.matches(topic, &mut out);
+        trie.matches(topic, true, &mut out);
         let mut ids: Vec<u64> = out.iter().map(|s| s.session.id).collect();
         ids.sort();
         ids
@@ -332,9 +363,9 @@ mod tests {
         }
         assert_eq!(t.filter_count(), 1000);
         for i in 0..1000 {
-            assert!(t.remove(&format!("x/{i}/y"), None, 1));
+            assert!(t.remove(&format!("x/{i}/y"), None, 1).existed);
         }
-        assert!(!t.remove("x/0/y", None, 1));
+        assert!(!t.remove("x/0/y", None, 1).existed);
         assert_eq!(t.filter_count(), 0);
         assert!(t.root.is_empty());
     }
@@ -355,8 +386,15 @@ mod tests {
         assert_eq!(seen[&1] + seen[&2], 10);
         assert!(seen[&1] > 0 && seen[&2] > 0);
         assert_eq!(t.filter_count(), 2);
-        assert!(t.remove("s/+", Some("g"), 1));
-        assert!(t.remove("s/+", Some("g"), 2));
+        let picked = t.pick_member("s/+", "g").map(|m| m.session.id);
+        assert!(matches!(picked, Some(1 | 2)));
+        assert!(t.pick_member("s/+", "h").is_none());
+        assert!(t.pick_member("s/x", "g").is_none());
+        let mut plain = Vec::new();
+        t.matches("s/x", false, &mut plain);
+        assert_eq!(plain.len(), 1);
+        assert_eq!(t.remove("s/+", Some("g"), 1).filters_removed, 0);
+        assert_eq!(t.remove("s/+", Some("g"), 2).filters_removed, 1);
         assert_eq!(t.filter_count(), 1);
     }
 }

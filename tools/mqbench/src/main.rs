@@ -18,6 +18,10 @@ struct Cli {
     /// The broker's MQTT address.
     #[arg(long, default_value = "127.0.0.1:1883", global = true)]
     host: String,
+    /// Where the subscribers connect, when not to `--host` (another node of a
+    /// cluster: messages then cross nodes).
+    #[arg(long, global = true)]
+    sub_host: Option<String>,
     /// MQTT version: 4 (3.1.1) or 5.
     #[arg(long, default_value_t = 4, global = true)]
     mqtt: u8,
@@ -157,7 +161,11 @@ async fn run(cli: Cli) -> std::io::Result<Report> {
     match cli.scenario {
         Scenario::OneToOne(m) => {
             let name = format!("1to1-qos{}", m.qos);
-            pubsub::run(&target, &shaped(name, Shape::Shared, 1, 1, m)).await
+            let subs = Target {
+                addr: cli.sub_host.clone().unwrap_or_else(|| target.addr.clone()),
+                ..target.clone()
+            };
+            pubsub::run_across(&target, &subs, &shaped(name, Shape::Shared, 1, 1, m)).await
         }
         Scenario::FanOut {
             subscribers,

@@ -94,9 +94,15 @@ pub async fn connect_many(
 }
 
 pub async fn run(target: &Target, run: &Run) -> io::Result<Report> {
+    run_across(target, target, run).await
+}
+
+/// [`run`] with the subscribers on another broker than the publishers (two
+/// nodes of one cluster).
+pub async fn run_across(target: &Target, sub_target: &Target, run: &Run) -> io::Result<Report> {
     let tag = &run.clients;
     let mut subs = connect_many(
-        target,
+        sub_target,
         &format!("{tag}-s"),
         run.subscribers,
         run.concurrency,
@@ -104,6 +110,10 @@ pub async fn run(target: &Target, run: &Run) -> io::Result<Report> {
     .await?;
     for (i, s) in subs.iter_mut().enumerate() {
         s.subscribe(&run.filter_of(i), run.qos).await?;
+    }
+    if sub_target.addr != target.addr {
+        // a cluster propagates a new subscription to the other nodes after its SUBACK
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     let pubs = connect_many(target, &format!("{tag}-p"), run.publishers, run.concurrency).await?;
     let base = Instant::now();

@@ -1,0 +1,597 @@
+//! Cluster mode end to end: two or three whole gateways in this process, each
+//! on its own ports and data directory, linked through a real `nats-server`
+//! child process; real MQTT clients (rumqttc) on different nodes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{connect_v4, next_publish, start_with, NatsServer, TestGateway, V4Client};
+use rumqttc::QoS;
+
+/// `n` gateways in one cluster, or `None` without nats-server (see `nats_server`).
+async fn cluster(n: usize) -> Option<(NatsServer, Vec<TestGateway>)> {
+    cluster_with(n, |_| {}).await
+}
+
+async fn cluster_with(
+    n: usize,
+    adjust: impl Fn(&mut mqgate::config::Config) + Clone + Send + 'static,
+) -> Option<(NatsServer, Vec<TestGateway>)> {
+    let nats = common::nats_server().await?;
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        nodes.push(node(&nats, i, adjust.clone()).await);
+    }
+    Some((nats, nodes))
+}
+
+/// One more node of the cluster on `nats`.
+async fn node(
+    nats: &NatsServer,
+    i: usize,
+    adjust: impl Fn(&mut mqgate::config::Config) + Send + 'static,
+) -> TestGateway {
+    let url = nats.url.clone();
+    start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.node_name = format!("node-{i}");
+        c.cluster.nats_url = url;
+        c.cluster.reconnect_max_delay_ms = 200;
+        c.mqtt.sys_interval_secs = 1;
+        adjust(c);
+    })
+    .await
+}
+
+/// Subscriptions reach NATS a moment after their SUBACK.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+}
+
+async fn subscribe(c: &V4Client, filters: &[&str], qos: QoS) {
+    for f in filters {
+        c.client.subscribe(*f, qos).await.unwrap();
+    }
+}
+
+/// Every publish that arrives within `secs`, stopping early once `until` have come.
+async fn collect(c: &mut V4Client, until: usize, secs: u64) -> Vec<rumqttc::Publish> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while got.len() < until {
+        match tokio::time::timeout_at(deadline, c.publishes.recv()).await {
+            Ok(Some(p)) => got.push(p),
+            _ => break,
+        }
+    }
+    // anything more (a duplicate) would arrive right behind
+    while let Some(p) = next_publish(c, 1).await {
+        got.push(p);
+    }
+    got
+}
+
+fn qos_of(n: u8) -> QoS {
+    match n {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_at_every_qos_and_filter_form_once() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut exact = connect_v4(b.v4_options("exact")).await;
+    subscribe(&exact, &["c/exact"], QoS::ExactlyOnce).await;
+    // overlapping filters on one session: one delivery per message
+    let mut wild = connect_v4(b.v4_options("wild")).await;
+    subscribe(&wild, &["c/+/x", "c/#"], QoS::ExactlyOnce).await;
+    let mut utf = connect_v4(b.v4_options("utf")).await;
+    subscribe(&utf, &["é/日本/+", "sp ace/a.b/*/>"], QoS::ExactlyOnce).await;
+    // the publisher's node has a subscriber too: no echo comes back to it
+    let mut local = connect_v4(a.v4_options("local")).await;
+    subscribe(&local, &["c/#"], QoS::ExactlyOnce).await;
+    settle().await;
+    let publisher = connect_v4(a.v4_options("publisher")).await;
+    for qos in 0..=2u8 {
+        for topic in ["c/exact", "c/y/x", "c", "é/日本/🚀", "sp ace/a.b/*/>"] {
+            let payload = format!("{topic}|{qos}");
+            publisher
+                .client
+                .publish(topic, qos_of(qos), false, payload)
+                .await
+                .unwrap();
+        }
+    }
+    let summary = |got: Vec<rumqttc::Publish>| -> Vec<(String, String, QoS)> {
+        let mut v: Vec<_> = got
+            .into_iter()
+            .map(|p| {
+                let payload = String::from_utf8(p.payload.to_vec()).unwrap();
+                (p.topic, payload, p.qos)
+            })
+            .collect();
+        v.sort_by(|x, y| x.1.cmp(&y.1));
+        v
+    };
+    let got = summary(collect(&mut exact, 3, 10).await);
+    assert_eq!(got.len(), 3, "{got:?}");
+    for (i, (topic, payload, qos)) in got.iter().enumerate() {
+        assert_eq!(topic, "c/exact");
+        assert_eq!(payload, &format!("c/exact|{i}"));
+        assert_eq!(*qos, qos_of(i as u8), "delivered at the published QoS");
+    }
+    let got = summary(collect(&mut wild, 9, 10).await);
+    let payloads: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    assert_eq!(
+        payloads,
+        [
+            "c/exact|0",
+            "c/exact|1",
+            "c/exact|2",
+            "c/y/x|0",
+            "c/y/x|1",
+            "c/y/x|2",
+            "c|0",
+            "c|1",
+            "c|2"
+        ],
+        "once each, `#` matching its parent level"
+    );
+    let got = summary(collect(&mut utf, 6, 10).await);
+    let topics: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        topics,
+        [
+            "sp ace/a.b/*/>",
+            "sp ace/a.b/*/>",
+            "sp ace/a.b/*/>",
+            "é/日本/🚀",
+            "é/日本/🚀",
+            "é/日本/🚀"
+        ]
+    );
+    let got = collect(&mut local, 9, 10).await;
+    assert_eq!(got.len(), 9, "the local subscriber gets each message once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_properties_cross_nodes() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as P5, PublishProperties};
+    use rumqttc::v5::mqttbytes::QoS as Q5;
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (sub, mut events) = rumqttc::v5::AsyncClient::new(nodes[1].v5_options("v5-sub"), 10);
+    sub.subscribe("props/t", Q5::AtLeastOnce).await.unwrap();
+    let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(ev) = events.poll().await {
+            if let rumqttc::v5::Event::Incoming(P5::Publish(p)) = ev {
+                let _ = got_tx.send(p);
+            }
+        }
+    });
+    settle().await;
+    let (publisher, mut pe) = rumqttc::v5::AsyncClient::new(nodes[0].v5_options("v5-pub"), 10);
+    tokio::spawn(async move { while pe.poll().await.is_ok() {} });
+    let props = PublishProperties {
+        payload_format_indicator: Some(1),
+        message_expiry_interval: Some(600),
+        content_type: Some("text/plain".into()),
+        response_topic: Some("props/reply".into()),
+        correlation_data: Some(Bytes::from_static(b"\x00corr")),
+        user_properties: vec![("k".into(), "v".into()), ("k".into(), "w".into())],
+        ..Default::default()
+    };
+    publisher
+        .publish_with_properties("props/t", Q5::AtLeastOnce, false, "hi", props)
+        .await
+        .unwrap();
+    let p = tokio::time::timeout(Duration::from_secs(10), got.recv())
+        .await
+        .expect("delivered across nodes")
+        .unwrap();
+    assert_eq!(p.payload, Bytes::from("hi"));
+    let props = p.properties.expect("properties");
+    assert_eq!(props.payload_format_indicator, Some(1));
+    assert!(props
+        .message_expiry_interval
+        .is_some_and(|s| s > 590 && s <= 600));
+    assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(props.response_topic.as_deref(), Some("props/reply"));
+    assert_eq!(
+        props.correlation_data,
+        Some(Bytes::from_static(b"\x00corr"))
+    );
+    assert_eq!(
+        props.user_properties,
+        vec![
+            ("k".to_string(), "v".to_string()),
+            ("k".to_string(), "w".to_string())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_subscription_spreads_over_the_cluster_once_per_message() {
+    let Some((_nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    let mut m0 = connect_v4(nodes[0].v4_options("member-0")).await;
+    let mut m1 = connect_v4(nodes[1].v4_options("member-1")).await;
+    subscribe(&m0, &["$share/g/s/+"], QoS::AtLeastOnce).await;
+    subscribe(&m1, &["$share/g/s/+"], QoS::AtLeastOnce).await;
+    let mut plain = connect_v4(nodes[2].v4_options("plain")).await;
+    subscribe(&plain, &["s/#"], QoS::AtLeastOnce).await;
+    settle().await;
+    // from a node without a member, then from a node with one
+    let p2 = connect_v4(nodes[2].v4_options("pub-2")).await;
+    let p0 = connect_v4(nodes[0].v4_options("pub-0")).await;
+    for i in 0..60 {
+        let publisher = if i < 40 { &p2 } else { &p0 };
+        publisher
+            .client
+            .publish(format!("s/{i}"), QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got_plain = collect(&mut plain, 60, 10).await;
+    assert_eq!(got_plain.len(), 60);
+    let got0 = collect(&mut m0, 60, 3).await;
+    let got1 = collect(&mut m1, 60, 1).await;
+    let mut seen: HashMap<Bytes, usize> = HashMap::new();
+    for p in got0.iter().chain(&got1) {
+        *seen.entry(p.payload.clone()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 60, "every message reached the group");
+    assert!(seen.values().all(|n| *n == 1), "and exactly one member");
+    assert!(
+        !got0.is_empty() && !got1.is_empty(),
+        "spread over both nodes: {} and {}",
+        got0.len(),
+        got1.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_are_cluster_wide() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let publisher = connect_v4(nodes[0].v4_options("retainer")).await;
+    publisher
+        .client
+        .publish("state/lamp", QoS::AtLeastOnce, true, "on")
+        .await
+        .unwrap();
+    let stored =
+        common::eventually(5, || nodes[1].gateway.management().stats().retained == 1).await;
+    assert!(stored, "node 1 keeps the retained message");
+    let mut late = connect_v4(nodes[1].v4_options("late")).await;
+    subscribe(&late, &["state/+"], QoS::AtLeastOnce).await;
+    let p = next_publish(&mut late, 5).await.expect("retained replayed");
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.retain),
+        ("state/lamp", &b"on"[..], true)
+    );
+    // an empty retained publish clears it everywhere
+    publisher
+        .client
+        .publish("state/lamp", QoS::AtLeastOnce, true, "")
+        .await
+        .unwrap();
+    let cleared =
+        common::eventually(5, || nodes[1].gateway.management().stats().retained == 0).await;
+    assert!(cleared, "the clearing publish reached node 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_gets_the_retained_messages_of_the_others() {
+    let Some((nats, nodes)) = cluster(1).await else {
+        return;
+    };
+    let publisher = connect_v4(nodes[0].v4_options("early")).await;
+    for (topic, payload) in [("keep/a", "1"), ("keep/b", "2")] {
+        publisher
+            .client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+    let a = nodes[0].gateway.management();
+    assert!(common::eventually(5, || a.stats().retained == 2).await);
+    let late = node(&nats, 1, |_| {}).await;
+    let b = late.gateway.management();
+    assert!(
+        common::eventually(5, || b.stats().retained == 2).await,
+        "the late node asked for them"
+    );
+    let mut sub = connect_v4(late.v4_options("late-sub")).await;
+    subscribe(&sub, &["keep/#"], QoS::AtLeastOnce).await;
+    let mut got: Vec<(String, Bytes, bool)> = collect(&mut sub, 2, 5)
+        .await
+        .into_iter()
+        .map(|p| (p.topic, p.payload, p.retain))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("keep/a".to_string(), Bytes::from("1"), true),
+            ("keep/b".to_string(), Bytes::from("2"), true)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
+    use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet as P5};
+    use rumqttc::v5::StateError;
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (first, mut first_events) = rumqttc::v5::AsyncClient::new(nodes[0].v5_options("dup"), 10);
+    let (reason_tx, mut reason) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match first_events.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(P5::Disconnect(d))) => {
+                    let _ = reason_tx.send(Some(d.reason_code));
+                    return;
+                }
+                Ok(_) => {}
+                // rumqttc reports a server's DISCONNECT as an error
+                Err(rumqttc::v5::ConnectionError::MqttState(StateError::ServerDisconnect {
+                    reason_code,
+                    ..
+                })) => {
+                    let _ = reason_tx.send(Some(reason_code));
+                    return;
+                }
+                Err(_) => {
+                    let _ = reason_tx.send(None);
+                    return;
+                }
+            }
+        }
+    });
+    first
+        .subscribe("x", rumqttc::v5::mqttbytes::QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let a = nodes[0].gateway.management();
+    assert!(common::eventually(5, || a.get_client("dup").is_some()).await);
+    settle().await;
+    let second = connect_v4(nodes[1].v4_options("dup")).await;
+    let code = tokio::time::timeout(Duration::from_secs(5), reason.recv())
+        .await
+        .expect("the first connection is told")
+        .unwrap();
+    assert_eq!(code, Some(DisconnectReasonCode::SessionTakenOver));
+    assert!(
+        common::eventually(5, || a.get_client("dup").is_none()).await,
+        "the session is gone from the first node"
+    );
+    let b = nodes[1].gateway.management();
+    assert!(b.get_client("dup").is_some_and(|c| c.connected));
+    drop(second);
+}
+
+/// The value of a `$SYS` topic on one node, as its next statistics round says.
+async fn sys_value(node: &TestGateway, id: &str, topic: &str) -> u64 {
+    let mut c = connect_v4(node.v4_options(id)).await;
+    subscribe(&c, &[topic], QoS::AtMostOnce).await;
+    let p = next_publish(&mut c, 5).await.expect("$SYS statistics");
+    String::from_utf8(p.payload.to_vec())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_subscribers_receives_nothing() {
+    let Some((_nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    let mut sub = connect_v4(nodes[1].v4_options("only-b")).await;
+    subscribe(&sub, &["only/b"], QoS::AtLeastOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    for i in 0..10 {
+        publisher
+            .client
+            .publish("only/b", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    assert_eq!(collect(&mut sub, 10, 10).await.len(), 10);
+    let received = "$SYS/broker/cluster/messages/received";
+    assert!(sys_value(&nodes[1], "sys-b", received).await >= 10);
+    assert_eq!(sys_value(&nodes[2], "sys-c", received).await, 0);
+    let forwarded = "$SYS/broker/cluster/messages/forwarded";
+    assert!(sys_value(&nodes[0], "sys-a", forwarded).await >= 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_nodes_serve_alone_and_link_again_when_it_is_back() {
+    let Some((mut nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let mut here = connect_v4(nodes[0].v4_options("here")).await;
+    let mut there = connect_v4(nodes[1].v4_options("there")).await;
+    subscribe(&here, &["d/t"], QoS::AtLeastOnce).await;
+    subscribe(&there, &["d/t"], QoS::AtLeastOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    let publish = |payload: &'static str| {
+        let client = publisher.client.clone();
+        async move {
+            client
+                .publish("d/t", QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap()
+        }
+    };
+    publish("before").await;
+    assert_eq!(
+        &next_publish(&mut here, 5).await.unwrap().payload[..],
+        b"before"
+    );
+    assert_eq!(
+        &next_publish(&mut there, 5).await.unwrap().payload[..],
+        b"before"
+    );
+
+    nats.kill();
+    let connected = "$SYS/broker/cluster/connected";
+    let node0 = &nodes[0];
+    let down = common::eventually_async(10, || async move {
+        sys_value(node0, "sys-down", connected).await == 0
+    })
+    .await;
+    assert!(down, "the link says it is down");
+    publish("during").await;
+    assert_eq!(
+        &next_publish(&mut here, 5)
+            .await
+            .expect("local delivery goes on")
+            .payload[..],
+        b"during"
+    );
+    assert!(
+        next_publish(&mut there, 1).await.is_none(),
+        "nothing crosses without NATS"
+    );
+    assert_eq!(sys_value(&nodes[0], "sys-0", connected).await, 0);
+    assert!(sys_value(&nodes[0], "sys-1", "$SYS/broker/cluster/disconnects").await >= 1);
+    assert!(sys_value(&nodes[0], "sys-2", "$SYS/broker/cluster/messages/dropped").await >= 1);
+
+    nats.start().await;
+    for (i, node) in nodes.iter().enumerate() {
+        let back = common::eventually_async(15, || async move {
+            sys_value(node, &format!("sys-up-{i}"), connected).await == 1
+        })
+        .await;
+        assert!(back, "node {i} linked again");
+    }
+    settle().await;
+    publish("after").await;
+    assert_eq!(
+        &next_publish(&mut here, 5).await.unwrap().payload[..],
+        b"after"
+    );
+    assert_eq!(
+        &next_publish(&mut there, 5)
+            .await
+            .expect("subscriptions restored")
+            .payload[..],
+        b"after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_group_on_the_publishing_node_gets_what_follows_its_suback() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let mut member = connect_v4(nodes[0].v4_options("member")).await;
+    member
+        .client
+        .subscribe("$share/g/own/t", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let suback = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(event) = member.events.recv().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = event {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(suback.is_ok(), "SUBACK");
+    // no pause: the link confirms the queue subscription before this publish
+    let publisher = connect_v4(nodes[0].v4_options("pub")).await;
+    for i in 0..20 {
+        publisher
+            .client
+            .publish("own/t", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut member, 20, 10).await;
+    let payloads: Vec<String> = got
+        .iter()
+        .map(|p| String::from_utf8(p.payload.to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(
+        payloads, expected,
+        "each once, in order, through NATS's pick"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_waits_for_a_full_link_instead_of_losing_messages() {
+    let Some((_nats, nodes)) = cluster_with(2, |c| c.cluster.max_pending_messages = 8).await else {
+        return;
+    };
+    let mut sub = connect_v4(nodes[1].v4_options("far")).await;
+    subscribe(&sub, &["burst/t"], QoS::AtMostOnce).await;
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("burst")).await;
+    // QoS 0 as fast as the client goes: only waiting keeps the link's queue bounded
+    for i in 0..3000 {
+        publisher
+            .client
+            .publish("burst/t", QoS::AtMostOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut sub, 3000, 20).await;
+    assert_eq!(got.len(), 3000, "nothing dropped on the way to NATS");
+    let dropped = "$SYS/broker/cluster/messages/dropped";
+    assert_eq!(sys_value(&nodes[0], "sys-dropped", dropped).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_and_serves_alone_while_nats_is_not_there() {
+    let port = common::free_port();
+    let started = tokio::time::Instant::now();
+    let node = start_with(move |c| {
+        c.cluster.enabled = true;
+        c.cluster.nats_url = format!("nats://127.0.0.1:{port}");
+        c.cluster.connect_timeout_ms = 500;
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "start is not held up"
+    );
+    let mut sub = connect_v4(node.v4_options("alone-sub")).await;
+    subscribe(&sub, &["alone/t", "$share/g/alone/s"], QoS::AtLeastOnce).await;
+    settle().await;
+    let publisher = connect_v4(node.v4_options("alone-pub")).await;
+    for topic in ["alone/t", "alone/s"] {
+        publisher
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, "x")
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut sub, 2, 5).await;
+    let mut topics: Vec<&str> = got.iter().map(|p| p.topic.as_str()).collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        ["alone/s", "alone/t"],
+        "local delivery, shared group included"
+    );
+}
