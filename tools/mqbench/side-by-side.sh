@@ -11,12 +11,13 @@
 # management-API row (GET of that URL). The brokers must already be running;
 # see the README's Benchmarks section for starting mqgate, mosquitto and
 # rumqttd (`mqbench-rumqttd`). Sizes come from the environment (defaults below).
-# MQBENCH points at the mqbench binary (default: target/release/mqbench).
+# MQBENCH points at the mqbench binary (default: target/release/mqbench); ONLY=text
+# runs only the scenarios whose label contains it (ONLY=connect).
 set -euo pipefail
 
 RUNS=5
 if [[ "${1:-}" == "--runs" ]]; then RUNS=$2; shift 2; fi
-[[ $# -ge 1 ]] || { sed -n '2,13p' "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,15p' "$0"; exit 2; }
 
 MQBENCH=${MQBENCH:-target/release/mqbench}
 [[ -x $MQBENCH ]] || { echo "no $MQBENCH: cargo build --release -p mqbench" >&2; exit 2; }
@@ -69,6 +70,7 @@ field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
 for s in "${!SCENARIOS[@]}"; do
   label=${SCENARIOS[$s]%%|*}; args=${SCENARIOS[$s]#*|}
+  [[ -z ${ONLY:-} || $label == *"$ONLY"* ]] || continue
   for run in $(seq 1 "$RUNS"); do
     for b in "${!NAMES[@]}"; do
       a=$args
