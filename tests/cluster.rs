@@ -595,3 +595,84 @@ async fn a_node_starts_and_serves_alone_while_nats_is_not_there() {
         "local delivery, shared group included"
     );
 }
+
+/// A POST to a node's mica API; its JSON answer.
+async fn mica_post(node: &TestGateway, path_and_query: &str, body: &str) -> serde_json::Value {
+    let answer = reqwest::Client::new()
+        .post(format!("{}{path_and_query}", node.base_url("mica")))
+        .basic_auth("mica", Some("mica"))
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("an HTTP answer");
+    assert_eq!(answer.status(), 200);
+    answer.json().await.expect("JSON")
+}
+
+fn filters_of(node: &TestGateway, client_id: &str) -> Vec<String> {
+    let filter = mqgate_kit::SubscriptionFilter {
+        client_id: Some(client_id.into()),
+        ..Default::default()
+    };
+    let page = node
+        .gateway
+        .management()
+        .list_subscriptions(&filter, mqgate_kit::PageRequest::ALL);
+    page.items.into_iter().map(|s| s.topic_filter).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_another_node_is_subscribed_and_kicked_through_any_nodes_api() {
+    use mqgate_kit::{KickOptions, KickOutcome};
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut far = connect_v4(b.v4_options("far")).await;
+    let on_b = b.gateway.management();
+    assert!(common::eventually(5, || on_b.get_client("far").is_some()).await);
+    settle().await;
+
+    // subscribe on behalf through node A: the session on B holds it, A keeps nothing
+    let body = r#"{"clientId":"far","topic":"s/+","qos":1}"#;
+    let answer = mica_post(a, "/api/v1/mqtt/subscribe", body).await;
+    assert_eq!(answer, serde_json::json!({"code": 1}));
+    assert_eq!(filters_of(b, "far"), ["s/+"]);
+    let on_a = a.gateway.management();
+    assert!(
+        on_a.get_client("far").is_none() && filters_of(a, "far").is_empty(),
+        "no pending session made up on node A"
+    );
+    settle().await;
+    let publisher = connect_v4(a.v4_options("pub")).await;
+    publisher
+        .client
+        .publish("s/1", QoS::AtLeastOnce, false, "to far")
+        .await
+        .unwrap();
+    let p = next_publish(&mut far, 5)
+        .await
+        .expect("delivered on node B");
+    assert_eq!((p.topic.as_str(), &p.payload[..]), ("s/1", &b"to far"[..]));
+
+    // unsubscribe through A: per filter, whether B's session had it
+    let existed = on_a
+        .unsubscribe("far", vec!["s/+".into(), "nope".into()])
+        .await
+        .unwrap();
+    assert_eq!(existed, [true, false]);
+    assert!(filters_of(b, "far").is_empty());
+
+    // an id no node holds: "not found" at once, not after the timeout
+    let started = std::time::Instant::now();
+    let none = on_a.kick("nobody", KickOptions::default()).await.unwrap();
+    assert_eq!(none, KickOutcome::NotFound);
+    assert!(started.elapsed() < Duration::from_millis(1000));
+
+    // kick through A's mica API: B closes the connection and ends the session
+    let answer = mica_post(a, "/api/v1/clients/delete?clientId=far", "").await;
+    assert_eq!(answer, serde_json::json!({"code": 1}));
+    let ended = tokio::time::timeout(Duration::from_secs(5), &mut far.task).await;
+    assert!(ended.is_ok(), "the client on node B is disconnected");
+    assert!(common::eventually(5, || on_b.get_client("far").is_none()).await);
+}

@@ -11,6 +11,7 @@ use mqgate_kit::{
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
+use crate::cluster::remote::{Answer, Command};
 use crate::session::{ClientDetails, Control, Session, SessionKind, SubOptions};
 use crate::wire::reason;
 
@@ -42,8 +43,39 @@ impl Broker {
     }
 
     /// Closes a client's connection (MQTT 5: DISCONNECT 0x98; its will is
-    /// published) and, if asked, ends its session.
+    /// published) and, if asked, ends its session; on whichever node holds it.
     pub async fn kick(
+        &self,
+        client_id: &str,
+        options: KickOptions,
+    ) -> Result<KickOutcome, MgmtError> {
+        let command = || Command::Kick {
+            discard_session: options.discard_session,
+        };
+        match self.elsewhere(client_id, command).await? {
+            Some(answer) => answer.kicked(),
+            None => self.kick_here(client_id, options).await,
+        }
+    }
+
+    /// In cluster mode, for a client id this node holds no session of: the
+    /// answer of the node that does, if one does.
+    async fn elsewhere(
+        &self,
+        client_id: &str,
+        command: impl FnOnce() -> Command,
+    ) -> Result<Option<Answer>, MgmtError> {
+        let Some(cluster) = self.cluster.get() else {
+            return Ok(None);
+        };
+        if self.table.get(client_id).is_some() || self.table.get_pending(client_id).is_some() {
+            return Ok(None);
+        }
+        cluster.command(client_id, command()).await
+    }
+
+    /// [`Self::kick`] of a client of this node.
+    pub(crate) async fn kick_here(
         &self,
         client_id: &str,
         options: KickOptions,
@@ -93,19 +125,45 @@ impl Broker {
 
     /// Subscribes a client on its behalf; matching messages are routed to it from
     /// the moment this returns (queued while it is offline). Retained messages
-    /// are not sent.
+    /// are not sent. A client held by another node is subscribed there; a
+    /// subscription kept for an unknown client id stays on this node.
     pub async fn subscribe(
         &self,
         client_id: &str,
         requests: Vec<SubscriptionRequest>,
         mode: OnBehalf,
     ) -> Result<SubscribeOutcome, MgmtError> {
-        for r in &requests {
+        self.check_requests(&requests)?;
+        let command = || Command::Subscribe {
+            subscriptions: requests
+                .iter()
+                .map(|r| (r.topic_filter.clone(), r.qos))
+                .collect(),
+        };
+        match self.elsewhere(client_id, command).await? {
+            Some(answer) => answer.subscribed(),
+            None => self.subscribe_here(client_id, requests, mode).await,
+        }
+    }
+
+    fn check_requests(&self, requests: &[SubscriptionRequest]) -> Result<(), MgmtError> {
+        for r in requests {
             self.check_filter(&r.topic_filter)?;
             if r.qos > 2 {
                 return Err(MgmtError::InvalidQos(r.qos));
             }
         }
+        Ok(())
+    }
+
+    /// [`Self::subscribe`] on this node.
+    pub(crate) async fn subscribe_here(
+        &self,
+        client_id: &str,
+        requests: Vec<SubscriptionRequest>,
+        mode: OnBehalf,
+    ) -> Result<SubscribeOutcome, MgmtError> {
+        self.check_requests(&requests)?;
         let _guard = self.locks.lock(client_id).await;
         if let Some(session) = self.table.get(client_id) {
             for r in requests {
@@ -138,8 +196,24 @@ impl Broker {
         Ok(SubscribeOutcome::Pending)
     }
 
-    /// Removes subscriptions of a client; per filter, whether it existed.
+    /// Removes subscriptions of a client, on whichever node holds it; per
+    /// filter, whether it existed.
     pub async fn unsubscribe(
+        &self,
+        client_id: &str,
+        filters: Vec<String>,
+    ) -> Result<Vec<bool>, MgmtError> {
+        let command = || Command::Unsubscribe {
+            filters: filters.clone(),
+        };
+        match self.elsewhere(client_id, command).await? {
+            Some(answer) => answer.unsubscribed(),
+            None => self.unsubscribe_here(client_id, filters).await,
+        }
+    }
+
+    /// [`Self::unsubscribe`] on this node.
+    pub(crate) async fn unsubscribe_here(
         &self,
         client_id: &str,
         filters: Vec<String>,

@@ -23,6 +23,9 @@ pub struct ClusterConfig {
     pub takeover_timeout_ms: u64,
     /// How long one attempt to reach NATS may take.
     pub connect_timeout_ms: u64,
+    /// How long a management request (kick, subscribe on behalf, lists) waits
+    /// for the other nodes; a node that does not answer in time is left out.
+    pub management_timeout_ms: u64,
     /// The longest pause between attempts to reach NATS again (100 ms, doubling).
     pub reconnect_max_delay_ms: u64,
     /// Messages waiting to go to NATS: beyond, publishing clients wait (up to
@@ -39,6 +42,7 @@ impl Default for ClusterConfig {
             subject_prefix: "mqgate".into(),
             takeover_timeout_ms: 2000,
             connect_timeout_ms: 2000,
+            management_timeout_ms: 2000,
             reconnect_max_delay_ms: 5000,
             max_pending_messages: 65536,
         }
@@ -76,6 +80,9 @@ impl ClusterConfig {
                 "takeover_timeout_ms and connect_timeout_ms must be at least 1",
             );
         }
+        if self.management_timeout_ms == 0 {
+            return invalid("management_timeout_ms", "must be at least 1");
+        }
         if self.max_pending_messages == 0 {
             return invalid("max_pending_messages", "must be at least 1");
         }
@@ -93,6 +100,7 @@ impl ClusterConfig {
             subject_prefix: self.subject_prefix.clone(),
             takeover_timeout: Duration::from_millis(self.takeover_timeout_ms),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            management_timeout: Duration::from_millis(self.management_timeout_ms),
             reconnect_max_delay: Duration::from_millis(self.reconnect_max_delay_ms.max(100)),
             max_pending: self.max_pending_messages,
         }

@@ -82,6 +82,7 @@ pub(super) async fn connect(
         connected: AtomicBool::new(false),
         max_payload: AtomicUsize::new(usize::MAX),
         takeover_timeout: settings.takeover_timeout,
+        management_timeout: settings.management_timeout,
         client,
         groups,
         counters: ClusterCounters::default(),

@@ -23,6 +23,8 @@
 //! - **One client id, one session** ([`takeover`]): a node answers claims for
 //!   the client ids it holds a session of; a CONNECT for an id this node does
 //!   not hold claims it first.
+//! - **Management** ([`remote`]): a kick or a subscribe on behalf of a client
+//!   id this node does not hold goes to the node that holds it.
 //!
 //! Core NATS delivers at most once between nodes: QoS 1/2 hold from the
 //! publisher to its node and from a node to its subscribers, not across the
@@ -31,6 +33,7 @@
 pub mod envelope;
 mod inbound;
 mod link;
+pub(crate) mod remote;
 mod retained_sync;
 pub mod subject;
 mod takeover;
@@ -61,6 +64,8 @@ pub struct ClusterSettings {
     pub takeover_timeout: Duration,
     /// How long one attempt to reach NATS may take.
     pub connect_timeout: Duration,
+    /// How long a management request waits for other nodes' answers.
+    pub management_timeout: Duration,
     /// The longest pause between two attempts to reach NATS again.
     pub reconnect_max_delay: Duration,
     /// Messages waiting to be sent to NATS: beyond this, publishing clients
@@ -82,6 +87,8 @@ pub struct ClusterCounters {
     pub disconnects: AtomicU64,
     /// Clients of this node taken over by a CONNECT on another node.
     pub taken_over: AtomicU64,
+    /// Management requests to other nodes left unanswered within the timeout.
+    pub unanswered: AtomicU64,
 }
 
 /// This node's end of the cluster; the broker holds it in cluster mode.
@@ -100,6 +107,7 @@ pub struct Cluster {
     /// The largest message NATS takes (its `max_payload`, learnt on connecting).
     max_payload: AtomicUsize,
     takeover_timeout: Duration,
+    management_timeout: Duration,
     /// Publishes, plain subscriptions, claims; echo off.
     client: async_nats::Client,
     /// Shared groups' queue subscriptions; echo on (see `link::connect`).
@@ -137,7 +145,7 @@ pub async fn join(
 
 fn publish_counters(broker: &Broker, cluster: &Arc<Cluster>) {
     type Read = fn(&Cluster) -> u64;
-    let figures: [(&'static str, Read); 6] = [
+    let figures: [(&'static str, Read); 7] = [
         ("$SYS/broker/cluster/messages/forwarded", |c| {
             load(&c.counters.forwarded)
         }),
@@ -152,6 +160,9 @@ fn publish_counters(broker: &Broker, cluster: &Arc<Cluster>) {
         }),
         ("$SYS/broker/cluster/clients/taken_over", |c| {
             load(&c.counters.taken_over)
+        }),
+        ("$SYS/broker/cluster/management/unanswered", |c| {
+            load(&c.counters.unanswered)
         }),
         ("$SYS/broker/cluster/connected", |c| {
             u64::from(c.is_connected())

@@ -4,6 +4,8 @@
 //! at once when no node holds it; otherwise the holder disconnects its client
 //! (MQTT 5: DISCONNECT 0x8E, session taken over), ends the session there, and
 //! answers after that. The CONNECT goes on after the answer or the timeout.
+//! Management commands for a held client id arrive on the same subject
+//! ([`super::remote`]), so holding an id costs one NATS subscription.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +63,10 @@ pub(super) async fn answer_claims(
     let cluster = Arc::clone(cluster);
     Some(tokio::spawn(async move {
         while let Some(claim) = claims.next().await {
+            if super::remote::is_command(&claim) {
+                super::remote::answer(&broker, &cluster, claim);
+                continue;
+            }
             let (Some(reply), Some((origin, client_id))) = (claim.reply, parse(&claim.payload))
             else {
                 continue;
