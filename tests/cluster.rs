@@ -418,6 +418,23 @@ async fn a_node_without_subscribers_receives_nothing() {
     assert_eq!(sys_value(&nodes[2], "sys-c", received).await, 0);
     let forwarded = "$SYS/broker/cluster/messages/forwarded";
     assert!(sys_value(&nodes[0], "sys-a", forwarded).await >= 10);
+
+    // each node's Prometheus samples say which node they come from
+    for (i, node) in nodes.iter().enumerate() {
+        let text = reqwest::Client::new()
+            .get(format!("{}/api/v4/prometheus", node.base_url("nanomq")))
+            .basic_auth("admin", Some("public"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let label = format!("{{node=\"node-{i}\"}}");
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples.len(), 15, "{text}");
+        assert!(samples.iter().all(|l| l.contains(&label)), "{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,6 +339,7 @@ impl Broker {
             cpu_percent: 0.0,
             version: String::new(),
             healthy: self.health().is_ok(),
+            cluster_node: self.cluster.get().map(|c| c.node_name.clone()),
         }
     }
 

@@ -270,6 +270,8 @@ pub struct Stats {
     /// Whether the broker is serving: its routing structures answer and it is not
     /// shutting down (CONNECTs are refused while it is not).
     pub healthy: bool,
+    /// This node's name in cluster mode; `None` for a single node.
+    pub cluster_node: Option<String>,
 }
 
 /// Read model of the running configuration.

@@ -66,42 +66,53 @@ fn subscriber_count(app: &App) -> u64 {
 }
 
 /// The exposition text for these values: NanoMQ's 15 metrics in its order, each as
-/// `# TYPE`, `# HELP` (with a unit for memory and CPU) and the sample.
+/// `# TYPE`, `# HELP` (with a unit for memory and CPU) and the sample. In cluster
+/// mode each sample carries a `node` label, so that one scrape config can tell the
+/// nodes apart; a single node's text is NanoMQ's, byte for byte.
 pub fn exposition(stats: &Stats, subscribers: u64, maxima: Maxima) -> String {
+    let labels = node_label(stats.cluster_node.as_deref());
+    let gauge =
+        |name: &str, unit: &str, value: &dyn Display| metric(name, "gauge", unit, &labels, value);
+    let counter = |name: &str, value: &dyn Display| metric(name, "counter", "", &labels, value);
+    let cpu = format!("{:.2}", stats.cpu_percent);
+    let cpu_max = format!("{:.2}", maxima.cpu_percent);
     [
-        gauge("connections_count", "", stats.connections),
-        gauge("connections_max", "", stats.connections_max),
-        gauge("sessions_count", "", stats.sessions),
-        gauge("sessions_max", "", stats.sessions_max),
-        gauge("topics_count", "", stats.topics),
-        gauge("topics_max", "", stats.topics_max),
-        gauge("subscribers_count", "", subscribers),
-        gauge("subscribers_max", "", maxima.subscribers),
-        counter("messages_received", stats.messages_received),
-        counter("messages_sent", stats.messages_sent),
-        counter("messages_dropped", stats.messages_dropped),
-        gauge("memory_usage", " (b)", stats.memory_bytes),
-        gauge("memory_usage_max", " (b)", stats.memory_bytes_max),
-        gauge("cpu_usage", " (%)", format!("{:.2}", stats.cpu_percent)),
-        gauge(
-            "cpu_usage_max",
-            " (%)",
-            format!("{:.2}", maxima.cpu_percent),
-        ),
+        gauge("connections_count", "", &stats.connections),
+        gauge("connections_max", "", &stats.connections_max),
+        gauge("sessions_count", "", &stats.sessions),
+        gauge("sessions_max", "", &stats.sessions_max),
+        gauge("topics_count", "", &stats.topics),
+        gauge("topics_max", "", &stats.topics_max),
+        gauge("subscribers_count", "", &subscribers),
+        gauge("subscribers_max", "", &maxima.subscribers),
+        counter("messages_received", &stats.messages_received),
+        counter("messages_sent", &stats.messages_sent),
+        counter("messages_dropped", &stats.messages_dropped),
+        gauge("memory_usage", " (b)", &stats.memory_bytes),
+        gauge("memory_usage_max", " (b)", &stats.memory_bytes_max),
+        gauge("cpu_usage", " (%)", &cpu),
+        gauge("cpu_usage_max", " (%)", &cpu_max),
     ]
     .concat()
 }
 
-fn gauge(name: &str, unit: &str, value: impl Display) -> String {
-    metric(name, "gauge", unit, value)
+/// `{node="..."}` for a cluster node (the value escaped as the text format
+/// asks), nothing for a single node.
+fn node_label(node: Option<&str>) -> String {
+    node.map(|name| {
+        let escaped = name
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        format!("{{node=\"{escaped}\"}}")
+    })
+    .unwrap_or_default()
 }
 
-fn counter(name: &str, value: impl Display) -> String {
-    metric(name, "counter", "", value)
-}
-
-fn metric(name: &str, kind: &str, unit: &str, value: impl Display) -> String {
-    format!("# TYPE nanomq_{name} {kind}\n# HELP nanomq_{name}{unit}\nnanomq_{name} {value}\n")
+fn metric(name: &str, kind: &str, unit: &str, labels: &str, value: &dyn Display) -> String {
+    format!(
+        "# TYPE nanomq_{name} {kind}\n# HELP nanomq_{name}{unit}\nnanomq_{name}{labels} {value}\n"
+    )
 }
 
 /// Get Prometheus metrics
@@ -154,5 +165,23 @@ mod tests {
         assert_eq!(text.len(), 1354);
         assert!(text.starts_with("# TYPE nanomq_connections_count gauge\n# HELP nanomq_connections_count\nnanomq_connections_count 2\n"));
         assert!(text.ends_with("# HELP nanomq_cpu_usage_max (%)\nnanomq_cpu_usage_max 0.00\n"));
+    }
+
+    #[test]
+    fn a_cluster_node_labels_every_sample() {
+        let stats = Stats {
+            connections: 3,
+            cluster_node: Some("a\"b".into()),
+            ..Default::default()
+        };
+        let maxima = Maxima {
+            subscribers: 0,
+            cpu_percent: 0.0,
+        };
+        let text = exposition(&stats, 0, maxima);
+        assert!(text.contains("\nnanomq_connections_count{node=\"a\\\"b\"} 3\n"));
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(samples.len(), 15);
+        assert!(samples.iter().all(|l| l.contains("{node=\"a\\\"b\"} ")));
     }
 }
