@@ -146,7 +146,9 @@ impl Broker {
         }
     }
 
-    fn check_requests(&self, requests: &[SubscriptionRequest]) -> Result<(), MgmtError> {
+    /// Every filter valid and every QoS 0-2 (also for requests from another
+    /// node: what arrives over NATS is checked here like any API input).
+    pub(crate) fn check_requests(&self, requests: &[SubscriptionRequest]) -> Result<(), MgmtError> {
         for r in requests {
             self.check_filter(&r.topic_filter)?;
             if r.qos > 2 {
@@ -156,14 +158,13 @@ impl Broker {
         Ok(())
     }
 
-    /// [`Self::subscribe`] on this node.
+    /// [`Self::subscribe`] on this node, of requests already checked.
     pub(crate) async fn subscribe_here(
         &self,
         client_id: &str,
         requests: Vec<SubscriptionRequest>,
         mode: OnBehalf,
     ) -> Result<SubscribeOutcome, MgmtError> {
-        self.check_requests(&requests)?;
         let _guard = self.locks.lock(client_id).await;
         if let Some(session) = self.table.get(client_id) {
             for r in requests {

@@ -224,14 +224,18 @@ impl Broker {
                 }
             }
             Command::Subscribe { subscriptions } => {
-                let requests = subscriptions
+                let requests: Vec<_> = subscriptions
                     .into_iter()
                     .map(|(topic_filter, qos)| SubscriptionRequest { topic_filter, qos })
                     .collect();
-                match self
-                    .subscribe_here(client_id, requests, OnBehalf::ExistingSession)
-                    .await
-                {
+                let subscribed = match self.check_requests(&requests) {
+                    Ok(()) => {
+                        self.subscribe_here(client_id, requests, OnBehalf::ExistingSession)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                match subscribed {
                     Ok(SubscribeOutcome::Live) => Answer::Subscribed { offline: false },
                     Ok(_) => Answer::Subscribed { offline: true },
                     Err(e) => failed(e),
