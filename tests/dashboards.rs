@@ -732,16 +732,7 @@ async fn nanomq_admin_rules_and_bridges_pages() {
 /// `/configuration/auth` (not wrapped in `data`) and reads them back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nanomq_admin_access_page() {
-    let files = tempfile::tempdir().unwrap();
-    let password_file = files.path().join("pwd.conf");
-    let acl_file = files.path().join("acl.conf");
-    std::fs::write(&password_file, "\"admin\": \"public\"\n").unwrap();
-    std::fs::write(&acl_file, "rules = [\n\t{\"permit\": \"allow\"}\n]\n").unwrap();
-    let gw = common::start_with(|c| {
-        c.mqtt.password_file = Some(password_file.clone());
-        c.mqtt.acl_file = Some(acl_file.clone());
-    })
-    .await;
+    let (_files, gw) = common::start_with_access_files("pwd.conf").await;
     let page = Page::nanomq_admin(&gw);
     let (pwd, acl) = tokio::join!(
         page.get("/get_file?path=%2Fetc%2Fnanomq_pwd.conf"),

@@ -21,6 +21,7 @@ use futures::StreamExt;
 use mqbench::client::Target;
 use mqbench::packet::Version;
 use mqbench::pubsub::{Run, Shape};
+use mqbench::Report;
 use mqgate::recorder::{Clients, RecordScope, Recorder, RecordsConfig};
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{
@@ -326,6 +327,30 @@ async fn case(name: &'static str, scope: RecordScope, easemob_clients: bool) -> 
     }
 }
 
+/// `count` QoS 1 messages of 64 bytes from one client to one other (mqbench's raw
+/// client, 100 in flight) on `topic`, client ids starting with `clients`.
+async fn one_to_one_qos1(c: &Case, count: u64, topic: &str, clients: &str) -> Report {
+    mqbench::pubsub::run(
+        &c.target,
+        &Run {
+            name: c.name.into(),
+            shape: Shape::Shared,
+            publishers: 1,
+            subscribers: 1,
+            count,
+            qos: 1,
+            payload: 64,
+            inflight: 100,
+            idle: Duration::from_secs(10),
+            concurrency: 1,
+            topic: topic.into(),
+            clients: clients.into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -356,25 +381,7 @@ async fn mqtt_qos1_throughput_with_records_on_and_off() {
     for run in 0..5 {
         for (i, c) in cases.iter().enumerate() {
             let topic = format!("bench/qos1/{i}/{run}");
-            let report = mqbench::pubsub::run(
-                &c.target,
-                &Run {
-                    name: c.name.into(),
-                    shape: Shape::Shared,
-                    publishers: 1,
-                    subscribers: 1,
-                    count,
-                    qos: 1,
-                    payload: 64,
-                    inflight: 100,
-                    idle: Duration::from_secs(10),
-                    concurrency: 1,
-                    topic: topic.clone(),
-                    clients: format!("bench-{i}-{run}"),
-                },
-            )
-            .await
-            .unwrap();
+            let report = one_to_one_qos1(c, count, &topic, &format!("bench-{i}-{run}")).await;
             assert!(report.is_clean(), "{}", report.result_line());
             let dropped = if c.recorded {
                 records_of_run(
@@ -515,25 +522,7 @@ async fn a_million_acknowledged_messages_are_all_on_record() {
     let c = case("Easemob clients, records on", RecordScope::Easemob, true).await;
     let begin = format_datetime(now_ms() - 1_000);
     let topic = "bench/million".to_string();
-    let report = mqbench::pubsub::run(
-        &c.target,
-        &Run {
-            name: c.name.into(),
-            shape: Shape::Shared,
-            publishers: 1,
-            subscribers: 1,
-            count,
-            qos: 1,
-            payload: 64,
-            inflight: 100,
-            idle: Duration::from_secs(10),
-            concurrency: 1,
-            topic: topic.clone(),
-            clients: "million".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let report = one_to_one_qos1(&c, count, &topic, "million").await;
     println!("{}", report.result_line());
     assert!(report.is_clean(), "{}", report.result_line());
     let end = format_datetime(now_ms() + 60_000);

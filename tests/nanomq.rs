@@ -1771,16 +1771,8 @@ async fn admin_call(response: reqwest::RequestBuilder) -> (u16, Option<String>, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nanomq_admin_access_and_configuration_pages() {
     use serde_json::json;
-    let files = tempfile::tempdir().unwrap();
-    let password_file = files.path().join("users.conf");
-    let acl_file = files.path().join("acl.conf");
-    std::fs::write(&password_file, "\"admin\": \"public\"\n").unwrap();
-    std::fs::write(&acl_file, "rules = [\n\t{\"permit\": \"allow\"}\n]\n").unwrap();
-    let gw = common::start_with(|c| {
-        c.mqtt.password_file = Some(password_file.clone());
-        c.mqtt.acl_file = Some(acl_file.clone());
-    })
-    .await;
+    let (files, gw) = common::start_with_access_files("users.conf").await;
+    let (password_file, acl_file) = (files.password_file.clone(), files.acl_file.clone());
     let api = format!("{}/api/v4", gw.base_url("nanomq"));
     let admin = nanomq_admin_client();
 
@@ -1849,7 +1841,7 @@ async fn nanomq_admin_access_and_configuration_pages() {
     assert_eq!(body["data"]["content"], rules);
 
     // Refused: paths outside the allow-list, for reading and writing.
-    let outside = files.path().join("outside.conf");
+    let outside = files.dir.path().join("outside.conf");
     for query in [
         "path=%2Fetc%2Fpasswd".to_string(),
         format!("path={}", outside.display()),

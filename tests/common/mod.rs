@@ -31,6 +31,35 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestGateway {
     TestGateway { gateway, data_dir }
 }
 
+/// `[mqtt] password_file` (`admin`/`public`, named `password_name`) and `acl_file`
+/// (allow all, `acl.conf`) written to a directory of their own.
+pub struct AccessFiles {
+    pub password_file: std::path::PathBuf,
+    pub acl_file: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// A gateway configured with [`AccessFiles`].
+pub async fn start_with_access_files(password_name: &str) -> (AccessFiles, TestGateway) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password_file = dir.path().join(password_name);
+    let acl_file = dir.path().join("acl.conf");
+    std::fs::write(&password_file, "\"admin\": \"public\"\n").unwrap();
+    std::fs::write(&acl_file, "rules = [\n\t{\"permit\": \"allow\"}\n]\n").unwrap();
+    let (pwd, acl) = (password_file.clone(), acl_file.clone());
+    let gw = start_with(move |c| {
+        c.mqtt.password_file = Some(pwd);
+        c.mqtt.acl_file = Some(acl);
+    })
+    .await;
+    let files = AccessFiles {
+        password_file,
+        acl_file,
+        dir,
+    };
+    (files, gw)
+}
+
 impl TestGateway {
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.gateway.mqtt_addr().expect("tcp listener")
