@@ -34,7 +34,7 @@ pub fn health_router(management: std::sync::Arc<dyn mqgate_kit::Management>) -> 
     axum::Router::new().route(
         "/healthz",
         get(move || async move {
-            let stats = management.stats();
+            let stats = management.node_stats();
             let body = axum::Json(serde_json::json!({
                 "status": if stats.healthy { "ok" } else { "unavailable" },
                 "connections": stats.connections,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mqgate_kit::history::{BrokerObserver, History};
 use mqgate_kit::*;
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -22,7 +21,6 @@ pub struct GatewayManagement {
     /// Addresses the listeners actually bound (ephemeral ports resolved).
     bound: Vec<(Listener, std::net::SocketAddr)>,
     control: mpsc::UnboundedSender<ControlAction>,
-    process: Mutex<ProcessSampler>,
 }
 
 impl GatewayManagement {
@@ -39,7 +37,6 @@ impl GatewayManagement {
             config,
             bound,
             control,
-            process: Mutex::new(ProcessSampler::default()),
         }
     }
 
@@ -53,28 +50,24 @@ impl GatewayManagement {
 
 #[async_trait]
 impl Management for GatewayManagement {
-    fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
-        self.broker.list_clients(filter, page)
+    async fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
+        self.broker.list_clients(filter, page).await
     }
 
-    fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
-        self.broker.get_client(client_id)
-    }
-
-    fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
-        self.broker.get_clients(client_ids)
+    async fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        self.broker.get_clients(client_ids).await
     }
 
     async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError> {
         self.broker.kick(client_id, options).await
     }
 
-    fn list_subscriptions(
+    async fn list_subscriptions(
         &self,
         filter: &SubscriptionFilter,
         page: PageRequest,
     ) -> Page<SubscriptionInfo> {
-        self.broker.list_subscriptions(filter, page)
+        self.broker.list_subscriptions(filter, page).await
     }
 
     async fn subscribe(
@@ -111,15 +104,12 @@ impl Management for GatewayManagement {
         Ok(id)
     }
 
-    fn stats(&self) -> Stats {
-        let (memory_bytes, memory_bytes_max, cpu_percent) = self.process.lock().sample();
-        Stats {
-            memory_bytes,
-            memory_bytes_max,
-            cpu_percent,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            ..self.broker.stats()
-        }
+    fn node_stats(&self) -> Stats {
+        self.broker.node_stats()
+    }
+
+    async fn nodes(&self) -> Vec<Stats> {
+        self.broker.nodes().await
     }
 
     fn history(&self) -> Option<Arc<dyn History>> {
@@ -196,53 +186,6 @@ impl Management for GatewayManagement {
         self.control
             .send(action)
             .map_err(|_| MgmtError::ShuttingDown)
-    }
-}
-
-/// Reads the process's resident memory and CPU time from /proc (Linux); zeros
-/// elsewhere.
-#[derive(Default)]
-struct ProcessSampler {
-    last_cpu_ticks: u64,
-    last_at: Option<std::time::Instant>,
-    max_rss: u64,
-}
-
-impl ProcessSampler {
-    fn sample(&mut self) -> (u64, u64, f64) {
-        let rss = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| {
-                s.split_whitespace()
-                    .nth(1)
-                    .and_then(|p| p.parse::<u64>().ok())
-            })
-            .map(|pages| pages * 4096)
-            .unwrap_or(0);
-        self.max_rss = self.max_rss.max(rss);
-        let ticks = std::fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|s| {
-                let rest = s.rsplit_once(')')?.1;
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-            })
-            .unwrap_or(0);
-        let now = std::time::Instant::now();
-        let cpu = match self.last_at {
-            Some(at) => {
-                let secs = now.duration_since(at).as_secs_f64();
-                if secs > 0.0 {
-                    (ticks.saturating_sub(self.last_cpu_ticks) as f64 / 100.0) / secs * 100.0
-                } else {
-                    0.0
-                }
-            }
-            None => 0.0,
-        };
-        self.last_cpu_ticks = ticks;
-        self.last_at = Some(now);
-        (rss, self.max_rss, cpu)
     }
 }
 

@@ -161,11 +161,13 @@ async fn v4_and_v5_share_one_port_and_properties_reach_v5() {
         }
     });
     assert!(
-        eventually(5, || gw
-            .gateway
-            .management()
-            .get_client("v5-sub")
-            .is_some_and(|c| c.subscription_count == 1))
+        eventually_async(5, || async {
+            gw.gateway
+                .management()
+                .get_client("v5-sub")
+                .await
+                .is_some_and(|c| c.subscription_count == 1)
+        })
         .await
     );
     // a v4 client publishes, the v5 client receives
@@ -201,12 +203,13 @@ async fn v4_and_v5_share_one_port_and_properties_reach_v5() {
         vec![("k".to_string(), "v".to_string())]
     );
     assert_eq!(props.content_type.as_deref(), Some("text/plain"));
-    let info = gw.gateway.management().get_client("v5-sub").unwrap();
+    let info = gw.gateway.management().get_client("v5-sub").await.unwrap();
     assert_eq!(info.proto_ver, 5);
     assert_eq!(
         gw.gateway
             .management()
             .get_client("v4-pub")
+            .await
             .unwrap()
             .proto_ver,
         4
@@ -229,7 +232,12 @@ async fn websocket_client_pub_sub() {
         .unwrap();
     let p = next_publish(&mut sub, 5).await.expect("delivered from ws");
     assert_eq!(p.payload, Bytes::from("over ws"));
-    let info = gw.gateway.management().get_client("ws-client").unwrap();
+    let info = gw
+        .gateway
+        .management()
+        .get_client("ws-client")
+        .await
+        .unwrap();
     assert_eq!(info.transport, mqgate_kit::Transport::WebSocket);
     gw.shutdown().await;
 }
@@ -242,7 +250,7 @@ async fn retained_message_reaches_late_subscriber() {
         .publish("ret/t", QoS::AtLeastOnce, true, "kept")
         .await
         .unwrap();
-    assert!(eventually(5, || gw.gateway.management().stats().retained == 1).await);
+    assert!(eventually(5, || gw.gateway.management().node_stats().retained == 1).await);
     let mut late = subscribed(&gw, "ret-sub", "ret/#", QoS::AtLeastOnce).await;
     let m = next_publish(&mut late, 5)
         .await
@@ -293,7 +301,7 @@ async fn will_on_abrupt_close_and_on_kick() {
         .unwrap()
         .unwrap();
     assert!(err.is_some(), "kicked client's connection ended");
-    assert!(gw.gateway.management().get_client("kicked").is_none());
+    assert!(gw.gateway.management().get_client("kicked").await.is_none());
 
     // a clean DISCONNECT publishes no will
     let mut o = gw.v4_options("polite");
@@ -320,13 +328,17 @@ async fn same_client_id_takes_over() {
         next_publish(&mut second, 5).await.unwrap().payload,
         Bytes::from("to second")
     );
-    let page = gw.gateway.management().list_clients(
-        &mqgate_kit::ClientFilter {
-            client_id: Some("twin".into()),
-            ..Default::default()
-        },
-        mqgate_kit::PageRequest::ALL,
-    );
+    let page = gw
+        .gateway
+        .management()
+        .list_clients(
+            &mqgate_kit::ClientFilter {
+                client_id: Some("twin".into()),
+                ..Default::default()
+            },
+            mqgate_kit::PageRequest::ALL,
+        )
+        .await;
     assert_eq!(page.total, 1);
     gw.shutdown().await;
 }
@@ -454,6 +466,7 @@ async fn client_ids_with_slashes_and_dollars_work() {
         .gateway
         .management()
         .get_client("site/1/$dev#+")
+        .await
         .is_some());
     gw.shutdown().await;
 }
@@ -555,7 +568,12 @@ async fn subscribe_on_behalf_of_offline_persistent_session() {
     let c = connect_v4(o.clone()).await;
     c.client.disconnect().await.unwrap();
     let m = gw.gateway.management();
-    assert!(eventually(5, || m.get_client("sleeper").is_some_and(|c| !c.connected)).await);
+    assert!(
+        eventually_async(5, || async {
+            m.get_client("sleeper").await.is_some_and(|c| !c.connected)
+        })
+        .await
+    );
     let outcome = m
         .subscribe(
             "sleeper",
@@ -569,7 +587,12 @@ async fn subscribe_on_behalf_of_offline_persistent_session() {
         .unwrap();
     assert_eq!(outcome, mqgate_kit::SubscribeOutcome::Offline);
     let mut back = connect_v4(o).await;
-    assert!(eventually(5, || m.get_client("sleeper").is_some_and(|c| c.connected)).await);
+    assert!(
+        eventually_async(5, || async {
+            m.get_client("sleeper").await.is_some_and(|c| c.connected)
+        })
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let p = connect_v4(gw.v4_options("sleeper-pub")).await;
     p.client
@@ -636,7 +659,7 @@ async fn anonymous_refused_when_disallowed_and_configured_users_checked() {
 async fn stats_count_an_exchange() {
     let gw = start().await;
     let m = gw.gateway.management();
-    let before = m.stats();
+    let before = m.node_stats();
     let mut sub = subscribed(&gw, "stat-sub", "stat/t", QoS::AtMostOnce).await;
     let p = connect_v4(gw.v4_options("stat-pub")).await;
     for _ in 0..3 {
@@ -646,7 +669,7 @@ async fn stats_count_an_exchange() {
             .unwrap();
         next_publish(&mut sub, 5).await.unwrap();
     }
-    let after = m.stats();
+    let after = m.node_stats();
     assert_eq!(after.sockets_accepted - before.sockets_accepted, 2);
     assert_eq!(after.connections, 2);
     assert_eq!(after.messages_received - before.messages_received, 3);
@@ -662,15 +685,19 @@ async fn stats_count_an_exchange() {
         .await
         .unwrap();
     assert!(
-        eventually(5, || m.stats().messages_dropped
+        eventually(5, || m.node_stats().messages_dropped
             == before.messages_dropped + 1)
         .await
     );
     assert!(after.bytes_received > before.bytes_received);
     assert!(after.packets_received - before.packets_received >= 2 + 1 + 3);
     p.client.disconnect().await.unwrap();
-    assert!(eventually(5, || m.stats().sockets_closed == before.sockets_closed + 1).await);
-    assert_eq!(m.stats().connections, 1);
+    assert!(
+        eventually(5, || m.node_stats().sockets_closed
+            == before.sockets_closed + 1)
+        .await
+    );
+    assert_eq!(m.node_stats().connections, 1);
     gw.shutdown().await;
 }
 
@@ -683,7 +710,7 @@ async fn restart_keeps_addresses_and_serves_again() {
         .control(mqgate_kit::ControlAction::Restart)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(eventually(10, || gw.gateway.management().stats().uptime_ms < 2000).await);
+    assert!(eventually(10, || gw.gateway.management().node_stats().uptime_ms < 2000).await);
     assert_eq!(gw.mqtt_addr(), addr);
     let mut c = subscribed(&gw, "after-restart", "r/t", QoS::AtMostOnce).await;
     let p = connect_v4(gw.v4_options("after-restart-pub")).await;
@@ -708,7 +735,7 @@ async fn health_is_served_on_the_docs_listener_and_in_node_status() {
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.unwrap();
     assert_eq!(body["status"], "ok");
-    assert!(gw.gateway.management().stats().healthy);
+    assert!(gw.gateway.management().node_stats().healthy);
     let nodes: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/api/v4/nodes", gw.base_url("nanomq")))
         .basic_auth("admin", Some("public"))

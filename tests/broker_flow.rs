@@ -25,7 +25,9 @@ async fn twenty_publishers_to_one_subscriber_lose_nothing_acknowledged() {
     let mut sub = connect_v4(gw.v4_options("fan-in-sub")).await;
     sub.client.subscribe("t/+", QoS::AtLeastOnce).await.unwrap();
     assert!(
-        eventually(5, || gw.gateway.management().stats().subscriptions == 1).await,
+        eventually(5, || gw.gateway.management().node_stats().subscriptions
+            == 1)
+        .await,
         "subscribed"
     );
 
@@ -83,7 +85,7 @@ async fn twenty_publishers_to_one_subscriber_lose_nothing_acknowledged() {
             .is_err(),
         "nothing beyond the messages sent"
     );
-    assert_eq!(gw.gateway.management().stats().messages_dropped, 0);
+    assert_eq!(gw.gateway.management().node_stats().messages_dropped, 0);
     gw.shutdown().await;
 }
 
@@ -154,9 +156,9 @@ async fn a_slow_subscriber_slows_its_publisher_down_and_loses_nothing() {
         furthest_ahead >= QUEUED,
         "the publisher did run ahead up to the bound ({furthest_ahead})"
     );
-    assert_eq!(m.stats().messages_dropped, 0);
+    assert_eq!(m.node_stats().messages_dropped, 0);
     assert!(
-        m.get_client("slow-sub").unwrap().connected,
+        m.get_client("slow-sub").await.unwrap().connected,
         "not disconnected"
     );
     drop((publisher, sub));
@@ -186,7 +188,11 @@ async fn a_subscriber_that_stops_reading_is_disconnected_and_its_publisher_carri
     sys.subscribe_one("$SYS/broker/clients/slow/disconnected", 0)
         .await;
     assert_eq!(sys.expect_publish().await.text(), "0");
-    assert!(eventually(5, || gw.gateway.management().stats().subscriptions == 3).await);
+    assert!(
+        eventually(5, || gw.gateway.management().node_stats().subscriptions
+            == 3)
+        .await
+    );
 
     let started = Instant::now();
     let (mut publisher, _) = Raw::accepted(addr, Connect::v4("stuck-pub")).await;

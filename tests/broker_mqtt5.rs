@@ -34,10 +34,10 @@ async fn session_expiry_0_ends_the_session_at_disconnect() {
     let (mut c, _) = Raw::accepted(gw.mqtt_addr(), Connect::v5("se0")).await;
     c.subscribe_one("se0/t", 1).await;
     c.disconnect(0, Props::new()).await;
-    assert!(eventually(5, || m.get_client("se0").is_none()).await);
+    assert!(eventually_async(5, || async { m.get_client("se0").await.is_none() }).await);
     let (_, present) = Raw::accepted(gw.mqtt_addr(), Connect::v5("se0").resume()).await;
     assert!(!present);
-    assert_eq!(m.stats().subscriptions, 0);
+    assert_eq!(m.node_stats().subscriptions, 0);
     gw.shutdown().await;
 }
 
@@ -50,7 +50,12 @@ async fn a_session_with_expiry_is_present_within_it_and_gone_after() {
     assert!(!present);
     c.subscribe_one("se1/t", 1).await;
     c.disconnect(0, Props::new()).await;
-    assert!(eventually(5, || m.get_client("se1").is_some_and(|c| !c.connected)).await);
+    assert!(
+        eventually_async(5, || async {
+            m.get_client("se1").await.is_some_and(|c| !c.connected)
+        })
+        .await
+    );
     // queued while offline, delivered on the resumed session
     let mut p = publisher(&gw, "se1-pub").await;
     assert_eq!(
@@ -65,7 +70,7 @@ async fn a_session_with_expiry_is_present_within_it_and_gone_after() {
     c.disconnect(0, Props::new()).await;
     let gone = Instant::now();
     assert!(
-        eventually(5, || m.get_client("se1").is_none()).await,
+        eventually_async(5, || async { m.get_client("se1").await.is_none() }).await,
         "expired"
     );
     assert!(
@@ -92,7 +97,7 @@ async fn disconnect_may_end_the_session_early_but_not_extend_an_expiry_of_0() {
     let (reason, why) = c.expect_disconnect().await;
     assert_eq!(reason, 0x82);
     assert!(why.is_some_and(|w| !w.is_empty()), "with a reason string");
-    assert!(eventually(5, || m.get_client("se-raise").is_none()).await);
+    assert!(eventually_async(5, || async { m.get_client("se-raise").await.is_none() }).await);
 
     // 30 at CONNECT, 0 at DISCONNECT: the session ends now
     let connect = Connect::v5("se-lower").resume().expiry(30);
@@ -103,7 +108,7 @@ async fn disconnect_may_end_the_session_early_but_not_extend_an_expiry_of_0() {
         Props::new().with(prop::SESSION_EXPIRY, PropValue::Four(0)),
     )
     .await;
-    assert!(eventually(5, || m.get_client("se-lower").is_none()).await);
+    assert!(eventually_async(5, || async { m.get_client("se-lower").await.is_none() }).await);
     let (_, present) = Raw::accepted(gw.mqtt_addr(), connect).await;
     assert!(!present);
     gw.shutdown().await;
@@ -154,7 +159,7 @@ async fn messages_over_the_clients_maximum_packet_size_are_not_sent() {
     let connect = Connect::v5("mps-sub").prop(prop::MAXIMUM_PACKET_SIZE, PropValue::Four(128));
     let (mut sub, _) = Raw::accepted(gw.mqtt_addr(), connect).await;
     sub.subscribe_one("mps/t", 1).await;
-    let dropped = m.stats().messages_dropped;
+    let dropped = m.node_stats().messages_dropped;
     let mut p = publisher(&gw, "mps-pub").await;
     publish1(&mut p, Publish::new("mps/t", [b'x'; 200], 1, 1)).await;
     publish1(&mut p, Publish::new("mps/t", "small", 1, 2)).await;
@@ -166,7 +171,7 @@ async fn messages_over_the_clients_maximum_packet_size_are_not_sent() {
     );
     sub.ack(Ack::PubAck, got.pkid).await;
     sub.silent(QUIET).await;
-    assert_eq!(m.stats().messages_dropped, dropped + 1, "and counted");
+    assert_eq!(m.node_stats().messages_dropped, dropped + 1, "and counted");
     drop((sub, p));
     gw.shutdown().await;
 }
@@ -497,7 +502,12 @@ async fn connack_carries_the_limits_and_an_assigned_client_identifier() {
         .expect("an id assigned for the empty one")
         .to_string();
     assert!(!assigned.is_empty());
-    assert!(gw.gateway.management().get_client(&assigned).is_some());
+    assert!(gw
+        .gateway
+        .management()
+        .get_client(&assigned)
+        .await
+        .is_some());
     // a client that named itself is not assigned one
     let (named, _, _, props) = Raw::connect(gw.mqtt_addr(), Connect::v5("named")).await;
     assert!(!props.has(prop::ASSIGNED_CLIENT_ID));

@@ -289,14 +289,14 @@ async fn only_a_retained_empty_publish_clears_the_retained_message() {
     publish(&mut publisher, Publish::new("ret/t", "", 1, 2)).await;
     let p = take(&mut live).await;
     assert!(p.payload.is_empty() && !p.retain);
-    assert_eq!(m.stats().retained, 1);
+    assert_eq!(m.node_stats().retained, 1);
     let mut late = subscriber(&gw, Connect::v4("ret-late"), "ret/t", 1).await;
     let p = take(&mut late).await;
     assert_eq!((p.text(), p.retain), ("kept", true));
 
     // retained and empty: the retained message is gone [MQTT-3.3.1-10]
     publish(&mut publisher, Publish::new("ret/t", "", 1, 3).retained()).await;
-    assert!(eventually(5, || m.stats().retained == 0).await);
+    assert!(eventually(5, || m.node_stats().retained == 0).await);
     let mut later = subscriber(&gw, Connect::v4("ret-later"), "ret/t", 1).await;
     later.silent(QUIET).await;
     drop((publisher, live, late, later));

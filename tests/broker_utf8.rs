@@ -147,7 +147,7 @@ async fn a_multibyte_retained_message_reaches_wildcard_subscribers_and_is_cleare
         .publish("日本/東京/温度", QoS::AtLeastOnce, true, "21")
         .await
         .unwrap();
-    assert!(eventually(5, || m.stats().retained == 1).await);
+    assert!(eventually(5, || m.node_stats().retained == 1).await);
     for (i, filter) in ["日本/東京/温度", "日本/+/温度", "日本/#", "+/東京/+", "#"]
         .into_iter()
         .enumerate()
@@ -168,7 +168,7 @@ async fn a_multibyte_retained_message_reaches_wildcard_subscribers_and_is_cleare
         .publish("日本/東京/温度", QoS::AtLeastOnce, true, "")
         .await
         .unwrap();
-    assert!(eventually(5, || m.stats().retained == 0).await);
+    assert!(eventually(5, || m.node_stats().retained == 0).await);
     let mut after = subscribed(&gw, "r-after", &["日本/#"]).await;
     assert!(
         next_publish(&mut after, 1).await.is_none(),

@@ -272,8 +272,10 @@ async fn retained_messages_are_cluster_wide() {
         .publish("state/lamp", QoS::AtLeastOnce, true, "on")
         .await
         .unwrap();
-    let stored =
-        common::eventually(5, || nodes[1].gateway.management().stats().retained == 1).await;
+    let stored = common::eventually(5, || {
+        nodes[1].gateway.management().node_stats().retained == 1
+    })
+    .await;
     assert!(stored, "node 1 keeps the retained message");
     let mut late = connect_v4(nodes[1].v4_options("late")).await;
     subscribe(&late, &["state/+"], QoS::AtLeastOnce).await;
@@ -288,8 +290,10 @@ async fn retained_messages_are_cluster_wide() {
         .publish("state/lamp", QoS::AtLeastOnce, true, "")
         .await
         .unwrap();
-    let cleared =
-        common::eventually(5, || nodes[1].gateway.management().stats().retained == 0).await;
+    let cleared = common::eventually(5, || {
+        nodes[1].gateway.management().node_stats().retained == 0
+    })
+    .await;
     assert!(cleared, "the clearing publish reached node 1");
 }
 
@@ -307,11 +311,11 @@ async fn a_node_started_later_gets_the_retained_messages_of_the_others() {
             .unwrap();
     }
     let a = nodes[0].gateway.management();
-    assert!(common::eventually(5, || a.stats().retained == 2).await);
+    assert!(common::eventually(5, || a.node_stats().retained == 2).await);
     let late = node(&nats, 1, |_| {}).await;
     let b = late.gateway.management();
     assert!(
-        common::eventually(5, || b.stats().retained == 2).await,
+        common::eventually(5, || b.node_stats().retained == 2).await,
         "the late node asked for them"
     );
     let mut sub = connect_v4(late.v4_options("late-sub")).await;
@@ -368,7 +372,7 @@ async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
         .await
         .unwrap();
     let a = nodes[0].gateway.management();
-    assert!(common::eventually(5, || a.get_client("dup").is_some()).await);
+    assert!(common::eventually_async(5, || async { a.get_client("dup").await.is_some() }).await);
     settle().await;
     let second = connect_v4(nodes[1].v4_options("dup")).await;
     let code = tokio::time::timeout(Duration::from_secs(5), reason.recv())
@@ -377,11 +381,13 @@ async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
         .unwrap();
     assert_eq!(code, Some(DisconnectReasonCode::SessionTakenOver));
     assert!(
-        common::eventually(5, || a.get_client("dup").is_none()).await,
+        common::eventually(5, || a.node_stats().sessions == 0).await,
         "the session is gone from the first node"
     );
     let b = nodes[1].gateway.management();
-    assert!(b.get_client("dup").is_some_and(|c| c.connected));
+    assert!(b.get_client("dup").await.is_some_and(|c| c.connected));
+    // and a look-up through the first node finds it on the second
+    assert!(a.get_client("dup").await.is_some_and(|c| c.connected));
     drop(second);
 }
 
@@ -626,7 +632,7 @@ async fn mica_post(node: &TestGateway, path_and_query: &str, body: &str) -> serd
     answer.json().await.expect("JSON")
 }
 
-fn filters_of(node: &TestGateway, client_id: &str) -> Vec<String> {
+async fn filters_of(node: &TestGateway, client_id: &str) -> Vec<String> {
     let filter = mqgate_kit::SubscriptionFilter {
         client_id: Some(client_id.into()),
         ..Default::default()
@@ -634,7 +640,8 @@ fn filters_of(node: &TestGateway, client_id: &str) -> Vec<String> {
     let page = node
         .gateway
         .management()
-        .list_subscriptions(&filter, mqgate_kit::PageRequest::ALL);
+        .list_subscriptions(&filter, mqgate_kit::PageRequest::ALL)
+        .await;
     page.items.into_iter().map(|s| s.topic_filter).collect()
 }
 
@@ -647,19 +654,25 @@ async fn a_client_on_another_node_is_subscribed_and_kicked_through_any_nodes_api
     let (a, b) = (&nodes[0], &nodes[1]);
     let mut far = connect_v4(b.v4_options("far")).await;
     let on_b = b.gateway.management();
-    assert!(common::eventually(5, || on_b.get_client("far").is_some()).await);
+    assert!(common::eventually_async(5, || async { on_b.get_client("far").await.is_some() }).await);
     settle().await;
 
     // subscribe on behalf through node A: the session on B holds it, A keeps nothing
     let body = r#"{"clientId":"far","topic":"s/+","qos":1}"#;
     let answer = mica_post(a, "/api/v1/mqtt/subscribe", body).await;
     assert_eq!(answer, serde_json::json!({"code": 1}));
-    assert_eq!(filters_of(b, "far"), ["s/+"]);
+    assert_eq!(filters_of(b, "far").await, ["s/+"]);
     let on_a = a.gateway.management();
-    assert!(
-        on_a.get_client("far").is_none() && filters_of(a, "far").is_empty(),
+    let here = on_a.node_stats();
+    assert_eq!(
+        (here.sessions, here.subscriptions),
+        (0, 0),
         "no pending session made up on node A"
     );
+    // looked up and listed through A, from B
+    let seen_from_a = on_a.get_client("far").await.expect("found on node B");
+    assert!(seen_from_a.connected);
+    assert_eq!(filters_of(a, "far").await, ["s/+"]);
     settle().await;
     let publisher = connect_v4(a.v4_options("pub")).await;
     publisher
@@ -678,7 +691,7 @@ async fn a_client_on_another_node_is_subscribed_and_kicked_through_any_nodes_api
         .await
         .unwrap();
     assert_eq!(existed, [true, false]);
-    assert!(filters_of(b, "far").is_empty());
+    assert!(filters_of(b, "far").await.is_empty());
 
     // an id no node holds: "not found" at once, not after the timeout
     let started = std::time::Instant::now();
@@ -691,5 +704,162 @@ async fn a_client_on_another_node_is_subscribed_and_kicked_through_any_nodes_api
     assert_eq!(answer, serde_json::json!({"code": 1}));
     let ended = tokio::time::timeout(Duration::from_secs(5), &mut far.task).await;
     assert!(ended.is_ok(), "the client on node B is disconnected");
-    assert!(common::eventually(5, || on_b.get_client("far").is_none()).await);
+    assert!(common::eventually_async(5, || async { on_b.get_client("far").await.is_none() }).await);
+}
+
+/// A GET on a node's dialect API; its JSON answer.
+async fn api_get(node: &TestGateway, dialect: &str, path_and_query: &str) -> serde_json::Value {
+    let (user, password) = match dialect {
+        "mica" => ("mica", "mica"),
+        _ => ("admin", "public"),
+    };
+    let answer = reqwest::Client::new()
+        .get(format!("{}{path_and_query}", node.base_url(dialect)))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(answer.status(), 200, "{dialect} {path_and_query}");
+    answer.json().await.expect("JSON")
+}
+
+fn texts(values: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut texts: Vec<String> = values
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|v| v[key].as_str().expect("a text").to_string())
+        .collect();
+    texts.sort();
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_look_ups_and_figures_span_every_node_through_every_dialect() {
+    let Some((_nats, nodes)) = cluster(3).await else {
+        return;
+    };
+    // 3, 2 and 4 clients on nodes 0, 1 and 2, each subscribed to its own topic
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    for (n, count) in [(0usize, 3usize), (1, 2), (2, 4)] {
+        for k in 0..count {
+            let id = format!("n{n}-c{k}");
+            let c = connect_v4(nodes[n].v4_options(&id)).await;
+            subscribe(&c, &[&format!("t/{id}")], QoS::AtLeastOnce).await;
+            ids.push(id);
+            clients.push(c);
+        }
+    }
+    ids.sort();
+    let counted = common::eventually(5, || {
+        nodes
+            .iter()
+            .map(|n| n.gateway.management().node_stats().subscriptions)
+            .sum::<u64>()
+            == 9
+    })
+    .await;
+    assert!(counted, "every subscription in place");
+    let asked = &nodes[1];
+
+    // mica pages of 4 through node 1: every client exactly once, in three pages
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let answer = api_get(
+            asked,
+            "mica",
+            &format!("/api/v1/clients?_page={page}&_limit=4"),
+        )
+        .await;
+        assert_eq!(answer["data"]["totalRow"], 9, "page {page}");
+        let list = answer["data"]["list"].as_array().unwrap();
+        assert_eq!(list.len(), if page < 3 { 4 } else { 1 }, "page {page}");
+        paged.extend(
+            list.iter()
+                .map(|c| c["clientId"].as_str().unwrap().to_string()),
+        );
+    }
+    paged.sort();
+    assert_eq!(paged, ids, "no client missing or shown twice across pages");
+    let info = api_get(asked, "mica", "/api/v1/clients/info?clientId=n2-c3").await;
+    assert_eq!(
+        info["data"]["clientId"], "n2-c3",
+        "a client of node 2 looked up through node 1"
+    );
+    let subscriptions = api_get(asked, "mica", "/api/v1/client/subscriptions?clientId=n0-c1").await;
+    assert_eq!(subscriptions["data"][0]["topicFilter"], "t/n0-c1");
+
+    // NanoMQ: every client and subscription; every node with its own count
+    let clients_v4 = api_get(asked, "nanomq", "/api/v4/clients").await;
+    assert_eq!(texts(&clients_v4["data"], "client_id"), ids);
+    let subs_v4 = api_get(asked, "nanomq", "/api/v4/subscriptions").await;
+    assert_eq!(texts(&subs_v4["data"], "clientid"), ids);
+    let nodes_v4 = api_get(asked, "nanomq", "/api/v4/nodes").await;
+    let listed: Vec<(&str, u64)> = nodes_v4["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap(),
+                n["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [("node-1", 2), ("node-0", 3), ("node-2", 4)],
+        "the node asked first"
+    );
+    let brokers = api_get(asked, "nanomq", "/api/v4/brokers").await;
+    assert_eq!(brokers["data"].as_array().unwrap().len(), 3);
+
+    // figures add up; Prometheus text stays the node's own, labelled
+    let stats = api_get(asked, "mica", "/api/v1/stats").await;
+    assert_eq!(stats["data"]["nodes"]["connections"], 9);
+    let metrics = api_get(asked, "nanomq", "/api/v4/metrics").await;
+    assert_eq!(metrics["connections"], 9);
+    let text = reqwest::Client::new()
+        .get(format!("{}/api/v4/prometheus", asked.base_url("nanomq")))
+        .basic_auth("admin", Some("public"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("nanomq_connections_count{node=\"node-1\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nanomq_subscribers_count{node=\"node-1\"} 2\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_leaves_the_lists_at_once() {
+    let Some((_nats, mut nodes)) = cluster(2).await else {
+        return;
+    };
+    let _a = connect_v4(nodes[0].v4_options("stays")).await;
+    let _b = connect_v4(nodes[1].v4_options("goes")).await;
+    let on_a = nodes[0].gateway.management();
+    let all = mqgate_kit::PageRequest::ALL;
+    let both = common::eventually_async(5, || async {
+        on_a.list_clients(&Default::default(), all).await.total == 2
+    })
+    .await;
+    assert!(both, "node A lists node B's client");
+    nodes.pop().unwrap().shutdown().await;
+    // B said it leaves: A neither lists its client nor waits for its answer
+    let started = std::time::Instant::now();
+    let page = on_a.list_clients(&Default::default(), all).await;
+    let took = started.elapsed();
+    let listed: Vec<&str> = page.items.iter().map(|c| c.client_id.as_str()).collect();
+    assert_eq!(listed, ["stays"]);
+    assert!(took < Duration::from_millis(500), "answered in {took:?}");
+    assert_eq!(on_a.nodes().await.len(), 1);
 }

@@ -750,11 +750,11 @@ async fn nanomq_admin_access_page() {
         )
         .await;
     assert_eq!(written["code"], 0);
-    let before = gw.gateway.management().stats().started_at_ms;
+    let before = gw.gateway.management().node_stats().started_at_ms;
     assert_eq!(page.post_empty("/ctrl/restart").await["code"], 0);
     let gateway = &gw.gateway;
     let restarted = eventually_async(10, move || {
-        let changed = gateway.management().stats().started_at_ms != before;
+        let changed = gateway.management().node_stats().started_at_ms != before;
         async move { changed }
     })
     .await;

@@ -1410,13 +1410,13 @@ async fn nanomq_ci_smoke_sequence() {
 async fn ctrl_restart_comes_back_and_stop_stops() {
     let mut gw = common::start().await;
     let addr = nanomq_addr(&gw);
-    let before = gw.gateway.management().stats().started_at_ms;
+    let before = gw.gateway.management().node_stats().started_at_ms;
     let r = send(addr, &post("/api/v4/ctrl/Restart", "")).await;
     assert_eq!((r.status, r.text().as_str()), (200, r#"{"code":0}"#));
     let mut back = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if gw.gateway.management().stats().started_at_ms != before {
+        if gw.gateway.management().node_stats().started_at_ms != before {
             if let Ok(Ok(mut s)) =
                 tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await
             {
@@ -1905,11 +1905,11 @@ async fn nanomq_admin_access_and_configuration_pages() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"code": 0})));
-    let before = gw.gateway.management().stats().started_at_ms;
+    let before = gw.gateway.management().node_stats().started_at_ms;
     let (status, _, body) = admin_call(admin.post(format!("{api}/ctrl/restart"))).await;
     assert_eq!((status, body), (200, json!({"code": 0})));
     let restarted = async {
-        while gw.gateway.management().stats().started_at_ms == before {
+        while gw.gateway.management().node_stats().started_at_ms == before {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
@@ -1983,13 +1983,13 @@ async fn the_access_page_works_without_access_files_configured() {
     }
     let (_, _, pwd) = admin_call(read("nanomq_pwd.conf")).await;
     assert_eq!(pwd["data"]["content"], saves[0].1);
-    let before = gw.gateway.management().stats().started_at_ms;
+    let before = gw.gateway.management().node_stats().started_at_ms;
     let (_, _, body) = admin_call(admin.post(format!("{api}/ctrl/restart"))).await;
     assert_eq!(body["code"], 0);
     let gateway = &gw.gateway;
     assert!(
         common::eventually_async(10, move || {
-            let changed = gateway.management().stats().started_at_ms != before;
+            let changed = gateway.management().node_stats().started_at_ms != before;
             async move { changed }
         })
         .await

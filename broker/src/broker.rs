@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::authz::Authorizer;
 use crate::cluster::Cluster;
 use crate::counters::Counters;
+use crate::process::ProcessSampler;
 use crate::routing::Router;
 use crate::session::{Session, SessionId};
 use crate::settings::{BrokerSettings, HotLimits};
@@ -52,6 +53,7 @@ pub struct Broker {
     /// Each connection holds a clone; shutdown is complete when all are gone.
     connections_done: Mutex<Option<mpsc::Sender<()>>>,
     connections_gone: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    process: Mutex<ProcessSampler>,
     pub started_at_ms: i64,
 }
 
@@ -82,6 +84,7 @@ impl Broker {
             shutdown,
             connections_done: Mutex::new(Some(done_tx)),
             connections_gone: tokio::sync::Mutex::new(done_rx),
+            process: Mutex::default(),
             started_at_ms: now_ms(),
         });
         // offline sessions and retained messages whose expiry has passed
@@ -301,7 +304,22 @@ impl Broker {
         }
     }
 
-    /// Broker-wide figures; the gateway adds the process's memory and CPU.
+    /// This node's figures as the management APIs show them: [`Self::stats`]
+    /// plus the process's memory and CPU, the version and the subscribers.
+    pub fn node_stats(&self) -> Stats {
+        let (memory_bytes, memory_bytes_max, cpu_percent) = self.process.lock().sample();
+        Stats {
+            memory_bytes,
+            memory_bytes_max,
+            cpu_percent,
+            subscribers: self.table.subscriber_count(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..self.stats()
+        }
+    }
+
+    /// Broker-wide figures cheap enough for every `$SYS` tick: no process
+    /// figures, no subscriber count (see [`Self::node_stats`]).
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         let load = Counters::load;
@@ -331,6 +349,7 @@ impl Broker {
             bytes_received: load(&c.bytes_received),
             bytes_sent: load(&c.bytes_sent),
             socket_reads: load(&c.socket_reads),
+            subscribers: 0,
             users: g.users,
             started_at_ms: self.started_at_ms,
             uptime_ms: (now - self.started_at_ms).max(0) as u64,

@@ -2,44 +2,134 @@
 //! and change their subscriptions on their behalf (plain calls into the routing
 //! core: the client sees no packet).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mqgate_kit::{
     ClientFilter, ClientInfo, KickOptions, KickOutcome, MgmtError, OnBehalf, Page, PageRequest,
-    SubscribeOutcome, SubscriptionFilter, SubscriptionInfo, SubscriptionRequest,
+    Stats, SubscribeOutcome, SubscriptionFilter, SubscriptionInfo, SubscriptionRequest,
 };
 use tokio::sync::oneshot;
 
 use crate::broker::Broker;
+use crate::cluster::query::{Query, To};
 use crate::cluster::remote::{Answer, Command};
+use crate::cluster::Cluster;
 use crate::session::{ClientDetails, Control, Session, SessionKind, SubOptions};
 use crate::wire::reason;
 
 /// How long a kick waits for the connection's teardown.
 const KICK_WAIT: Duration = Duration::from_secs(5);
 
+/// Client ids per look-up query: their JSON stays well under NATS's largest message.
+const LOOKUP_BYTES: usize = 256 * 1024;
+
+/// `client_ids` in batches of at most [`LOOKUP_BYTES`].
+fn lookup_batches<'a>(
+    client_ids: impl Iterator<Item = &'a str>,
+) -> impl Iterator<Item = Vec<String>> {
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    let mut bytes = usize::MAX;
+    for id in client_ids {
+        if bytes.saturating_add(id.len()) > LOOKUP_BYTES {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += id.len() + 3;
+        batches
+            .last_mut()
+            .expect("a batch was pushed")
+            .push(id.to_string());
+    }
+    batches.into_iter()
+}
+
 impl Broker {
-    pub fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
-        self.table.list(filter, page)
+    /// Clients matching `filter`, on every node in cluster mode
+    /// ([`crate::cluster::query`] says in which order).
+    pub async fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
+        let here = |offset, limit| self.table.list_range(filter, offset, limit);
+        let Some(cluster) = self.linked() else {
+            return here(page.offset(), page.limit);
+        };
+        let ask = |offset, limit| Query::Clients {
+            filter: filter.clone(),
+            offset,
+            limit,
+        };
+        cluster.page(here, ask, page).await
     }
 
-    pub fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
-        self.table.get(client_id).map(|s| s.info())
-    }
-
-    pub fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
-        client_ids
+    /// Clients by id, in the order asked; in cluster mode, those held
+    /// by no session here are looked for on the other nodes.
+    pub async fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        let mut found: Vec<Option<ClientInfo>> = client_ids
             .iter()
             .map(|id| self.table.get(id).map(|s| s.info()))
-            .collect()
+            .collect();
+        let Some(cluster) = self.linked() else {
+            return found;
+        };
+        let mut missing: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, id) in client_ids.iter().enumerate() {
+            if found[i].is_none() {
+                missing.entry(id).or_default().push(i);
+            }
+        }
+        let asked = lookup_batches(missing.keys().copied()).map(|client_ids| {
+            let query = Query::Lookup { client_ids };
+            async move { cluster.gather::<ClientInfo>(To::Every, &query).await }
+        });
+        for answer in futures::future::join_all(asked).await.into_iter().flatten() {
+            for info in answer.items {
+                for &i in missing.get(info.client_id.as_str()).into_iter().flatten() {
+                    // an id held on two nodes a moment after a takeover: the connected one
+                    if found[i].as_ref().is_none_or(|f| !f.connected) {
+                        found[i] = Some(info.clone());
+                    }
+                }
+            }
+        }
+        found
     }
 
-    pub fn list_subscriptions(
+    pub async fn list_subscriptions(
         &self,
         filter: &SubscriptionFilter,
         page: PageRequest,
     ) -> Page<SubscriptionInfo> {
-        self.table.subscriptions(filter, page)
+        let here = |offset, limit| self.table.subscriptions_range(filter, offset, limit);
+        let Some(cluster) = self.linked() else {
+            return here(page.offset(), page.limit);
+        };
+        let ask = |offset, limit| Query::Subscriptions {
+            filter: filter.clone(),
+            offset,
+            limit,
+        };
+        cluster.page(here, ask, page).await
+    }
+
+    /// Every node's figures, this node's first, then the others' by name.
+    pub async fn nodes(&self) -> Vec<Stats> {
+        let mut nodes = vec![self.node_stats()];
+        if let Some(cluster) = self.linked() {
+            let mut others: Vec<Stats> = cluster
+                .gather::<Stats>(To::Every, &Query::Stats)
+                .await
+                .into_iter()
+                .flat_map(|a| a.items)
+                .collect();
+            others.sort_by(|a, b| a.cluster_node.cmp(&b.cluster_node));
+            nodes.extend(others);
+        }
+        nodes
+    }
+
+    /// The cluster, while it can be asked.
+    fn linked(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get().filter(|c| c.is_connected())
     }
 
     /// Closes a client's connection (MQTT 5: DISCONNECT 0x98; its will is

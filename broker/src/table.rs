@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use indexmap::{IndexMap, IndexSet};
-use mqgate_kit::{
-    ClientFilter, ClientInfo, Page, PageRequest, SubscriptionFilter, SubscriptionInfo,
-};
+use mqgate_kit::{ClientFilter, ClientInfo, Page, SubscriptionFilter, SubscriptionInfo};
 use parking_lot::RwLock;
 
 use crate::session::{Session, SessionKind};
@@ -198,8 +196,14 @@ impl SessionTable {
         self.inner.read().connected.len()
     }
 
-    /// Sessions matching `filter`, one page of them copied out.
-    pub fn list(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo> {
+    /// `limit` sessions matching `filter` from position `offset` copied out,
+    /// and how many match.
+    pub fn list_range(
+        &self,
+        filter: &ClientFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Page<ClientInfo> {
         let inner = self.inner.read();
         if let Some(id) = &filter.client_id {
             let found: Vec<ClientInfo> = inner
@@ -216,7 +220,7 @@ impl SessionTable {
                 .into_iter()
                 .collect();
             let total = found.len();
-            let items = if page.offset() == 0 {
+            let items = if offset == 0 && limit > 0 {
                 found
             } else {
                 Vec::new()
@@ -235,7 +239,7 @@ impl SessionTable {
             _ => None,
         };
         if let Some(index) = exact {
-            return page_of(index.len(), page, |i| {
+            return page_of(index.len(), offset, limit, |i| {
                 index
                     .get_index(i)
                     .and_then(|id| inner.sessions.get(id))
@@ -243,7 +247,7 @@ impl SessionTable {
             });
         }
         if filter.username.is_none() && filter.connected.is_none() && others_unset {
-            return page_of(inner.sessions.len(), page, |i| {
+            return page_of(inner.sessions.len(), offset, limit, |i| {
                 inner.sessions.get_index(i).map(|(_, s)| s.info())
             });
         }
@@ -262,7 +266,6 @@ impl SessionTable {
         };
         let mut total = 0;
         let mut items = Vec::new();
-        let offset = page.offset();
         for session in candidates {
             let subscribed = filter
                 .subscribed_filter
@@ -270,7 +273,7 @@ impl SessionTable {
                 .is_none_or(|f| session.has_subscription(f));
             let info = session.info();
             if subscribed && matches(&info, filter) {
-                if total >= offset && items.len() < page.limit {
+                if total >= offset && items.len() < limit {
                     items.push(info);
                 }
                 total += 1;
@@ -279,11 +282,13 @@ impl SessionTable {
         Page { items, total }
     }
 
-    /// Subscriptions of every session (or of one client id, pending ones included).
-    pub fn subscriptions(
+    /// `limit` subscriptions of every session (or of one client id, pending ones
+    /// included) from position `offset`, and how many match.
+    pub fn subscriptions_range(
         &self,
         filter: &SubscriptionFilter,
-        page: PageRequest,
+        offset: usize,
+        limit: usize,
     ) -> Page<SubscriptionInfo> {
         let sessions: Vec<Arc<Session>> = {
             let inner = self.inner.read();
@@ -300,7 +305,6 @@ impl SessionTable {
         };
         let mut total = 0;
         let mut items = Vec::new();
-        let offset = page.offset();
         for session in sessions {
             for (topic_filter, o) in session.subscriptions() {
                 let wanted = filter
@@ -311,7 +315,7 @@ impl SessionTable {
                 if !wanted {
                     continue;
                 }
-                if total >= offset && items.len() < page.limit {
+                if total >= offset && items.len() < limit {
                     items.push(SubscriptionInfo {
                         client_id: session.client_id.to_string(),
                         topic_filter,
@@ -327,6 +331,16 @@ impl SessionTable {
         Page { items, total }
     }
 
+    /// Sessions holding at least one subscription.
+    pub fn subscriber_count(&self) -> u64 {
+        let inner = self.inner.read();
+        inner
+            .sessions
+            .values()
+            .filter(|s| s.subscription_count() > 0)
+            .count() as u64
+    }
+
     /// Every session, for sweeps that must look at each one.
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.inner.read().sessions.values().cloned().collect()
@@ -335,11 +349,12 @@ impl SessionTable {
 
 fn page_of(
     total: usize,
-    page: PageRequest,
+    offset: usize,
+    limit: usize,
     item: impl Fn(usize) -> Option<ClientInfo>,
 ) -> Page<ClientInfo> {
-    let start = page.offset().min(total);
-    let end = start.saturating_add(page.limit).min(total);
+    let start = offset.min(total);
+    let end = start.saturating_add(limit).min(total);
     Page {
         items: (start..end).filter_map(item).collect(),
         total,

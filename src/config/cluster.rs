@@ -26,6 +26,9 @@ pub struct ClusterConfig {
     /// How long a management request (kick, subscribe on behalf, lists) waits
     /// for the other nodes; a node that does not answer in time is left out.
     pub management_timeout_ms: u64,
+    /// How often a node tells the others it is alive. A node silent for three
+    /// heartbeats (killed, or cut off from NATS) is left out of lists and figures.
+    pub heartbeat_ms: u64,
     /// The longest pause between attempts to reach NATS again (100 ms, doubling).
     pub reconnect_max_delay_ms: u64,
     /// Messages waiting to go to NATS: beyond, publishing clients wait (up to
@@ -43,6 +46,7 @@ impl Default for ClusterConfig {
             takeover_timeout_ms: 2000,
             connect_timeout_ms: 2000,
             management_timeout_ms: 2000,
+            heartbeat_ms: 1000,
             reconnect_max_delay_ms: 5000,
             max_pending_messages: 65536,
         }
@@ -83,6 +87,9 @@ impl ClusterConfig {
         if self.management_timeout_ms == 0 {
             return invalid("management_timeout_ms", "must be at least 1");
         }
+        if !(50..=60_000).contains(&self.heartbeat_ms) {
+            return invalid("heartbeat_ms", "must be between 50 and 60000");
+        }
         if self.max_pending_messages == 0 {
             return invalid("max_pending_messages", "must be at least 1");
         }
@@ -101,6 +108,7 @@ impl ClusterConfig {
             takeover_timeout: Duration::from_millis(self.takeover_timeout_ms),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             management_timeout: Duration::from_millis(self.management_timeout_ms),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
             reconnect_max_delay: Duration::from_millis(self.reconnect_max_delay_ms.max(100)),
             max_pending: self.max_pending_messages,
         }
@@ -170,6 +178,11 @@ mod tests {
                 "MQGATE__CLUSTER__MAX_PENDING_MESSAGES",
                 "0",
                 "cluster.max_pending_messages",
+            ),
+            (
+                "MQGATE__CLUSTER__HEARTBEAT_MS",
+                "10",
+                "cluster.heartbeat_ms",
             ),
         ] {
             let error = load(&[("MQGATE__CLUSTER__ENABLED", "true"), (key, value)])

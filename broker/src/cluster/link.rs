@@ -83,6 +83,7 @@ pub(super) async fn connect(
         max_payload: AtomicUsize::new(usize::MAX),
         takeover_timeout: settings.takeover_timeout,
         management_timeout: settings.management_timeout,
+        members: super::members::Members::new(settings.heartbeat),
         client,
         groups,
         counters: ClusterCounters::default(),
@@ -205,6 +206,7 @@ pub(super) fn spawn(
             }
         }
         // subscriptions end with the link; what is queued is not sent
+        super::members::announce(&link.cluster, true).await;
         let _ = link.cluster.client.flush().await;
         let _ = link.cluster.groups.flush().await;
     });
@@ -270,6 +272,10 @@ impl Link {
         };
         let answering = super::retained_sync::answer(Arc::clone(&broker), &self.cluster).await;
         self.always.extend(answering.map(Task));
+        let querying = super::query::answer(Arc::clone(&broker), &self.cluster).await;
+        self.always.extend(querying.map(Task));
+        self.always
+            .extend(super::members::run(&self.cluster).await.map(Task));
         if self.cluster.is_connected() {
             let cluster = Arc::clone(&self.cluster);
             self.always.push(Task(tokio::spawn(async move {

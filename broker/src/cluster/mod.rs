@@ -24,7 +24,9 @@
 //!   the client ids it holds a session of; a CONNECT for an id this node does
 //!   not hold claims it first.
 //! - **Management** ([`remote`]): a kick or a subscribe on behalf of a client
-//!   id this node does not hold goes to the node that holds it.
+//!   id this node does not hold goes to the node that holds it. Lists,
+//!   look-ups and figures gather every live node's answer ([`query`],
+//!   [`members`]).
 //!
 //! Core NATS delivers at most once between nodes: QoS 1/2 hold from the
 //! publisher to its node and from a node to its subscribers, not across the
@@ -33,6 +35,8 @@
 pub mod envelope;
 mod inbound;
 mod link;
+mod members;
+pub(crate) mod query;
 pub(crate) mod remote;
 mod retained_sync;
 pub mod subject;
@@ -66,6 +70,9 @@ pub struct ClusterSettings {
     pub connect_timeout: Duration,
     /// How long a management request waits for other nodes' answers.
     pub management_timeout: Duration,
+    /// How often a node tells the others it is alive; one silent for three
+    /// heartbeats is left out of cluster-wide lists.
+    pub heartbeat: Duration,
     /// The longest pause between two attempts to reach NATS again.
     pub reconnect_max_delay: Duration,
     /// Messages waiting to be sent to NATS: beyond this, publishing clients
@@ -108,6 +115,8 @@ pub struct Cluster {
     max_payload: AtomicUsize,
     takeover_timeout: Duration,
     management_timeout: Duration,
+    /// The other nodes alive.
+    members: members::Members,
     /// Publishes, plain subscriptions, claims; echo off.
     client: async_nats::Client,
     /// Shared groups' queue subscriptions; echo on (see `link::connect`).

@@ -26,6 +26,10 @@ pub struct Subjects {
     pub retained_sync: String,
     /// `<prefix>.c`: claims of a client id, followed by its token.
     claims: String,
+    /// Each node's heartbeat, for the others' list of live nodes.
+    pub presence: String,
+    /// Management queries to every node.
+    pub query: String,
 }
 
 impl Subjects {
@@ -36,7 +40,14 @@ impl Subjects {
             long: format!("{prefix}.long"),
             retained_sync: format!("{prefix}.retained-sync"),
             claims: format!("{prefix}.c"),
+            presence: format!("{prefix}.presence"),
+            query: format!("{prefix}.q"),
         }
+    }
+
+    /// Management queries to one node.
+    pub fn query_to(&self, node_id: u64) -> String {
+        format!("{}.{node_id:016x}", self.query)
     }
 
     /// The subject of a topic; `None` when too long for one.

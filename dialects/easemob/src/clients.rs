@@ -99,17 +99,20 @@ pub async fn client_info(
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: ClientInfoParams = from_query(raw.as_deref());
     let client_id = params::client_id(p.clientid.as_deref(), &state.config.app_id)?;
-    let Some(client) = state.management.get_client(&client_id) else {
+    let Some(client) = state.management.get_client(&client_id).await else {
         return Err(Error::bad_request("clientId doesn't exist"));
     };
     let page = params::page(p.current_page.as_deref(), p.page_size.as_deref());
-    let subscriptions = state.management.list_subscriptions(
-        &SubscriptionFilter {
-            client_id: Some(client_id),
-            ..SubscriptionFilter::default()
-        },
-        page,
-    );
+    let subscriptions = state
+        .management
+        .list_subscriptions(
+            &SubscriptionFilter {
+                client_id: Some(client_id),
+                ..SubscriptionFilter::default()
+            },
+            page,
+        )
+        .await;
     let mount = tenant_mountpoint(&state.config.app_id);
     Ok(Reply::ok(ClientSession {
         client_id: None,
@@ -170,11 +173,12 @@ fn protocol(t: Transport) -> &'static str {
 }
 
 /// This application's connected clients matching `filter`.
-fn online_clients(state: &AppState, mut filter: ClientFilter) -> Vec<ClientInfo> {
+async fn online_clients(state: &AppState, mut filter: ClientFilter) -> Vec<ClientInfo> {
     filter.connected = Some(true);
     state
         .management
         .list_clients(&filter, PageRequest::ALL)
+        .await
         .items
         .into_iter()
         .filter(|c| check_client_id(&c.client_id, &state.config.app_id) == ClientIdCheck::Ours)
@@ -260,6 +264,7 @@ pub async fn clients_by_topic(
         };
         rows.extend(
             online_clients(&state, filter)
+                .await
                 .into_iter()
                 .map(|c| TopicClient {
                     client_id: c.client_id,
@@ -341,6 +346,7 @@ pub async fn clients_by_user(
         };
         rows.extend(
             online_clients(&state, filter)
+                .await
                 .into_iter()
                 .map(|c| UserClient {
                     client_id: c.client_id,
@@ -405,6 +411,7 @@ pub async fn clients_of_app(
     auth.path.ensure_ours(ErrorBody::Null)?;
     let p: AppClientsParams = from_query(raw.as_deref());
     let rows: Vec<AppClient> = online_clients(&state, ClientFilter::default())
+        .await
         .into_iter()
         .map(|c| AppClient {
             client_id: c.client_id,

@@ -41,16 +41,17 @@ pub enum MgmtError {
 pub trait Management: Send + Sync + 'static {
     // ---- clients -------------------------------------------------------------
 
-    /// Clients (connected, and offline persistent sessions) matching `filter`. Only the
-    /// requested page is copied out of the session table.
-    fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo>;
+    /// Clients (connected, and offline persistent sessions) matching `filter`, on
+    /// every node of a cluster. Only the requested page is copied out of the
+    /// session tables.
+    async fn list_clients(&self, filter: &ClientFilter, page: PageRequest) -> Page<ClientInfo>;
 
-    fn get_client(&self, client_id: &str) -> Option<ClientInfo>;
+    async fn get_client(&self, client_id: &str) -> Option<ClientInfo> {
+        self.get_clients(&[client_id]).await.pop().flatten()
+    }
 
     /// [`Self::get_client`] for many ids at once, in the same order.
-    fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>> {
-        client_ids.iter().map(|id| self.get_client(id)).collect()
-    }
+    async fn get_clients(&self, client_ids: &[&str]) -> Vec<Option<ClientInfo>>;
 
     /// Closes the client's connection (its will is published, as for any abnormal
     /// close) and, with `discard_session`, drops its session.
@@ -58,7 +59,8 @@ pub trait Management: Send + Sync + 'static {
 
     // ---- subscriptions ---------------------------------------------------------
 
-    fn list_subscriptions(
+    /// Subscriptions matching `filter`, on every node of a cluster.
+    async fn list_subscriptions(
         &self,
         filter: &SubscriptionFilter,
         page: PageRequest,
@@ -89,7 +91,17 @@ pub trait Management: Send + Sync + 'static {
 
     // ---- observation -----------------------------------------------------------
 
-    fn stats(&self) -> Stats;
+    /// This node's figures (a single node's are the broker's).
+    fn node_stats(&self) -> Stats;
+
+    /// Every node's figures, this node's first; nodes that do not answer within
+    /// the cluster's management timeout are left out.
+    async fn nodes(&self) -> Vec<Stats>;
+
+    /// The whole broker's figures: every node's, added up ([`Stats::sum`]).
+    async fn stats(&self) -> Stats {
+        Stats::sum(self.nodes().await)
+    }
 
     /// Connection and message records, when the gateway keeps them.
     fn history(&self) -> Option<Arc<dyn History>>;

@@ -22,7 +22,7 @@ pub enum Transport {
 }
 
 /// The Last Will a client registered at CONNECT.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WillInfo {
     pub topic: String,
     pub payload: Bytes,
@@ -33,7 +33,7 @@ pub struct WillInfo {
 }
 
 /// Per-client traffic counters (packets and bytes are on the wire, messages are PUBLISHes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientCounters {
     pub messages_in: u64,
     pub messages_out: u64,
@@ -44,8 +44,9 @@ pub struct ClientCounters {
 }
 
 /// One MQTT client as the session table knows it: connected, or an offline session
-/// that survives because it connected with clean start = false.
-#[derive(Debug, Clone)]
+/// that survives because it connected with clean start = false. Serializable, so
+/// that cluster nodes can send it to each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub client_id: String,
     /// The id of the current (or last) network connection of this client.
@@ -76,7 +77,7 @@ pub struct ClientInfo {
 }
 
 /// A subscription held by a client's session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionInfo {
     pub client_id: String,
     /// The filter as the client sent it, `$share/...` prefix included.
@@ -95,7 +96,7 @@ pub struct SubscriptionRequest {
 }
 
 /// Filters for listing clients. Every `Some` must match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientFilter {
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -108,7 +109,7 @@ pub struct ClientFilter {
 }
 
 /// Filters for listing subscriptions. Every `Some` must match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SubscriptionFilter {
     pub client_id: Option<String>,
     pub topic_filter: Option<String>,
@@ -221,8 +222,9 @@ pub enum SubscribeOutcome {
     Pending,
 }
 
-/// Broker-wide counters and gauges.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Broker-wide counters and gauges: one node's, or (from [`Stats::sum`]) a
+/// whole cluster's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {
     /// TCP (and WebSocket) connections accepted since start, CONNECT or not.
     pub sockets_accepted: u64,
@@ -241,6 +243,8 @@ pub struct Stats {
     pub sessions_max: u64,
     pub subscriptions: u64,
     pub subscriptions_max: u64,
+    /// Sessions holding at least one subscription.
+    pub subscribers: u64,
     /// Distinct topic filters subscribed.
     pub topics: u64,
     pub topics_max: u64,
@@ -272,6 +276,56 @@ pub struct Stats {
     pub healthy: bool,
     /// This node's name in cluster mode; `None` for a single node.
     pub cluster_node: Option<String>,
+}
+
+impl Stats {
+    /// A cluster's figures from its nodes' (the first is the node asked): counts,
+    /// memory and CPU add up; highs add up too (so they bound the cluster's high
+    /// from above); retained messages are each node's copy of one store; uptime
+    /// is the oldest node's; healthy while every node is.
+    pub fn sum(nodes: Vec<Stats>) -> Stats {
+        let mut nodes = nodes.into_iter();
+        let Some(mut total) = nodes.next() else {
+            return Stats::default();
+        };
+        for node in nodes {
+            let adds: [(&mut u64, u64); 24] = [
+                (&mut total.sockets_accepted, node.sockets_accepted),
+                (&mut total.sockets_open, node.sockets_open),
+                (&mut total.sockets_closed, node.sockets_closed),
+                (&mut total.connections, node.connections),
+                (&mut total.connections_max, node.connections_max),
+                (&mut total.connections_accepted, node.connections_accepted),
+                (&mut total.sessions, node.sessions),
+                (&mut total.sessions_max, node.sessions_max),
+                (&mut total.subscriptions, node.subscriptions),
+                (&mut total.subscriptions_max, node.subscriptions_max),
+                (&mut total.subscribers, node.subscribers),
+                (&mut total.topics, node.topics),
+                (&mut total.topics_max, node.topics_max),
+                (&mut total.messages_received, node.messages_received),
+                (&mut total.messages_sent, node.messages_sent),
+                (&mut total.messages_dropped, node.messages_dropped),
+                (&mut total.packets_received, node.packets_received),
+                (&mut total.packets_sent, node.packets_sent),
+                (&mut total.bytes_received, node.bytes_received),
+                (&mut total.bytes_sent, node.bytes_sent),
+                (&mut total.socket_reads, node.socket_reads),
+                (&mut total.users, node.users),
+                (&mut total.memory_bytes, node.memory_bytes),
+                (&mut total.memory_bytes_max, node.memory_bytes_max),
+            ];
+            for (sum, value) in adds {
+                *sum = sum.saturating_add(value);
+            }
+            total.retained = total.retained.max(node.retained);
+            total.uptime_ms = total.uptime_ms.max(node.uptime_ms);
+            total.started_at_ms = total.started_at_ms.min(node.started_at_ms);
+            total.cpu_percent += node.cpu_percent;
+            total.healthy &= node.healthy;
+        }
+        total
+    }
 }
 
 /// Read model of the running configuration.

@@ -181,7 +181,7 @@ pub async fn list_clients(
         connected: Some(true),
         ..ClientFilter::default()
     };
-    let page = app.management.list_clients(&filter, request);
+    let page = app.management.list_clients(&filter, request).await;
     let list = page.items.iter().map(ClientInfo::from_broker).collect();
     let data = ClientPage::new(list, request.page, request.limit, page.total);
     json_response(
@@ -219,6 +219,7 @@ pub async fn client_info(
     let client = app
         .management
         .get_client(client_id)
+        .await
         .filter(|c| c.connected)
         .ok_or(Error::MissingParam)?;
     let data = ClientInfo::from_broker(&client);
@@ -309,13 +310,16 @@ pub async fn client_subscriptions(
     FormParams(params): FormParams,
 ) -> Result<Response, Error> {
     let client_id = form::required(&params, "clientId")?;
-    let page = app.management.list_subscriptions(
-        &SubscriptionFilter {
-            client_id: Some(client_id.to_string()),
-            ..SubscriptionFilter::default()
-        },
-        PageRequest::ALL,
-    );
+    let page = app
+        .management
+        .list_subscriptions(
+            &SubscriptionFilter {
+                client_id: Some(client_id.to_string()),
+                ..SubscriptionFilter::default()
+            },
+            PageRequest::ALL,
+        )
+        .await;
     let data = page.items.iter().map(Subscribe::from_info).collect();
     Ok(json_response(
         StatusCode::OK,

@@ -22,14 +22,14 @@ struct FakeBroker {
 
 #[async_trait::async_trait]
 impl Management for FakeBroker {
-    fn list_clients(&self, _: &ClientFilter, _: PageRequest) -> Page<ClientInfo> {
+    async fn list_clients(&self, _: &ClientFilter, _: PageRequest) -> Page<ClientInfo> {
         Page {
             items: Vec::new(),
             total: 0,
         }
     }
-    fn get_client(&self, _: &str) -> Option<ClientInfo> {
-        None
+    async fn get_clients(&self, ids: &[&str]) -> Vec<Option<ClientInfo>> {
+        vec![None; ids.len()]
     }
     async fn kick(&self, client_id: &str, options: KickOptions) -> Result<KickOutcome, MgmtError> {
         self.kicked
@@ -37,7 +37,7 @@ impl Management for FakeBroker {
             .push((client_id.to_string(), options.discard_session));
         Ok(KickOutcome::NotFound)
     }
-    fn list_subscriptions(
+    async fn list_subscriptions(
         &self,
         filter: &SubscriptionFilter,
         _: PageRequest,
@@ -90,8 +90,11 @@ impl Management for FakeBroker {
         self.published.lock().push(request);
         Ok(1)
     }
-    fn stats(&self) -> Stats {
+    fn node_stats(&self) -> Stats {
         Stats::default()
+    }
+    async fn nodes(&self) -> Vec<Stats> {
+        vec![Stats::default()]
     }
     fn history(&self) -> Option<Arc<dyn History>> {
         None

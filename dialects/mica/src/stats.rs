@@ -135,7 +135,7 @@ impl StatVo {
     )
 )]
 pub async fn get_stats(_: Authorized, State(app): State<App>) -> Response {
-    let data = StatVo::from_stats(&app.management.stats());
+    let data = StatVo::from_stats(&app.management.stats().await);
     json_response(
         StatusCode::OK,
         &StatsResponse {
@@ -181,7 +181,7 @@ pub async fn stream_stats(
             let app = app.clone();
             async move {
                 ticks.tick().await;
-                let event = sse_event(&StatVo::from_stats(&app.management.stats()));
+                let event = sse_event(&StatVo::from_stats(&app.management.stats().await));
                 Some((Ok::<Bytes, std::convert::Infallible>(event), ticks))
             }
         },

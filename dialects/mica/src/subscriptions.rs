@@ -137,9 +137,8 @@ fn group_by_client(wanted: Vec<Wanted>) -> Vec<(String, Vec<SubscriptionRequest>
 async fn apply_subscriptions(app: &App, wanted: Vec<Wanted>) -> Result<(), Error> {
     for (client_id, mut requests) in group_by_client(wanted) {
         for request in &mut requests {
-            request.qos = request
-                .qos
-                .max(current_qos(app, &client_id, &request.topic_filter));
+            let current = current_qos(app, &client_id, &request.topic_filter).await;
+            request.qos = request.qos.max(current);
         }
         app.management
             .subscribe(&client_id, requests, OnBehalf::CreateIfAbsent)
@@ -149,15 +148,18 @@ async fn apply_subscriptions(app: &App, wanted: Vec<Wanted>) -> Result<(), Error
 }
 
 /// The QoS the client already holds for exactly this filter (0 if none).
-fn current_qos(app: &App, client_id: &str, filter: &str) -> u8 {
-    let existing = app.management.list_subscriptions(
-        &SubscriptionFilter {
-            client_id: Some(client_id.to_string()),
-            topic_filter: Some(filter.to_string()),
-            qos: None,
-        },
-        PageRequest::ALL,
-    );
+async fn current_qos(app: &App, client_id: &str, filter: &str) -> u8 {
+    let existing = app
+        .management
+        .list_subscriptions(
+            &SubscriptionFilter {
+                client_id: Some(client_id.to_string()),
+                topic_filter: Some(filter.to_string()),
+                qos: None,
+            },
+            PageRequest::ALL,
+        )
+        .await;
     existing
         .items
         .iter()

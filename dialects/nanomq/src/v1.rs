@@ -218,16 +218,15 @@ pub async fn handle(
         return unauthorized.in_rpc(seq, req).reply();
     }
     let outcome = match req {
-        2 => Ok(Some(data(&broker_stats(&app)))),
-        4 => Ok(Some(data(&client_subscriptions(&app)))),
-        5 => Ok(Some(data(&clients(&app)))),
+        2 => Ok(Some(data(&broker_stats(&app).await))),
+        4 => Ok(Some(data(&client_subscriptions(&app).await))),
+        5 => Ok(Some(data(&clients(&app).await))),
         10 => control(&app, body.get("action")).map(|()| None),
         11 => Ok(Some(data(&config(&app)))),
         12 => Ok(set_config(&app, body.get("data"))),
-        13 => Ok(Some(data(&topic_tree::levels(
-            app.management.as_ref(),
-            "client_id",
-        )))),
+        13 => Ok(Some(data(
+            &topic_tree::levels(app.management.as_ref(), "client_id").await,
+        ))),
         _ => Err(Error::new(StatusCode::NOT_FOUND, 108)),
     };
     match outcome {
@@ -266,8 +265,8 @@ pub struct RpcBrokerStats {
     pub message_drop: u64,
 }
 
-fn broker_stats(app: &App) -> RpcBrokerStats {
-    let stats = app.management.stats();
+async fn broker_stats(app: &App) -> RpcBrokerStats {
+    let stats = app.management.stats().await;
     RpcBrokerStats {
         client_size: stats.connections,
         message_in: stats.messages_received,
@@ -289,10 +288,11 @@ pub struct RpcSubscription {
     pub qos: u8,
 }
 
-fn client_subscriptions(app: &App) -> Vec<RpcClientSubscriptions> {
+async fn client_subscriptions(app: &App) -> Vec<RpcClientSubscriptions> {
     let page = app
         .management
-        .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL);
+        .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL)
+        .await;
     let mut grouped: Vec<RpcClientSubscriptions> = Vec::new();
     for sub in page.items {
         let entry = RpcSubscription {
@@ -325,9 +325,10 @@ pub struct RpcClient {
     pub message_receive: u64,
 }
 
-fn clients(app: &App) -> Vec<RpcClient> {
+async fn clients(app: &App) -> Vec<RpcClient> {
     app.management
         .list_clients(&ClientFilter::default(), PageRequest::ALL)
+        .await
         .items
         .into_iter()
         .map(|c| RpcClient {

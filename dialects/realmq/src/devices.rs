@@ -456,7 +456,7 @@ pub async fn list(
                 let (devices, meta) = paginate(matching, page);
                 (devices.into_iter().cloned().collect::<Vec<_>>(), meta)
             });
-            let sessions = status::sessions(devices.iter().map(|d| d.as_ref()), management);
+            let sessions = status::sessions(devices.iter().map(|d| d.as_ref()), management).await;
             (devices.into_iter().zip(sessions).collect(), meta)
         }
         // The status depends on the live broker: every candidate is looked up,
@@ -465,7 +465,8 @@ pub async fn list(
             let candidates: Vec<Arc<Device>> = state
                 .registry
                 .read(|c| c.devices().filter(|d| wanted_device(d)).cloned().collect());
-            let sessions = status::sessions(candidates.iter().map(|d| d.as_ref()), management);
+            let sessions =
+                status::sessions(candidates.iter().map(|d| d.as_ref()), management).await;
             let matching: Vec<_> = candidates
                 .into_iter()
                 .zip(sessions)
@@ -517,7 +518,10 @@ pub async fn detail(
         (device, product_type)
     });
     let device = device.ok_or_else(|| device_not_found(id))?;
-    let session = state.management.get_client(&device.fields.mqtt_client_id);
+    let session = state
+        .management
+        .get_client(&device.fields.mqtt_client_id)
+        .await;
     let live = liveness(&device, session.as_ref(), now_ms());
     Ok(Json(DeviceDetailResponse {
         data: vec![DeviceDetail::new(

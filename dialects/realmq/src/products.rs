@@ -355,7 +355,8 @@ pub async fn detail(
     let sessions = status::sessions(
         devices.iter().map(|d| d.as_ref()),
         state.management.as_ref(),
-    );
+    )
+    .await;
     let statuses: Vec<DeviceStatus> = devices
         .iter()
         .zip(&sessions)

@@ -42,7 +42,7 @@ pub struct Liveness {
 
 /// The session-table entry of each device's client id, in the same order, from
 /// one batch lookup.
-pub fn sessions<'a>(
+pub async fn sessions<'a>(
     devices: impl IntoIterator<Item = &'a Device>,
     management: &dyn Management,
 ) -> Vec<Option<ClientInfo>> {
@@ -50,7 +50,7 @@ pub fn sessions<'a>(
         .into_iter()
         .map(|d| d.fields.mqtt_client_id.as_str())
         .collect();
-    management.get_clients(&client_ids)
+    management.get_clients(&client_ids).await
 }
 
 /// The device's own connection: its client id connected with its username.

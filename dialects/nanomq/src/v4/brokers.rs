@@ -1,5 +1,5 @@
-//! `GET /brokers` and `GET /nodes`: the one node that exists, with mqgate's live uptime,
-//! version and connection count.
+//! `GET /brokers` and `GET /nodes`: every node (NanoMQ has one), with its live uptime,
+//! version and connection count. In cluster mode each entry also names its node.
 
 use std::sync::Arc;
 
@@ -38,6 +38,9 @@ pub struct Broker {
     pub uptime: String,
     /// mqgate's version.
     pub version: String,
+    /// The node's name; cluster mode only (NanoMQ has no such field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +56,9 @@ pub struct Node {
     pub node_status: &'static str,
     pub uptime: String,
     pub version: String,
+    /// The node's name; cluster mode only (NanoMQ has no such field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// NanoMQ's uptime text; hours are not folded into days.
@@ -66,27 +72,34 @@ pub fn uptime_text(uptime_ms: u64) -> String {
     )
 }
 
-/// Get the broker
+/// Get the brokers
 ///
-/// The one node: local time, status, uptime and mqgate's version.
+/// Each node (one unless clustered): local time, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/brokers",
     tag = "v4 brokers",
-    responses((status = 200, description = "The broker", body = BrokerList)),
+    responses((status = 200, description = "Every node", body = BrokerList)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_brokers(_: Authorized, State(app): State<Arc<App>>) -> Reply {
-    let stats = app.management.stats();
-    Reply::json(&BrokerList {
-        code: 0,
-        data: vec![Broker {
-            datetime: format_datetime(now_ms()),
+    let datetime = format_datetime(now_ms());
+    let data = app
+        .management
+        .nodes()
+        .await
+        .into_iter()
+        .map(|stats| Broker {
+            datetime: datetime.clone(),
             node_status: node_status(stats.healthy),
             sysdescr: "NanoMQ Broker",
             uptime: uptime_text(stats.uptime_ms),
             version: stats.version,
-        }],
+            node: stats.cluster_node,
+        });
+    Reply::json(&BrokerList {
+        code: 0,
+        data: data.collect(),
     })
 }
 
@@ -98,26 +111,27 @@ fn node_status(healthy: bool) -> &'static str {
     }
 }
 
-/// Get the node
+/// Get the nodes
 ///
-/// The one node: connections, status, uptime and mqgate's version.
+/// Each node (one unless clustered): connections, status, uptime and mqgate's version.
 #[utoipa::path(
     get,
     path = "/api/v4/nodes",
     tag = "v4 brokers",
-    responses((status = 200, description = "The node", body = NodeList)),
+    responses((status = 200, description = "Every node", body = NodeList)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_nodes(_: Authorized, State(app): State<Arc<App>>) -> Reply {
-    let stats = app.management.stats();
+    let data = app.management.nodes().await.into_iter().map(|stats| Node {
+        connections: stats.connections,
+        node_status: node_status(stats.healthy),
+        uptime: uptime_text(stats.uptime_ms),
+        version: stats.version,
+        node: stats.cluster_node,
+    });
     Reply::json(&NodeList {
         code: 0,
-        data: vec![Node {
-            connections: stats.connections,
-            node_status: node_status(stats.healthy),
-            uptime: uptime_text(stats.uptime_ms),
-            version: stats.version,
-        }],
+        data: data.collect(),
     })
 }
 

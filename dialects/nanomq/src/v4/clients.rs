@@ -136,10 +136,11 @@ pub fn filter_from_query(query: Option<&str>) -> Result<ClientFilter, Error> {
     Ok(filter)
 }
 
-fn clients_matching(app: &App, filter: &ClientFilter) -> Reply {
+async fn clients_matching(app: &App, filter: &ClientFilter) -> Reply {
     let data = app
         .management
         .list_clients(filter, PageRequest::ALL)
+        .await
         .items
         .into_iter()
         .map(Client::from)
@@ -187,7 +188,7 @@ pub async fn list_clients(
     RawQuery(query): RawQuery,
 ) -> Result<Reply, Error> {
     let filter = filter_from_query(query.as_deref())?;
-    Ok(clients_matching(&app, &filter))
+    Ok(clients_matching(&app, &filter).await)
 }
 
 /// Get a client by id
@@ -214,7 +215,7 @@ pub async fn lookup_client(
             data: vec![],
         }));
     }
-    Ok(clients_matching(&app, &filter))
+    Ok(clients_matching(&app, &filter).await)
 }
 
 /// List clients by username
@@ -241,7 +242,7 @@ pub async fn lookup_client_via_username(
             data: vec![],
         }));
     }
-    Ok(clients_matching(&app, &filter))
+    Ok(clients_matching(&app, &filter).await)
 }
 
 #[cfg(test)]

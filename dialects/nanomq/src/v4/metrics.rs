@@ -1,13 +1,12 @@
 //! `GET /metrics` (JSON without a `code` key) and `GET /prometheus` (text exposition
 //! with NanoMQ's 15 metric names, in its order and layout).
 
-use std::collections::HashSet;
 use std::fmt::Display;
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use mqgate_kit::{PageRequest, Stats, SubscriptionFilter};
+use mqgate_kit::Stats;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,23 +45,13 @@ pub struct Metrics {
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn metrics(_: Authorized, State(app): State<Arc<App>>) -> Reply {
-    let stats = app.management.stats();
+    let stats = app.management.stats().await;
     Reply::json(&Metrics {
         metrics: Vec::new(),
         cpuinfo: format!("{:.2}%", stats.cpu_percent),
         memory: stats.memory_bytes.to_string(),
         connections: stats.connections,
     })
-}
-
-/// Clients holding at least one subscription.
-fn subscriber_count(app: &App) -> u64 {
-    let subscriptions = app
-        .management
-        .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL)
-        .items;
-    let clients: HashSet<&str> = subscriptions.iter().map(|s| s.client_id.as_str()).collect();
-    clients.len() as u64
 }
 
 /// The exposition text for these values: NanoMQ's 15 metrics in its order, each as
@@ -126,8 +115,9 @@ fn metric(name: &str, kind: &str, unit: &str, labels: &str, value: &dyn Display)
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn prometheus(_: Authorized, State(app): State<Arc<App>>) -> Reply {
-    let stats = app.management.stats();
-    let subscribers = subscriber_count(&app);
+    // each node's own figures, labelled with its name: scrape every node
+    let stats = app.management.node_stats();
+    let subscribers = stats.subscribers;
     let maxima = {
         let mut maxima = app.maxima.lock();
         maxima.subscribers = maxima.subscribers.max(subscribers);

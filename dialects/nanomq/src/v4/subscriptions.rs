@@ -35,10 +35,11 @@ pub struct Subscription {
     pub qos: u8,
 }
 
-fn subscriptions_matching(app: &App, filter: &SubscriptionFilter) -> Reply {
+async fn subscriptions_matching(app: &App, filter: &SubscriptionFilter) -> Reply {
     let data = app
         .management
         .list_subscriptions(filter, PageRequest::ALL)
+        .await
         .items
         .into_iter()
         .map(|s| Subscription {
@@ -61,7 +62,7 @@ fn subscriptions_matching(app: &App, filter: &SubscriptionFilter) -> Reply {
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_subscriptions(_: Authorized, State(app): State<Arc<App>>) -> Reply {
-    subscriptions_matching(&app, &SubscriptionFilter::default())
+    subscriptions_matching(&app, &SubscriptionFilter::default()).await
 }
 
 /// List a client's subscriptions
@@ -87,4 +88,5 @@ pub async fn lookup_client_subscriptions(
             ..Default::default()
         },
     )
+    .await
 }

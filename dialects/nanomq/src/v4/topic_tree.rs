@@ -116,9 +116,10 @@ pub fn build_levels<'a>(
 }
 
 /// The live tree from the broker's subscriptions.
-pub fn levels(management: &dyn Management, client_key: &'static str) -> Vec<Vec<TreeNode>> {
+pub async fn levels(management: &dyn Management, client_key: &'static str) -> Vec<Vec<TreeNode>> {
     let subscriptions = management
         .list_subscriptions(&SubscriptionFilter::default(), PageRequest::ALL)
+        .await
         .items;
     build_levels(
         subscriptions
@@ -142,7 +143,7 @@ pub fn levels(management: &dyn Management, client_key: &'static str) -> Vec<Vec<
 pub async fn list_topic_tree(_: Authorized, State(app): State<Arc<App>>) -> Reply {
     Reply::json(&TopicTree {
         code: 0,
-        data: levels(app.management.as_ref(), "clientid"),
+        data: levels(app.management.as_ref(), "clientid").await,
     })
 }
 
