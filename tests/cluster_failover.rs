@@ -94,45 +94,64 @@ async fn listed_devices(node: &Spawned, key: &str) -> HashSet<String> {
         .collect()
 }
 
-/// The connected client ids on the mica client list of the node whose mica
-/// API is at `mica`.
-async fn listed_clients(mica: SocketAddr) -> Vec<String> {
-    let (status, list) = reqwest::Client::new()
-        .get(format!("http://{mica}/api/v1/clients?_page=1&_limit=10000"))
-        .basic_auth("mica", Some("mica"))
+/// The connected client ids on a client list: mica's `/api/v1/clients`
+/// (`dialect` "mica") or NanoMQ's `/api/v4/clients` ("nanomq") at `addr`.
+async fn listed_clients(dialect: &str, addr: SocketAddr) -> Vec<String> {
+    let (path, user, password, ok) = match dialect {
+        "mica" => ("/api/v1/clients?_page=1&_limit=10000", "mica", "mica", 1),
+        _ => ("/api/v4/clients", "admin", "public", 0),
+    };
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .basic_auth(user, Some(password))
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .map(|r| (r.status().as_u16(), r))
         .expect("a surviving node answers");
-    let list: Value = list.json().await.unwrap_or(Value::Null);
-    assert_eq!((status, &list["code"]), (200, &json!(1)), "{list}");
-    let rows = list["data"]["list"].as_array().expect("a client list");
+    let status = response.status().as_u16();
+    let list: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        (status, &list["code"]),
+        (200, &json!(ok)),
+        "{dialect}: {list}"
+    );
+    let (rows, id, state, connected) = match dialect {
+        "mica" => (&list["data"]["list"], "clientId", "connected", json!(true)),
+        _ => (&list["data"], "client_id", "conn_state", json!("connected")),
+    };
+    let rows = rows.as_array().expect("a client list");
     rows.iter()
-        .filter(|c| c["connected"] != json!(false))
-        .map(|c| c["clientId"].as_str().unwrap().to_string())
+        .filter(|c| c[state] == connected)
+        .map(|c| c[id].as_str().unwrap().to_string())
         .collect()
 }
 
-/// Polls the lists at `micas` every 50 ms, up to 10 s, until none shows `gone`,
-/// none shows a client twice and together they show every one of `alive`; how
-/// long after `since` that first held.
+/// Polls the mica and NanoMQ client lists of `nodes` every 50 ms, up to 10 s,
+/// until none shows `gone`, none shows a client twice and, per dialect, together
+/// they show every one of `alive`; how long after `since` that first held.
 async fn lists_converge(
-    micas: Vec<SocketAddr>,
+    nodes: Vec<(SocketAddr, SocketAddr)>,
     alive: Vec<String>,
     gone: String,
     since: Instant,
 ) -> Option<Duration> {
     while since.elapsed() < Duration::from_secs(10) {
-        let mut union = HashSet::new();
+        let mut unions = [HashSet::new(), HashSet::new()];
         let mut clean = true;
-        for mica in &micas {
-            let list = listed_clients(*mica).await;
-            let distinct: HashSet<&String> = list.iter().collect();
-            clean &= distinct.len() == list.len() && !distinct.contains(&gone);
-            union.extend(list);
+        for (mica, nanomq) in &nodes {
+            for (union, (dialect, addr)) in
+                unions.iter_mut().zip([("mica", mica), ("nanomq", nanomq)])
+            {
+                let list = listed_clients(dialect, *addr).await;
+                let distinct: HashSet<&String> = list.iter().collect();
+                clean &= distinct.len() == list.len() && !distinct.contains(&gone);
+                union.extend(list);
+            }
         }
-        if clean && alive.iter().all(|id| union.contains(id)) {
+        let complete = unions
+            .iter()
+            .all(|union| alive.iter().all(|id| union.contains(id)));
+        if clean && complete {
             return Some(since.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -405,15 +424,17 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
         .chain([&publisher, &bystander])
         .map(|m| m.id.clone())
         .collect();
-    let mut listed: HashSet<String> = HashSet::new();
-    for node in nodes.iter().flatten() {
-        listed.extend(listed_clients(node.addr("mica")).await);
-    }
-    for id in &everyone {
-        assert!(
-            listed.contains(id),
-            "{id} listed before the kill: {listed:?}"
-        );
+    for dialect in ["mica", "nanomq"] {
+        let mut listed: HashSet<String> = HashSet::new();
+        for node in nodes.iter().flatten() {
+            listed.extend(listed_clients(dialect, node.addr(dialect)).await);
+        }
+        for id in &everyone {
+            assert!(
+                listed.contains(id),
+                "{dialect}: {id} listed before the kill: {listed:?}"
+            );
+        }
     }
     // across nodes: the publisher is on node 0, two subscribers elsewhere
     until_everyone_hears(
@@ -461,7 +482,10 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
     drop(nodes[0].take()); // SIGKILL (Child::kill), then reaped
     let survivors: Vec<&Spawned> = nodes.iter().flatten().collect();
     let lists = tokio::spawn(lists_converge(
-        survivors.iter().map(|n| n.addr("mica")).collect(),
+        survivors
+            .iter()
+            .map(|n| (n.addr("mica"), n.addr("nanomq")))
+            .collect(),
         everyone
             .iter()
             .filter(|id| **id != bystander.id)
