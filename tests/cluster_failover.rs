@@ -46,20 +46,17 @@ fn node(i: usize, nats_url: &str, postgres_url: &str) -> Spawned {
     })
 }
 
-async fn http(
-    node: &Spawned,
-    dialect: &str,
+/// A RealMQ API call (as `root`) to the node whose RealMQ listener is `api`.
+async fn realmq(
+    api: SocketAddr,
     method: Method,
     path: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), reqwest::Error> {
     let mut request = reqwest::Client::new()
-        .request(method, format!("http://{}{path}", node.addr(dialect)))
+        .request(method, format!("http://{api}{path}"))
+        .basic_auth("root", Some("123456"))
         .timeout(Duration::from_secs(10));
-    request = match dialect {
-        "realmq" => request.basic_auth("root", Some("123456")),
-        _ => request.basic_auth("mica", Some("mica")),
-    };
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -69,13 +66,13 @@ async fn http(
 }
 
 /// Registers device `name` (username `u-<name>`, client id `c-<name>`, password
-/// `pw-<name>`) of product `key` through `node`; `Ok` once the API acknowledged it.
-async fn create_device(node: &Spawned, key: &str, name: &str) -> Result<(), String> {
+/// `pw-<name>`) of product `key` through `api`; `Ok` once the API acknowledged it.
+async fn create_device(api: SocketAddr, key: &str, name: &str) -> Result<(), String> {
     let body = json!({
         "name": name, "product_key": key, "username": format!("u-{name}"),
         "mqtt_client_id": format!("c-{name}"), "password": format!("pw-{name}"),
     });
-    match http(node, "realmq", Method::POST, "/api/v1/devices", Some(body)).await {
+    match realmq(api, Method::POST, "/api/v1/devices", Some(body)).await {
         Ok((200, answer)) if answer == json!({"code": 0}) => Ok(()),
         other => Err(format!("{other:?}")),
     }
@@ -84,7 +81,7 @@ async fn create_device(node: &Spawned, key: &str, name: &str) -> Result<(), Stri
 /// The names of the devices of product `key`, as `node`'s RealMQ API lists them.
 async fn listed_devices(node: &Spawned, key: &str) -> HashSet<String> {
     let path = format!("/api/v1/devices?product_key={key}&_limit=1000");
-    let (status, list) = http(node, "realmq", Method::GET, &path, None)
+    let (status, list) = realmq(node.addr("realmq"), Method::GET, &path, None)
         .await
         .expect("a surviving node answers");
     assert_eq!(status, 200, "{list}");
@@ -370,9 +367,8 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
     let node0 = nodes[0].as_ref().unwrap();
 
     // 1. A product and the clients' devices, registered through node 0.
-    let (status, product) = http(
-        node0,
-        "realmq",
+    let (status, product) = realmq(
+        node0.addr("realmq"),
         Method::POST,
         "/api/v1/products",
         Some(json!({"name": "p-failover"})),
@@ -384,7 +380,9 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
     let mut acknowledged: Vec<String> = Vec::new();
     for i in 0..CLIENTS {
         let name = format!("m{i}");
-        create_device(node0, &key, &name).await.unwrap();
+        create_device(node0.addr("realmq"), &key, &name)
+            .await
+            .unwrap();
         acknowledged.push(name);
     }
 
@@ -451,25 +449,11 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
         let (node0_api, key, writes) = (node0.addr("realmq"), key.clone(), Arc::clone(&writes));
         tokio::spawn(async move {
             for i in 0.. {
-                let body = json!({
-                    "name": format!("w{i}"), "product_key": key,
-                    "username": format!("u-w{i}"), "mqtt_client_id": format!("c-w{i}"),
-                    "password": format!("pw-w{i}"),
-                });
-                let sent = reqwest::Client::new()
-                    .post(format!("http://{node0_api}/api/v1/devices"))
-                    .basic_auth("root", Some("123456"))
-                    .timeout(Duration::from_secs(5))
-                    .json(&body)
-                    .send()
-                    .await;
-                let Ok(response) = sent else { return };
-                let ok = response.status() == 200
-                    && response.json::<Value>().await.ok() == Some(json!({"code": 0}));
-                if !ok {
+                let name = format!("w{i}");
+                if create_device(node0_api, &key, &name).await.is_err() {
                     return;
                 }
-                writes.lock().unwrap().push(format!("w{i}"));
+                writes.lock().unwrap().push(name);
             }
         })
     };
@@ -494,7 +478,7 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
         bystander.id.clone(),
         killed,
     ));
-    tokio::time::timeout(Duration::from_secs(10), writer)
+    tokio::time::timeout(Duration::from_secs(15), writer)
         .await
         .expect("writes through the dead node stop")
         .unwrap();
