@@ -3,6 +3,7 @@
 //! real MQTT (rumqttc) and HTTP (reqwest) clients.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod pki;
 pub mod raw;
 
