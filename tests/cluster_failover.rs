@@ -124,8 +124,8 @@ async fn listed_clients(dialect: &str, addr: SocketAddr) -> Vec<String> {
 }
 
 /// Polls the mica and NanoMQ client lists of `nodes` every 50 ms, up to 10 s,
-/// until none shows `gone`, none shows a client twice and, per dialect, together
-/// they show every one of `alive`; how long after `since` that first held.
+/// until none shows `gone` or a client twice and each (lists are cluster-wide)
+/// shows every one of `alive`; how long after `since` that first held.
 async fn lists_converge(
     nodes: Vec<(SocketAddr, SocketAddr)>,
     alive: Vec<String>,
@@ -133,22 +133,17 @@ async fn lists_converge(
     since: Instant,
 ) -> Option<Duration> {
     while since.elapsed() < Duration::from_secs(10) {
-        let mut unions = [HashSet::new(), HashSet::new()];
-        let mut clean = true;
+        let mut converged = true;
         for (mica, nanomq) in &nodes {
-            for (union, (dialect, addr)) in
-                unions.iter_mut().zip([("mica", mica), ("nanomq", nanomq)])
-            {
+            for (dialect, addr) in [("mica", mica), ("nanomq", nanomq)] {
                 let list = listed_clients(dialect, *addr).await;
                 let distinct: HashSet<&String> = list.iter().collect();
-                clean &= distinct.len() == list.len() && !distinct.contains(&gone);
-                union.extend(list);
+                converged &= distinct.len() == list.len()
+                    && !distinct.contains(&gone)
+                    && alive.iter().all(|id| distinct.contains(id));
             }
         }
-        let complete = unions
-            .iter()
-            .all(|union| alive.iter().all(|id| union.contains(id)));
-        if clean && complete {
+        if converged {
             return Some(since.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

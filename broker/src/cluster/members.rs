@@ -1,10 +1,9 @@
 //! Which nodes are alive. Every node says so on the presence subject once a
 //! heartbeat, and at once when it hears a node it did not know (so a starting
 //! node learns the others within a round trip); a node that stops cleanly says
-//! it leaves. A node not heard for [`MISSED_HEARTBEATS`] heartbeats counts as
-//! gone: cluster-wide queries ([`super::query`]) wait for the live nodes only,
-//! so a node killed with -9 slows queries (each by up to the management
-//! timeout) for at most that long, and its sessions are never in their answers.
+//! it leaves. A node not heard for [`MISSED_HEARTBEATS`] heartbeats, or that
+//! left a query unanswered, counts as gone until heard again: cluster-wide
+//! queries ([`super::query`]) are sent to the live nodes only.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +47,11 @@ impl Members {
         let mut heard = self.heard.lock();
         heard.retain(|_, at| at.elapsed() <= horizon);
         heard.keys().copied().collect()
+    }
+
+    /// Leaves a node out until it is heard again (it did not answer).
+    pub(super) fn forget(&self, node_id: u64) {
+        self.heard.lock().remove(&node_id);
     }
 
     /// Notes a presence; true when the node was not known (or had left).

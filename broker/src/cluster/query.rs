@@ -1,14 +1,16 @@
 //! Management look-ups over the whole cluster: client and subscription lists,
 //! clients by id, every node's figures.
 //!
-//! A query goes to every node on one subject (or to one node on its own); each
-//! node answers from its session table into the asker's inbox. An answer is
-//! sent in parts that stay well under NATS's largest message: each part is a
-//! JSON header line and then one JSON line per item, and NATS keeps one
-//! connection's messages in order, so the part marked last ends a node's
-//! answer. The asker waits for the live nodes ([`super::members`]) up to the
-//! management timeout; a node that does not finish in time is left out (and
-//! counted in `$SYS/broker/cluster/management/unanswered`).
+//! A query goes to each live node ([`super::members`]) on the node's own
+//! subject, with a reply subject of its own under the asker's inbox; each node
+//! answers from its session table. An answer is sent in parts that stay well
+//! under NATS's largest message: each part is a JSON header line and then one
+//! JSON line per item, and NATS keeps one connection's messages in order, so
+//! the part marked last ends a node's answer. A node that died (killed, or cut
+//! off from NATS) has no subscription left, so NATS answers "no responders" on
+//! its reply subject at once: it is left out and forgotten until heard again.
+//! A node that does not finish within the management timeout is left out too
+//! (and counted in `$SYS/broker/cluster/management/unanswered`).
 //!
 //! A cluster-wide list is the nodes' lists one after the other, in the order
 //! of the nodes' names, so every node's API pages through the same sequence.
@@ -86,38 +88,47 @@ impl Cluster {
         to: To,
         query: &Query,
     ) -> Vec<NodeAnswer<T>> {
-        let (subject, expected): (String, HashSet<u64>) = match to {
-            To::Every => (
-                self.subjects.query.clone(),
-                self.members.live().into_iter().collect(),
-            ),
-            To::Node(id) => (self.subjects.query_to(id), HashSet::from([id])),
+        let asked: HashSet<u64> = match to {
+            To::Every => self.members.live().into_iter().collect(),
+            To::Node(id) => HashSet::from([id]),
         };
-        if expected.is_empty() || !self.is_connected() {
+        if asked.is_empty() || !self.is_connected() {
             return Vec::new();
         }
         let Ok(body) = serde_json::to_vec(query) else {
             return Vec::new();
         };
+        let body = Bytes::from(body);
+        // one reply subject per node: NATS's "no responders" on it names a node gone
         let inbox = self.client.new_inbox();
-        let Ok(mut parts) = self.client.subscribe(inbox.clone()).await else {
+        let Ok(mut parts) = self.client.subscribe(format!("{inbox}.*")).await else {
             return Vec::new();
         };
-        if self
-            .client
-            .publish_with_reply(subject, inbox, body.into())
-            .await
-            .is_err()
-        {
-            return Vec::new();
+        for &id in &asked {
+            let reply = format!("{inbox}.{id:016x}");
+            let sent = self
+                .client
+                .publish_with_reply(self.subjects.query_to(id), reply, body.clone())
+                .await;
+            if sent.is_err() {
+                return Vec::new();
+            }
         }
         let deadline = tokio::time::Instant::now() + self.management_timeout;
         let mut answers: HashMap<u64, NodeAnswer<T>> = HashMap::new();
-        let mut finished = HashSet::new();
-        while !expected.is_subset(&finished) {
+        let mut done = HashSet::new();
+        while !asked.is_subset(&done) {
             let Ok(Some(part)) = tokio::time::timeout_at(deadline, parts.next()).await else {
                 break;
             };
+            if part.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                let gone = part.subject.rsplit('.').next();
+                if let Some(id) = gone.and_then(|hex| u64::from_str_radix(hex, 16).ok()) {
+                    self.members.forget(id);
+                    done.insert(id);
+                }
+                continue;
+            }
             if let Some((header, items)) = read_part::<T>(&part.payload) {
                 let answer = answers.entry(header.node_id).or_insert_with(|| NodeAnswer {
                     node_id: header.node_id,
@@ -127,15 +138,20 @@ impl Cluster {
                 });
                 answer.items.extend(items);
                 if header.last {
-                    finished.insert(header.node_id);
+                    done.insert(header.node_id);
                 }
             }
         }
-        if !expected.is_subset(&finished) {
+        let silent: Vec<u64> = asked.difference(&done).copied().collect();
+        if !silent.is_empty() {
             bump(&self.counters.unanswered);
             tracing::info!(?query, "cluster: a node did not answer a query in time");
+            // until it is heard again, later queries do not wait for it
+            for id in silent {
+                self.members.forget(id);
+            }
         }
-        answers.retain(|id, _| finished.contains(id));
+        answers.retain(|id, _| done.contains(id));
         answers.into_values().collect()
     }
 
@@ -211,23 +227,18 @@ fn read_part<T: DeserializeOwned>(payload: &[u8]) -> Option<(PartHeader, Vec<T>)
     Some((header, items))
 }
 
-/// Answers the queries of other nodes (to every node, and to this one).
+/// Answers the queries of other nodes.
 pub(super) async fn answer(broker: Arc<Broker>, cluster: &Arc<Cluster>) -> Option<JoinHandle<()>> {
-    let client = &cluster.client;
-    let every = client.subscribe(cluster.subjects.query.clone()).await;
-    let mine = client
-        .subscribe(cluster.subjects.query_to(cluster.node_id))
-        .await;
-    let (every, mine) = match (every, mine) {
-        (Ok(every), Ok(mine)) => (every, mine),
-        (Err(e), _) | (_, Err(e)) => {
+    let subject = cluster.subjects.query_to(cluster.node_id);
+    let mut queries = match cluster.client.subscribe(subject).await {
+        Ok(queries) => queries,
+        Err(e) => {
             tracing::warn!(%e, "cluster: cannot answer other nodes' queries");
             return None;
         }
     };
     let cluster = Arc::clone(cluster);
     let turns = Arc::new(Semaphore::new(CONCURRENT_ANSWERS));
-    let mut queries = futures::stream::select(every, mine);
     Some(tokio::spawn(async move {
         while let Some(message) = queries.next().await {
             let (Some(reply), Ok(query)) = (

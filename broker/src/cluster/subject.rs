@@ -28,8 +28,8 @@ pub struct Subjects {
     claims: String,
     /// Each node's heartbeat, for the others' list of live nodes.
     pub presence: String,
-    /// Management queries to every node.
-    pub query: String,
+    /// `<prefix>.q`: management queries, followed by the node id asked.
+    query: String,
 }
 
 impl Subjects {
