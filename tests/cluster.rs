@@ -863,3 +863,128 @@ async fn a_node_that_stops_leaves_the_lists_at_once() {
     assert!(took < Duration::from_millis(500), "answered in {took:?}");
     assert_eq!(on_a.nodes().await.len(), 1);
 }
+
+/// Whether the CONNACK `c` got said "session present".
+async fn session_present(c: &mut V4Client) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), c.events.recv()).await {
+            Ok(Some(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)))) => {
+                return ack.session_present
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no CONNACK event: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_session_and_its_queue_follow_the_client_to_another_node() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let persistent = |node: &TestGateway| {
+        let mut options = node.v4_options("roamer");
+        options.set_clean_session(false);
+        options
+    };
+    let roamer = connect_v4(persistent(&nodes[0])).await;
+    subscribe(&roamer, &["roam/#"], QoS::AtLeastOnce).await;
+    settle().await;
+    roamer.client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), roamer.task).await;
+
+    // queued on node 0 while the client is away: from node 0 and across from node 1
+    let publishers = [
+        connect_v4(nodes[0].v4_options("pub-0")).await,
+        connect_v4(nodes[1].v4_options("pub-1")).await,
+    ];
+    for (n, publisher) in publishers.iter().enumerate() {
+        for i in 0..3 {
+            let payload = format!("while away {n}/{i}");
+            publisher
+                .client
+                .publish(format!("roam/{n}"), QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap();
+        }
+    }
+    let m0 = nodes[0].gateway.management();
+    let queued = common::eventually_async(5, || async {
+        m0.get_client("roamer")
+            .await
+            .is_some_and(|c| c.send_queue_len == 6)
+    })
+    .await;
+    assert!(queued, "six messages queued on node 0");
+
+    // back, on node 1: the session, its queue and its subscription came along
+    let mut back = connect_v4(persistent(&nodes[1])).await;
+    assert!(session_present(&mut back).await, "session present");
+    let got = collect(&mut back, 6, 5).await;
+    let mut payloads: Vec<String> = got
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect();
+    payloads.sort();
+    let expected: Vec<String> = (0..2)
+        .flat_map(|n| (0..3).map(move |i| format!("while away {n}/{i}")))
+        .collect();
+    assert_eq!(payloads, expected, "every queued message, once");
+    assert_eq!(
+        m0.node_stats().sessions,
+        1,
+        "node 0 holds only its publisher"
+    );
+    settle().await;
+    publishers[0]
+        .client
+        .publish("roam/later", QoS::AtLeastOnce, false, "after the move")
+        .await
+        .unwrap();
+    let later = next_publish(&mut back, 5)
+        .await
+        .expect("routed to node 1 now");
+    assert_eq!(&later.payload[..], b"after the move");
+
+    // a clean start through node 0 takes nothing along
+    drop(back);
+    let mut clean = connect_v4(nodes[0].v4_options("roamer")).await;
+    assert!(!session_present(&mut clean).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_exchanges_in_flight_resume_on_the_node_the_client_moves_to() {
+    use common::raw::{Ack, Connect, Raw};
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let connect = Connect::v4("mover").resume();
+    let (mut sub, _) = Raw::accepted(nodes[0].mqtt_addr(), connect.clone()).await;
+    sub.subscribe_one("fly/t", 2).await;
+    let publisher = connect_v4(nodes[0].v4_options("fly-pub")).await;
+    for payload in ["released", "unanswered"] {
+        publisher
+            .client
+            .publish("fly/t", QoS::ExactlyOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    // the first is PUBREC'd (PUBREL comes, no PUBCOMP); the second not answered
+    let first = sub.expect_publish().await;
+    let second = sub.expect_publish().await;
+    assert_eq!((first.text(), second.text()), ("released", "unanswered"));
+    sub.ack(Ack::PubRec, first.pkid).await;
+    assert_eq!(sub.expect_ack(Ack::PubRel, first.pkid).await, 0);
+    drop(sub);
+
+    // on node 1: PUBREL again for the first, the second again with DUP and its packet id
+    let (mut sub, present) = Raw::accepted(nodes[1].mqtt_addr(), connect).await;
+    assert!(present, "the session moved");
+    assert_eq!(sub.expect_ack(Ack::PubRel, first.pkid).await, 0);
+    sub.ack(Ack::PubComp, first.pkid).await;
+    let again = sub.expect_publish().await;
+    assert_eq!(
+        (again.text(), again.pkid, again.dup, again.qos),
+        ("unanswered", second.pkid, true, 2)
+    );
+}

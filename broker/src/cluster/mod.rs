@@ -22,7 +22,8 @@
 //!   the others for theirs ([`retained_sync`]).
 //! - **One client id, one session** ([`takeover`]): a node answers claims for
 //!   the client ids it holds a session of; a CONNECT for an id this node does
-//!   not hold claims it first.
+//!   not hold claims it first, and a persistent session moves with its client
+//!   ([`handover`]).
 //! - **Management** ([`remote`]): a kick or a subscribe on behalf of a client
 //!   id this node does not hold goes to the node that holds it. Lists,
 //!   look-ups and figures gather every live node's answer ([`query`],
@@ -33,6 +34,7 @@
 //! NATS hop (see the README's "Cluster" section).
 
 pub mod envelope;
+pub(crate) mod handover;
 mod inbound;
 mod link;
 mod members;

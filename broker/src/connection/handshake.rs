@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::{Connection, Stream};
 use crate::broker::Broker;
+use crate::cluster::handover::MovedSession;
 use crate::counters::Counters;
 use crate::session::{
     ClientDetails, ConnectionLink, Control, ControlSlot, FlowLimits, Resend, Session, SessionKind,
@@ -235,12 +236,14 @@ async fn admit(
     if let Some(old) = existing.as_ref().filter(|_| already_connected) {
         take_over(old).await;
     }
-    if let (None, Some(cluster)) = (&existing, broker.cluster.get()) {
+    let moved = match (&existing, broker.cluster.get()) {
         // a session here means no other node has one (it was claimed then)
-        cluster.claim(&client_id).await;
-    }
+        (None, Some(cluster)) => cluster.claim(broker, &client_id, !c.clean_start).await,
+        _ => None,
+    };
     broker.wills.cancel(&client_id);
-    let (session, session_present) = resume_or_start(broker, &client_id, &c, created_at_ms);
+    let (session, start) = resume_or_start(broker, &client_id, &c, created_at_ms, moved);
+    let session_present = start != Start::New;
     let server_keepalive = (c.version == Version::V5
         && c.keepalive > broker.settings.max_keepalive)
         .then_some(broker.settings.max_keepalive);
@@ -257,14 +260,7 @@ async fn admit(
         connected_at_ms: now_ms(),
     };
     let will = will_info(&c);
-    attach(
-        broker,
-        &session,
-        &c,
-        &admitted,
-        will.clone(),
-        session_present,
-    );
+    attach(broker, &session, &c, &admitted, will.clone(), start);
     drop(lock);
     announce(broker, &client_id, &c, &admitted, will, session_present);
     let will = c.will.take();
@@ -310,17 +306,28 @@ struct Admitted {
 
 /// The client id's session resumed (not clean start, and one exists), or a new
 /// one in place of whatever was there; the flag is MQTT's session present.
+/// Where a CONNECT's session comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// This node's persistent session of the client id.
+    Resumed,
+    /// A persistent session another node handed over.
+    Moved,
+    New,
+}
+
 fn resume_or_start(
     broker: &Broker,
     client_id: &str,
     c: &ConnectRequest,
     created_at_ms: i64,
-) -> (Arc<Session>, bool) {
+    moved: Option<MovedSession>,
+) -> (Arc<Session>, Start) {
     // the old connection's teardown may have ended its session meanwhile
     match broker.table.get(client_id) {
         Some(old) if !c.clean_start && old.kind() != SessionKind::Pending => {
             broker.unschedule_expiry(&old);
-            (old, true)
+            (old, Start::Resumed)
         }
         old => {
             if let Some(old) = old {
@@ -332,7 +339,16 @@ fn resume_or_start(
                 SessionKind::Offline,
                 ClientDetails::placeholder(created_at_ms),
             );
-            (session, false)
+            match moved.filter(|_| !c.clean_start) {
+                Some(moved) => {
+                    session.put_flow(moved.carried);
+                    for (filter, options) in moved.subscriptions {
+                        session.record_subscription(&filter, options);
+                    }
+                    (session, Start::Moved)
+                }
+                None => (session, Start::New),
+            }
         }
     }
 }
@@ -344,7 +360,7 @@ fn attach(
     c: &ConnectRequest,
     a: &Admitted,
     will: Option<WillInfo>,
-    session_present: bool,
+    start: Start,
 ) {
     session.attach(
         ConnectionLink {
@@ -374,13 +390,18 @@ fn attach(
                 .min(broker.settings.max_inflight),
         },
     );
-    if session_present {
-        broker.table.reindex(session);
-    } else {
-        broker.table.insert(session);
-        if let Some(cluster) = broker.cluster.get() {
-            cluster.hold(&session.client_id, session.id);
+    match start {
+        Start::Resumed => broker.table.reindex(session),
+        Start::Moved | Start::New => {
+            broker.table.insert(session);
+            if let Some(cluster) = broker.cluster.get() {
+                cluster.hold(&session.client_id, session.id);
+            }
         }
+    }
+    if start == Start::Moved {
+        // the subscriptions it carried start routing here
+        broker.router.activate(session);
     }
     adopt_pending(broker, session);
 }

@@ -515,10 +515,38 @@ impl Session {
         }
     }
 
+    /// Takes out what a session carries to another node: its deliveries in
+    /// flight and queued, and the QoS 2 packet ids awaiting their PUBREL.
+    pub(crate) fn take_flow(&self) -> Carried {
+        let flow = std::mem::take(&mut self.state.lock().flow);
+        Carried {
+            inflight: flow.inflight,
+            queue: flow.queue.into(),
+            awaiting_release: flow.awaiting_release.into_iter().collect(),
+        }
+    }
+
+    /// Puts in what a session carried from another node (before it is attached,
+    /// so that the new connection resends what was in flight).
+    pub(crate) fn put_flow(&self, carried: Carried) {
+        let mut s = self.state.lock();
+        s.flow.inflight = carried.inflight;
+        s.flow.queue = carried.queue.into();
+        s.flow.awaiting_release = carried.awaiting_release.into_iter().collect();
+    }
+
     /// Drops everything queued or in flight (the session is ending).
     pub fn clear_flow(&self) {
         self.state.lock().flow = flow::Flow::default();
     }
+}
+
+/// A session's deliveries on their way to another node ([`Session::take_flow`]).
+#[derive(Debug, Default)]
+pub struct Carried {
+    pub inflight: Vec<InFlight>,
+    pub queue: Vec<Delivery>,
+    pub awaiting_release: Vec<u16>,
 }
 
 /// The client's flow-control limits towards it.
