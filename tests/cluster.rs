@@ -988,3 +988,33 @@ async fn qos2_exchanges_in_flight_resume_on_the_node_the_client_moves_to() {
         ("unanswered", second.pkid, true, 2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_connecting_on_two_nodes_at_once_keeps_one_session() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    let ids: Vec<String> = (0..20).map(|i| format!("race-{i}")).collect();
+    let mut clients = Vec::new();
+    for id in &ids {
+        let (a, b) = tokio::join!(
+            connect_v4(nodes[0].v4_options(id)),
+            connect_v4(nodes[1].v4_options(id))
+        );
+        clients.push((a, b));
+    }
+    let sessions = || -> u64 {
+        nodes
+            .iter()
+            .map(|n| n.gateway.management().node_stats().sessions)
+            .sum()
+    };
+    let one_each = common::eventually(5, || sessions() == ids.len() as u64).await;
+    assert!(one_each, "{} sessions for {} ids", sessions(), ids.len());
+    let m = nodes[0].gateway.management();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found = m.get_clients(&refs).await;
+    assert!(found
+        .iter()
+        .all(|c| c.as_ref().is_some_and(|c| c.connected)));
+}

@@ -356,11 +356,19 @@ impl Link {
         let Some(broker) = self.broker.upgrade() else {
             return;
         };
+        let connected_at_ms = broker
+            .table
+            .get(&client_id)
+            .filter(|s| s.id == session)
+            .map(|s| s.state().details.connected_at_ms);
         let subject = self.cluster.subjects.claim(&client_id);
         let Some(task) = super::takeover::answer_claims(broker, &self.cluster, subject).await
         else {
             return;
         };
+        if let Some(at) = connected_at_ms {
+            self.cluster.check_claim(&client_id, at).await;
+        }
         self.held
             .insert(client_id, (HashSet::from([session]), Task(task)));
     }

@@ -43,15 +43,17 @@ impl Cluster {
             );
             return None;
         }
-        let mut request = BytesMut::with_capacity(9 + client_id.len());
-        request.put_u64(self.node_id);
-        request.put_u8(u8::from(want_session));
-        request.put_slice(client_id.as_bytes());
+        let request = encode(&Claim {
+            origin: self.node_id,
+            want_session,
+            connected_after_ms: None,
+            client_id: client_id.to_string(),
+        });
         let inbox = self.client.new_inbox();
         let parts = self.client.subscribe(inbox.clone()).await.ok()?;
         let subject = self.subjects.claim(client_id);
         self.client
-            .publish_with_reply(subject, inbox, request.freeze())
+            .publish_with_reply(subject, inbox, request)
             .await
             .ok()?;
         let moved = self.receive_session(broker, parts).await;
@@ -63,6 +65,25 @@ impl Cluster {
             );
         }
         moved
+    }
+}
+
+impl Cluster {
+    /// Once this node answers claims for `client_id` (its client connected at
+    /// `connected_at_ms`), tells any other node that still holds the id: two
+    /// CONNECTs of one id on two nodes within one claim's round trip both
+    /// found no holder, and the older of the two connections must go.
+    pub(super) async fn check_claim(&self, client_id: &str, connected_at_ms: i64) {
+        let check = encode(&Claim {
+            origin: self.node_id,
+            want_session: false,
+            connected_after_ms: Some(connected_at_ms),
+            client_id: client_id.to_string(),
+        });
+        let _ = self
+            .client
+            .publish(self.subjects.claim(client_id), check)
+            .await;
     }
 }
 
@@ -86,14 +107,19 @@ pub(super) async fn answer_claims(
                 super::remote::answer(&broker, &cluster, claim);
                 continue;
             }
-            let (Some(reply), Some(claim)) = (claim.reply, parse(&claim.payload)) else {
+            let Some(parsed) = parse(&claim.payload) else {
                 continue;
             };
-            if claim.origin == cluster.node_id {
+            if parsed.origin == cluster.node_id {
                 continue;
             }
             let broker = Arc::clone(&broker);
             let cluster = Arc::clone(&cluster);
+            let (Some(reply), None) = (claim.reply, parsed.connected_after_ms) else {
+                tokio::spawn(async move { broker.check_held(&cluster, &parsed).await });
+                continue;
+            };
+            let claim = parsed;
             tokio::spawn(async move {
                 let given = broker
                     .give_up_client(&claim.client_id, claim.want_session)
@@ -110,21 +136,42 @@ pub(super) async fn answer_claims(
     }))
 }
 
-/// A claim as it arrives.
+/// A claim as it travels: the claiming node, and the client id. A claim made
+/// before a CONNECT is admitted has no time and may ask for the session; a
+/// check made after ([`Cluster::check_claim`]) has the new connection's time.
 struct Claim {
     origin: u64,
     want_session: bool,
+    connected_after_ms: Option<i64>,
     client_id: String,
+}
+
+fn encode(claim: &Claim) -> Bytes {
+    let mut out = BytesMut::with_capacity(18 + claim.client_id.len());
+    out.put_u64(claim.origin);
+    out.put_u8(u8::from(claim.want_session) | (u8::from(claim.connected_after_ms.is_some()) << 1));
+    if let Some(at) = claim.connected_after_ms {
+        out.put_i64(at);
+    }
+    out.put_slice(claim.client_id.as_bytes());
+    out.freeze()
 }
 
 fn parse(payload: &Bytes) -> Option<Claim> {
     let origin = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
-    let want_session = *payload.get(8)? == 1;
-    let client_id = std::str::from_utf8(payload.get(9..)?).ok()?;
+    let flags = *payload.get(8)?;
+    let (connected_after_ms, rest) = match flags & 2 != 0 {
+        true => (
+            Some(i64::from_be_bytes(payload.get(9..17)?.try_into().ok()?)),
+            payload.get(17..)?,
+        ),
+        false => (None, payload.get(9..)?),
+    };
     Some(Claim {
         origin,
-        want_session,
-        client_id: client_id.to_string(),
+        want_session: flags & 1 != 0,
+        connected_after_ms,
+        client_id: std::str::from_utf8(rest).ok()?.to_string(),
     })
 }
 
@@ -136,6 +183,37 @@ struct GivenUp {
 }
 
 impl Broker {
+    /// A check from a node that admitted `claim.client_id` while this node held
+    /// it too: the older connection goes (the same instant: the lower node id's).
+    async fn check_held(&self, cluster: &Cluster, claim: &Claim) {
+        let Some(theirs) = claim.connected_after_ms else {
+            return;
+        };
+        let Some(session) = self.table.get(&claim.client_id) else {
+            return;
+        };
+        let ours = session.state().details.connected_at_ms;
+        let ours_is_older = match session.kind() {
+            SessionKind::Pending => return,
+            SessionKind::Offline => true,
+            SessionKind::Connected => (ours, cluster.node_id) < (theirs, claim.origin),
+        };
+        if !ours_is_older {
+            // the other node may have checked before it listened for ours: again
+            cluster.check_claim(&claim.client_id, ours).await;
+        } else if self
+            .give_up_client(&claim.client_id, false)
+            .await
+            .had_session
+        {
+            bump(&cluster.counters.taken_over);
+            tracing::info!(
+                client_id = %claim.client_id,
+                "cluster: a newer connection of this id on another node wins"
+            );
+        }
+    }
+
     /// Another node admits `client_id`: its connection here is closed as taken
     /// over and its session ends here; a persistent one is taken out for that
     /// node when `hand_over`.
