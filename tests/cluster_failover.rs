@@ -573,6 +573,30 @@ async fn a_killed_node_s_clients_carry_on_through_the_balancer_and_nothing_ackno
         .unwrap()
         .unwrap_or_else(|| panic!("the survivors' lists drop {} within 10 s", bystander.id));
 
+    // RealMQ's status filter looks clients up cluster-wide: each survivor calls
+    // online exactly the devices connected now, on whichever node
+    let mut online_now: Vec<String> = everyone
+        .iter()
+        .filter(|id| **id != bystander.id)
+        .map(|id| id.trim_start_matches("c-").to_string())
+        .collect();
+    online_now.sort();
+    for node in &survivors {
+        let path = format!("/api/v1/devices?product_key={key}&status=3&_limit=1000");
+        let (status, list) = realmq(node.addr("realmq"), Method::GET, &path, None)
+            .await
+            .expect("a surviving node answers");
+        assert_eq!(status, 200, "{list}");
+        let mut online: Vec<String> = list["data"]
+            .as_array()
+            .expect("a device list")
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect();
+        online.sort();
+        assert_eq!(online, online_now, "online through {}", node.addr("realmq"));
+    }
+
     for node in &survivors {
         assert!(!node.log_text().contains("panicked"), "{}", node.log_text());
     }
