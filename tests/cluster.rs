@@ -1018,3 +1018,42 @@ async fn one_id_connecting_on_two_nodes_at_once_keeps_one_session() {
         .iter()
         .all(|c| c.as_ref().is_some_and(|c| c.connected)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_made_for_an_id_before_it_connects_follow_it_to_its_node() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    // through node 0's mica API, for an id no node has seen yet
+    let body = r#"{"clientId":"later","topic":"early/+","qos":1}"#;
+    let answer = mica_post(&nodes[0], "/api/v1/mqtt/subscribe", body).await;
+    assert_eq!(answer, serde_json::json!({"code": 1}));
+    settle().await;
+
+    let mut later = connect_v4(nodes[1].v4_options("later")).await;
+    assert!(!session_present(&mut later).await, "a new session");
+    assert_eq!(filters_of(&nodes[1], "later").await, ["early/+"]);
+    settle().await;
+    let publisher = connect_v4(nodes[0].v4_options("early-pub")).await;
+    publisher
+        .client
+        .publish("early/1", QoS::AtLeastOnce, false, "kept for you")
+        .await
+        .unwrap();
+    let p = next_publish(&mut later, 5)
+        .await
+        .expect("the subscription routes on node 1");
+    assert_eq!(&p.payload[..], b"kept for you");
+    // and nothing is left behind on node 0
+    let here = mqgate_kit::SubscriptionFilter {
+        client_id: Some("later".into()),
+        ..Default::default()
+    };
+    let all = mqgate_kit::PageRequest::ALL;
+    let listed = nodes[0]
+        .gateway
+        .management()
+        .list_subscriptions(&here, all)
+        .await;
+    assert_eq!(listed.total, 1, "listed once, from node 1");
+}

@@ -248,6 +248,15 @@ impl Broker {
         session.clear_flow();
     }
 
+    /// Drops a pending session (its subscriptions were adopted or removed).
+    pub(crate) fn forget_pending(&self, pending: &Arc<Session>) {
+        if self.table.remove(pending) {
+            if let Some(cluster) = self.cluster.get() {
+                cluster.release(&pending.client_id, pending.id);
+            }
+        }
+    }
+
     pub(crate) fn schedule_expiry(&self, session: &Arc<Session>, after: Duration) {
         let at = Instant::now() + after;
         session.set_expiry(Some(at));

@@ -277,6 +277,10 @@ impl Broker {
                     ClientDetails::placeholder(mqgate_kit::clock::now_ms()),
                 );
                 self.table.insert(&p);
+                if let Some(cluster) = self.cluster.get() {
+                    // the node where the id first connects claims these
+                    cluster.hold(&p.client_id, p.id);
+                }
                 p
             }
             (None, OnBehalf::ExistingSession) => return Err(MgmtError::ClientNotFound),
@@ -327,7 +331,7 @@ impl Broker {
             .map(|f| pending.forget_subscription(f))
             .collect();
         if pending.subscription_count() == 0 {
-            self.table.remove(&pending);
+            self.forget_pending(&pending);
         }
         Ok(existed)
     }

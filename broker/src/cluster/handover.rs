@@ -9,7 +9,9 @@
 //! message with the subscriptions and the QoS 2 packet ids awaiting their
 //! PUBREL. The claimant builds the session from them and answers the CONNECT
 //! with session present 1; deliveries in flight are sent again with DUP, as
-//! on a reconnect to the same node.
+//! on a reconnect to the same node. Subscriptions made on behalf of an id that
+//! never connected (a pending session) move the same way, to whichever CONNECT
+//! claims the id first, clean start or not.
 //!
 //! A delivery larger than NATS takes is dropped on the way (and logged). If
 //! the end message does not come within the takeover timeout, the claimant
@@ -32,6 +34,9 @@ use crate::session::{Carried, InFlight, SubOptions};
 pub(crate) struct MovedSession {
     pub subscriptions: Vec<(String, SubOptions)>,
     pub carried: Carried,
+    /// Only subscriptions made on behalf of the id before it ever connected:
+    /// they become the new session's, whatever its clean start says.
+    pub pending_only: bool,
 }
 
 /// What one part of a handover says.
@@ -50,6 +55,7 @@ enum Head {
     End {
         subscriptions: Vec<(String, WireOptions)>,
         awaiting_release: Vec<u16>,
+        pending_only: bool,
     },
 }
 
@@ -132,6 +138,7 @@ impl Cluster {
                 .map(|(f, o)| (f, o.into()))
                 .collect(),
             awaiting_release,
+            pending_only: moved.pending_only,
         };
         let _ = self.client.publish(reply, part(&end, None)).await;
     }
@@ -195,7 +202,9 @@ impl Cluster {
                 Head::End {
                     subscriptions,
                     awaiting_release,
+                    pending_only,
                 } => {
+                    moved.pending_only = pending_only;
                     moved.subscriptions = subscriptions
                         .into_iter()
                         .map(|(f, o)| (f, o.into()))

@@ -207,7 +207,7 @@ pub(super) fn answer(broker: &Arc<Broker>, cluster: &Arc<Cluster>, message: asyn
 
 impl Broker {
     fn holds(&self, client_id: &str) -> bool {
-        self.table.get(client_id).is_some()
+        self.table.get(client_id).is_some() || self.table.get_pending(client_id).is_some()
     }
 
     /// Applies a command from another node to a client of this one.

@@ -224,7 +224,20 @@ impl Broker {
             moved: None,
         };
         let Some(session) = self.table.get(client_id) else {
-            return nothing;
+            // subscriptions made on behalf of the id go where it connects
+            let Some(pending) = self.table.get_pending(client_id) else {
+                return nothing;
+            };
+            let moved = MovedSession {
+                subscriptions: pending.subscriptions(),
+                pending_only: true,
+                ..MovedSession::default()
+            };
+            self.forget_pending(&pending);
+            return GivenUp {
+                had_session: false,
+                moved: Some(moved),
+            };
         };
         if session.kind() == SessionKind::Pending {
             return nothing;
@@ -242,6 +255,7 @@ impl Broker {
                     moved = Some(MovedSession {
                         subscriptions: session.subscriptions(),
                         carried: session.take_flow(),
+                        pending_only: false,
                     });
                 }
                 self.end_session(&session);

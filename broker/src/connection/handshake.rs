@@ -243,7 +243,7 @@ async fn admit(
     };
     broker.wills.cancel(&client_id);
     let (session, start) = resume_or_start(broker, &client_id, &c, created_at_ms, moved);
-    let session_present = start != Start::New;
+    let session_present = matches!(start, Start::Resumed | Start::Moved);
     let server_keepalive = (c.version == Version::V5
         && c.keepalive > broker.settings.max_keepalive)
         .then_some(broker.settings.max_keepalive);
@@ -313,6 +313,8 @@ enum Start {
     Resumed,
     /// A persistent session another node handed over.
     Moved,
+    /// A new session with the subscriptions another node kept for the id.
+    Adopted,
     New,
 }
 
@@ -339,16 +341,17 @@ fn resume_or_start(
                 SessionKind::Offline,
                 ClientDetails::placeholder(created_at_ms),
             );
-            match moved.filter(|_| !c.clean_start) {
-                Some(moved) => {
-                    session.put_flow(moved.carried);
-                    for (filter, options) in moved.subscriptions {
-                        session.record_subscription(&filter, options);
-                    }
-                    (session, Start::Moved)
-                }
-                None => (session, Start::New),
+            let Some(moved) = moved.filter(|m| m.pending_only || !c.clean_start) else {
+                return (session, Start::New);
+            };
+            for (filter, options) in moved.subscriptions {
+                session.record_subscription(&filter, options);
             }
+            if moved.pending_only {
+                return (session, Start::Adopted);
+            }
+            session.put_flow(moved.carried);
+            (session, Start::Moved)
         }
     }
 }
@@ -392,14 +395,14 @@ fn attach(
     );
     match start {
         Start::Resumed => broker.table.reindex(session),
-        Start::Moved | Start::New => {
+        Start::Moved | Start::Adopted | Start::New => {
             broker.table.insert(session);
             if let Some(cluster) = broker.cluster.get() {
                 cluster.hold(&session.client_id, session.id);
             }
         }
     }
-    if start == Start::Moved {
+    if matches!(start, Start::Moved | Start::Adopted) {
         // the subscriptions it carried start routing here
         broker.router.activate(session);
     }
@@ -495,7 +498,7 @@ fn adopt_pending(broker: &Broker, session: &Arc<Session>) {
     for (filter, options) in pending.subscriptions() {
         broker.router.subscribe(session, &filter, options);
     }
-    broker.table.remove(&pending);
+    broker.forget_pending(&pending);
 }
 
 /// The will of a CONNECT as the broker keeps it.
