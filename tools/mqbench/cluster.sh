@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Latency of cluster-wide client lists. Starts a nats-server and two mqgate
-# nodes (cluster mode, fresh data directories), holds SESSIONS idle clients on
-# each node, then times GETs through node A's APIs, which gather node B's part
-# over NATS. Prints a markdown table of medians of RUNS runs (each run REQUESTS
-# sequential GETs; mqbench's p50 and p99).
+# Cluster mode measured. Starts a nats-server, two mqgate nodes A and B
+# (cluster mode) and a single node S (cluster off), fresh data directories, and
+# prints two markdown tables of medians of RUNS runs:
+#  1. 1→1 QoS 1 throughput: on S; on A alone (cluster on); from A to B;
+#  2. cluster-wide list latency: SESSIONS idle clients held on each of A and B,
+#     then GETs through A's APIs, which gather B's part over NATS (each run
+#     REQUESTS sequential GETs; mqbench's p50 and p99).
 #
-#   tools/mqbench/cluster-list.sh
+#   tools/mqbench/cluster.sh
 #
 # Needs: target/release/mqgate and target/release/mqbench
 # (cargo build --release -p mqgate -p mqbench), Debian's nats-server, and a file
 # limit above SESSIONS + 100 (ulimit -n). Sizes come from the environment.
 set -euo pipefail
 
-SESSIONS=${SESSIONS:-10000} RUNS=${RUNS:-5} REQUESTS=${REQUESTS:-200}
+SESSIONS=${SESSIONS:-10000} RUNS=${RUNS:-5} REQUESTS=${REQUESTS:-200} COUNT=${COUNT:-100000}
 MQGATE=${MQGATE:-target/release/mqgate} MQBENCH=${MQBENCH:-target/release/mqbench}
 NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 for binary in "$MQGATE" "$MQBENCH" "$NATS"; do
@@ -33,8 +35,10 @@ pids+=($!)
 wait_port "$nats_port"
 
 declare -A MQTT MICA NANOMQ
-for node in a b; do
+for node in a b s; do
   MQTT[$node]=$(free_port) MICA[$node]=$(free_port) NANOMQ[$node]=$(free_port)
+  cluster=true
+  [[ $node == s ]] && cluster=false
   cat >"$dir/$node.toml" <<EOF
 data_dir = "$dir/data-$node"
 [mqtt.tcp]
@@ -52,7 +56,7 @@ enabled = false
 [easemob]
 enabled = false
 [cluster]
-enabled = true
+enabled = $cluster
 node_name = "$node"
 nats_url = "nats://127.0.0.1:$nats_port"
 EOF
@@ -62,6 +66,25 @@ EOF
   wait_port "${MQTT[$node]}"
   wait_port "${MICA[$node]}"
 done
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+echo "| 1→1 QoS 1, $COUNT messages of 64 B | msg/s | p50 ms | lost, duplicated, reordered |"
+echo "|---|---:|---:|---:|"
+for case in "one node, cluster off|s|s" "one node, cluster on|a|a" "node A → node B|a|b"; do
+  IFS='|' read -r label pub sub <<<"$case"
+  rates=() p50s=() bad=0
+  for _ in $(seq "$RUNS"); do
+    line=$("$MQBENCH" --host "127.0.0.1:${MQTT[$pub]}" --sub-host "127.0.0.1:${MQTT[$sub]}" \
+      one-to-one --qos 1 --count "$COUNT" | grep '^RESULT')
+    rates+=("$(field value "$line")") p50s+=("$(field p50_ms "$line")")
+    bad=$(( bad + $(field lost "$line") + $(field dup "$line") + $(field reordered "$line") ))
+  done
+  printf '| %s | %.0f | %.1f | %d |\n' "$label" \
+    "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${p50s[@]}" | median)" "$bad"
+done
+echo
 
 # idle clients held on both nodes while the lists are timed (mqbench idle holds
 # them for --settle-secs after connecting)
@@ -89,7 +112,6 @@ cases=(
   "NanoMQ /api/v4/clients (all $total)|http://127.0.0.1:${NANOMQ[a]}/api/v4/clients|admin:public"
   "NanoMQ /api/v4/nodes|http://127.0.0.1:${NANOMQ[a]}/api/v4/nodes|admin:public"
 )
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 echo "| request through node A ($SESSIONS sessions per node, 2 nodes) | p50 ms | p99 ms | req/s |"
 echo "|---|---:|---:|---:|"
 for case in "${cases[@]}"; do
@@ -99,8 +121,7 @@ for case in "${cases[@]}"; do
   p50s=() p99s=() rates=()
   for _ in $(seq "$RUNS"); do
     line=$("$MQBENCH" http --url "$url" --basic "$basic" --requests "$requests" | grep '^RESULT')
-    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
-    p50=$(field p50_ms) p99=$(field p99_ms) rate=$(field value)
+    p50=$(field p50_ms "$line") p99=$(field p99_ms "$line") rate=$(field value "$line")
     p50s+=("$p50") p99s+=("$p99") rates+=("$rate")
   done
   printf '| %s | %.2f | %.2f | %.0f |\n' "$label" \
