@@ -156,6 +156,8 @@ pub fn watch(
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
+        // an outage is told once, not at every check
+        let mut failing = false;
         loop {
             ticks.tick().await;
             let checking = Arc::clone(&shared);
@@ -168,10 +170,15 @@ pub fn watch(
                     if let Some(e) = failed {
                         tracing::warn!("shared files: {e}");
                     }
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("shared files: the store answers again");
+                    }
                     changed
                 }
                 Err(e) => {
-                    tracing::warn!("shared files: cannot check the store: {e}");
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!("shared files: cannot check the store: {e}");
+                    }
                     continue;
                 }
             };

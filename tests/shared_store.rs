@@ -487,6 +487,27 @@ async fn password_and_acl_files_written_through_one_process_apply_on_the_other()
         rumqttc::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)
     );
 
+    // config_update through A is what B's get_file?default=true reads
+    let conf = "mqtt {\n    max_mqueue_len = 300\n}\n";
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v4/config_update", a.addr("nanomq")))
+        .basic_auth("admin", Some("public"))
+        .body(conf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, file) = call(
+        &b,
+        "nanomq",
+        Method::GET,
+        "/api/v4/get_file?default=true",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["data"]["content"], conf, "{file}");
+
     // B restarted: the stored files are written over its own before it loads them
     let (status, answer) = call(&b, "nanomq", Method::POST, "/api/v4/ctrl/restart", None).await;
     assert_eq!(status, 200, "{answer}");
