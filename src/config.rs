@@ -505,6 +505,10 @@ mod tests {
             refused(&[("MQGATE__STORE__STATEMENT_TIMEOUT_SECS", "0")]),
             "bad configuration at `store.statement_timeout_secs`: must be 1..=3600"
         );
+        assert_eq!(
+            refused(&[("MQGATE__STORE__FILES_POLL_MS", "10")]),
+            "bad configuration at `store.files_poll_ms`: must be 50..=3600000"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use crate::listener::Listener;
 use crate::management::GatewayManagement;
 use crate::memory;
 use crate::recorder::Recorder;
+use crate::shared_files::{self, SharedFiles};
 use crate::tls;
 use mqgate_broker::{listeners, Broker};
 
@@ -50,6 +51,8 @@ pub enum StartError {
     Dialect(#[from] mqgate_kit::DialectBuildError),
     #[error("cluster: {0}")]
     Cluster(#[from] mqgate_broker::cluster::ClusterError),
+    #[error("{0}")]
+    SharedFiles(#[from] shared_files::LoadError),
 }
 
 pub struct Gateway;
@@ -187,6 +190,8 @@ struct Instance {
     mqtt: Vec<JoinHandle<()>>,
     /// Every built dialect, told to stop its own workers at stop.
     dialects: Built,
+    /// With a shared store: the task applying newer shared files.
+    shared_files: Option<JoinHandle<()>>,
 }
 
 /// The URL a browser on this machine reaches a listener at.
@@ -252,8 +257,10 @@ impl Instance {
         // unusable certificates fail the start before anything is opened
         let tls = tls_configs(config)?;
         let store = open_store(config).await?;
+        // the shared files over the local ones before the broker loads them
+        let shared = SharedFiles::open(&store, config).await?;
         let records = Recorder::open(config)?;
-        let broker = start_broker(config, records.as_ref())?;
+        let (broker, users) = start_broker(config, records.as_ref(), shared.is_some())?;
         if config.cluster.enabled {
             // before any listener: every session is announced to the cluster
             mqgate_broker::cluster::join(&broker, config.cluster.settings()).await?;
@@ -267,6 +274,12 @@ impl Instance {
             control,
         ));
         let built = build_dialects(config, &bound, &management, &store, &broker)?;
+        // after the dialects' authenticators, where the broker's own users are asked
+        let shared_files = shared.zip(users).map(|(shared, users)| {
+            broker.add_authenticator(Arc::clone(&users) as _);
+            let every = Duration::from_millis(config.store.files_poll_ms);
+            shared_files::watch(shared, config.clone(), Arc::clone(&broker), users, every)
+        });
         let addrs = bound.addrs.clone();
         let (http_shutdown, _) = watch::channel(false);
         let health = docs::health_router(Arc::clone(&management) as Arc<dyn Management>);
@@ -300,12 +313,16 @@ impl Instance {
             http,
             mqtt,
             dialects: built,
+            shared_files,
         })
     }
 
     /// Stops the instance; what is returned resolves once its last HTTP
     /// connections have ended.
     async fn stop(mut self) -> Vec<Serving> {
+        if let Some(watch) = self.shared_files.take() {
+            watch.abort();
+        }
         self.http_shutdown.send_replace(true);
         for serving in &mut self.http {
             serving.closed().await;
@@ -355,11 +372,18 @@ fn tls_configs(
     Ok(out)
 }
 
+/// The broker, and with `shared_files` its users as an authenticator a newer
+/// password file replaces (the caller registers it after the dialects' own).
 fn start_broker(
     config: &Config,
     records: Option<&Arc<Recorder>>,
-) -> Result<Arc<Broker>, StartError> {
+    shared_files: bool,
+) -> Result<(Arc<Broker>, Option<Arc<access::Users>>), StartError> {
     let users = access::users(config)?;
+    let (users, live) = match shared_files {
+        true => (Vec::new(), Some(Arc::new(access::Users::new(users)))),
+        false => (users, None),
+    };
     let broker = Broker::start(config.mqtt.broker_settings(config.hot(), users));
     broker.set_authorizer(access::authorizer(config)?);
     if let Some(r) = records {
@@ -374,7 +398,7 @@ fn start_broker(
             }),
         );
     }
-    Ok(broker)
+    Ok((broker, live))
 }
 
 /// The configured store; connecting to PostgreSQL blocks, so not on a runtime thread.

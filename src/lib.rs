@@ -7,6 +7,8 @@
 //! - [`recorder`]: connection and message records, in their own SQLite file.
 //! - [`gateway`]: start-up, restart and graceful shutdown of everything.
 //! - [`access`]: the password and ACL files of `[mqtt]`, loaded at each start.
+//! - [`shared_files`]: with PostgreSQL, those files and NanoMQ's configuration
+//!   file kept in the store and applied on every process.
 //! - [`memory`]: freed memory handed back to the system after the load falls.
 //! - [`config`]: the configuration file, environment overrides and checks.
 //! - [`dialects`]: the dialect table every part below iterates.
@@ -28,4 +30,5 @@ pub mod management;
 pub mod memory;
 pub mod openapi;
 pub mod recorder;
+pub mod shared_files;
 pub mod tls;

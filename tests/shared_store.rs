@@ -5,6 +5,8 @@
 //! disabled or deleted, and Easemob tokens are accepted by either. A database that
 //! cannot be reached stops the start with a message; one that goes away at run
 //! time gives each vendor's error shape, and service resumes when it is back.
+//! A password or ACL file written through one process's NanoMQ API is served and
+//! enforced by the other.
 
 mod spawned;
 
@@ -45,6 +47,7 @@ async fn call(
         .timeout(Duration::from_secs(20));
     request = match dialect {
         "realmq" => request.basic_auth("root", Some("123456")),
+        "nanomq" => request.basic_auth("admin", Some("public")),
         _ => request,
     };
     if let Some(body) = body {
@@ -349,4 +352,173 @@ fn an_unreachable_or_malformed_postgres_url_stops_the_start_with_a_message() {
     let (code, stderr) = run_to_exit(&[], &[("MQGATE__STORE__BACKEND", "postgres")]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("needs postgres_url"), "{stderr}");
+}
+
+/// How long a file written through one process may take to be enforced by another:
+/// one `store.files_poll_ms` (1 s by default) and the reload, with room for a slow
+/// machine.
+const FILE_BOUND: Duration = Duration::from_secs(5);
+
+const PASSWORD_FILE: &str = "/etc/nanomq_pwd.conf";
+const ACL_FILE: &str = "/etc/nanomq_acl.conf";
+
+async fn write_file(gw: &Spawned, path: &str, content: &str) {
+    let body = json!({"data": {"path": path, "content": content}});
+    let (status, answer) = call(gw, "nanomq", Method::POST, "/api/v4/write_file", Some(body)).await;
+    assert_eq!((status.as_u16(), answer), (200, json!({"code": 0})));
+}
+
+async fn get_file(gw: &Spawned, path: &str) -> String {
+    let query = format!("/api/v4/get_file?path={}", path.replace('/', "%2F"));
+    let (status, answer) = call(gw, "nanomq", Method::GET, &query, None).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["data"]["content"].as_str().unwrap().to_string()
+}
+
+/// The SUBACK code `addr` gives `username` for `filter`.
+async fn suback(
+    addr: SocketAddr,
+    username: &str,
+    password: &str,
+    filter: &str,
+) -> rumqttc::SubscribeReasonCode {
+    let mut options = rumqttc::MqttOptions::new("sub-check", addr.ip().to_string(), addr.port());
+    options.set_credentials(username, password);
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack))) => {
+                    return ack.return_codes[0]
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("no SUBACK from {addr}: {e:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a SUBACK in time")
+}
+
+/// Checks `holds` every 50 ms until it is true; how long that took. Fails past
+/// [`FILE_BOUND`].
+async fn within_bound<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut holds: impl FnMut() -> F,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if holds().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < FILE_BOUND,
+            "{what}: not within {FILE_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_and_acl_files_written_through_one_process_apply_on_the_other() {
+    let Some(pg) = mqgate_pgtest::server("shared NanoMQ files") else {
+        return;
+    };
+    let url = pg.database();
+    let (a, b) = (gateway(&url), gateway(&url));
+    let mqtt_b = b.addr("mqtt.tcp");
+    use ConnectReturnCode::{BadUserNamePassword, NotAuthorized, Success};
+
+    // nanomq-admin's Access page saves through A; B serves the file at once
+    let users = "\"alice\": \"a-1\"\n\"bob\": \"b-1\"\n";
+    write_file(&a, PASSWORD_FILE, users).await;
+    assert_eq!(get_file(&b, PASSWORD_FILE).await, users);
+    let took = within_bound("alice let in by B", || async {
+        connack(mqtt_b, "alice-1", "alice", "a-1").await == Success
+    })
+    .await;
+    println!("password file written through A, in force on B after {took:?}");
+    assert_eq!(connack(mqtt_b, "bob-1", "bob", "b-1").await, Success);
+
+    // the next file drops bob and changes alice's password
+    write_file(&a, PASSWORD_FILE, "\"alice\": \"a-2\"\n").await;
+    let took = within_bound("bob refused by B", || async {
+        connack(mqtt_b, "bob-1", "bob", "b-1").await == NotAuthorized
+    })
+    .await;
+    println!("user removed through A, refused by B after {took:?}");
+    assert_eq!(connack(mqtt_b, "alice-1", "alice", "a-2").await, Success);
+    assert_eq!(
+        connack(mqtt_b, "alice-1", "alice", "a-1").await,
+        BadUserNamePassword
+    );
+    // A, which wrote them, applies them too, without a restart
+    assert_eq!(
+        connack(a.addr("mqtt.tcp"), "bob-2", "bob", "b-1").await,
+        NotAuthorized
+    );
+
+    let rules = "rules = [\n    {\"permit\": \"deny\", \"action\": \"subscribe\", \"topics\": [\"secret/#\"]}\n]\n";
+    write_file(&a, ACL_FILE, rules).await;
+    assert_eq!(get_file(&b, ACL_FILE).await, rules);
+    let took = within_bound("subscription denied by B", || async {
+        suback(mqtt_b, "alice", "a-2", "secret/x").await == rumqttc::SubscribeReasonCode::Failure
+    })
+    .await;
+    println!("ACL file written through A, in force on B after {took:?}");
+    // a file that does not parse is refused before it reaches the store
+    let broken = json!({"data": {"path": ACL_FILE, "content": "rules = ["}});
+    let (status, answer) = call(
+        &a,
+        "nanomq",
+        Method::POST,
+        "/api/v4/write_file",
+        Some(broken),
+    )
+    .await;
+    assert_eq!((status.as_u16(), answer), (400, json!({"code": 117})));
+    assert_eq!(get_file(&b, ACL_FILE).await, rules);
+    assert_eq!(
+        suback(mqtt_b, "alice", "a-2", "open/x").await,
+        rumqttc::SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)
+    );
+
+    // config_update through A is what B's get_file?default=true reads
+    let conf = "mqtt {\n    max_mqueue_len = 300\n}\n";
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v4/config_update", a.addr("nanomq")))
+        .basic_auth("admin", Some("public"))
+        .body(conf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, file) = call(
+        &b,
+        "nanomq",
+        Method::GET,
+        "/api/v4/get_file?default=true",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(file["data"]["content"], conf, "{file}");
+
+    // B restarted: the stored files are written over its own before it loads them
+    let (status, answer) = call(&b, "nanomq", Method::POST, "/api/v4/ctrl/restart", None).await;
+    assert_eq!(status, 200, "{answer}");
+    b.wait_for_line(Duration::from_secs(30), |l| l.ends_with("restarted"))
+        .unwrap_or_else(|| panic!("B did not restart:\n{}", b.log_text()));
+    assert_eq!(connack(mqtt_b, "alice-1", "alice", "a-2").await, Success);
+    assert_eq!(connack(mqtt_b, "bob-1", "bob", "b-1").await, NotAuthorized);
+    assert_eq!(
+        suback(mqtt_b, "alice", "a-2", "secret/x").await,
+        rumqttc::SubscribeReasonCode::Failure
+    );
+    assert_eq!(get_file(&b, PASSWORD_FILE).await, "\"alice\": \"a-2\"\n");
+    assert!(!b.log_text().contains("panicked"), "{}", b.log_text());
 }

@@ -34,6 +34,9 @@ pub struct StoreConfig {
     pub connect_timeout_secs: u64,
     /// Seconds any one statement may run (PostgreSQL's `statement_timeout`).
     pub statement_timeout_secs: u64,
+    /// With PostgreSQL: how often each process checks the shared NanoMQ, password
+    /// and ACL files for a newer revision, ms.
+    pub files_poll_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -44,12 +47,14 @@ impl Default for StoreConfig {
             pool_size: 16,
             connect_timeout_secs: 5,
             statement_timeout_secs: 30,
+            files_poll_ms: 1000,
         }
     }
 }
 
 const MAX_POOL_SIZE: u32 = 1000;
 const MAX_TIMEOUT_SECS: u64 = 3600;
+const FILES_POLL_MS: std::ops::RangeInclusive<u64> = 50..=3_600_000;
 
 impl StoreConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -69,6 +74,10 @@ impl StoreConfig {
             if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
                 return invalid(key, format!("must be 1..={MAX_TIMEOUT_SECS}"));
             }
+        }
+        if !FILES_POLL_MS.contains(&self.files_poll_ms) {
+            let (low, high) = (FILES_POLL_MS.start(), FILES_POLL_MS.end());
+            return invalid("files_poll_ms", format!("must be {low}..={high}"));
         }
         match (self.backend, &self.postgres_url) {
             (StoreBackend::Postgres, None) => invalid(

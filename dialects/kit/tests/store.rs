@@ -238,3 +238,68 @@ fn concurrent_starts_migrate_once() {
         .unwrap();
     assert_eq!(version, 1);
 }
+
+#[test]
+fn shared_files_keep_their_bytes_and_count_revisions() {
+    use mqgate_kit::store::files;
+    for (store, _dir) in stores() {
+        let backend = store.backend();
+        files::migrate(&store).unwrap();
+        files::migrate(&store).unwrap();
+        assert_eq!(store.read(|tx| files::get(tx, "pwd")).unwrap(), None);
+        // a NUL and invalid UTF-8 come back as written
+        let first = b"alice: \"1\"\n\0\xff".to_vec();
+        let revision = store.write(|tx| files::put(tx, "pwd", &first)).unwrap();
+        assert_eq!(revision, 1, "{backend:?}");
+        let stored = store.read(|tx| files::get(tx, "pwd")).unwrap().unwrap();
+        assert_eq!((stored.content, stored.revision), (first, 1), "{backend:?}");
+        assert!(stored.updated_ms > 0);
+        let revision = store.write(|tx| files::put(tx, "pwd", b"bob: 2")).unwrap();
+        assert_eq!(revision, 2, "{backend:?}");
+        store
+            .write(|tx| files::put(tx, "acl", b"rules = []"))
+            .unwrap();
+        let revisions = store.read(files::revisions).unwrap();
+        assert_eq!(
+            revisions,
+            vec![("acl".to_string(), 1), ("pwd".to_string(), 2)],
+            "{backend:?}"
+        );
+        // writers of one file take one revision each, none lost
+        let writers: Vec<_> = (0..4)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    store.write(move |tx| files::put(tx, "pwd", format!("w{i}").as_bytes()))
+                })
+            })
+            .collect();
+        let mut taken: Vec<i64> = writers
+            .into_iter()
+            .map(|w| w.join().unwrap().unwrap())
+            .collect();
+        taken.sort();
+        assert_eq!(taken, vec![3, 4, 5, 6], "{backend:?}");
+        let last = store.read(|tx| files::get(tx, "pwd")).unwrap().unwrap();
+        assert_eq!(last.revision, 6);
+    }
+}
+
+#[test]
+fn a_shared_file_written_by_one_process_is_read_by_another() {
+    use mqgate_kit::store::files;
+    let Some(pg) = mqgate_pgtest::server("shared files across pools") else {
+        return;
+    };
+    let url = pg.database();
+    let (a, b) = (connect(&url), connect(&url));
+    files::migrate(&a).unwrap();
+    files::migrate(&b).unwrap();
+    a.write(|tx| files::put(tx, "acl", b"rules = []")).unwrap();
+    let seen = b.read(|tx| files::get(tx, "acl")).unwrap().unwrap();
+    assert_eq!(
+        (seen.content.as_slice(), seen.revision),
+        (&b"rules = []"[..], 1)
+    );
+    assert_eq!(b.read(files::revisions).unwrap(), vec![("acl".into(), 1)]);
+}

@@ -68,13 +68,20 @@ impl AllowList {
     }
 }
 
+impl Role {
+    /// NanoMQ's file name for it: also its name in a shared store.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Role::Config => CONFIG_FILE_NAME,
+            Role::Password => PASSWORD_FILE_NAME,
+            Role::Acl => ACL_FILE_NAME,
+        }
+    }
+}
+
 /// Where the gateway looks for the file of `role` when the configuration names none.
 pub fn default_path(data_dir: &Path, role: Role) -> PathBuf {
-    data_dir.join(match role {
-        Role::Config => CONFIG_FILE_NAME,
-        Role::Password => PASSWORD_FILE_NAME,
-        Role::Acl => ACL_FILE_NAME,
-    })
+    data_dir.join(role.file_name())
 }
 
 /// The text of a password or ACL file that grants and denies nothing.
@@ -110,8 +117,14 @@ pub fn read(path: &Path) -> ReadOutcome {
     if bytes.len() as u64 > MAX_READ_BYTES {
         return ReadOutcome::TooLarge;
     }
+    ReadOutcome::Text(text_of(&bytes))
+}
+
+/// A file's bytes as `get_file` serves them: up to the first NUL, invalid UTF-8
+/// replaced.
+pub fn text_of(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    ReadOutcome::Text(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 /// Replaces the file at `path` (the file a symlink points to, when it is one) with

@@ -139,11 +139,16 @@ pub fn build(config: &Config, ctx: DialectContext) -> Result<Arc<dyn Dialect>, D
     };
     let auth = auth::Auth::from_config(config).map_err(fail)?;
     let cors = mount::cors_layer(&config.cors_origins).map_err(fail)?;
+    let shared = ctx.store.is_shared().then(|| Arc::clone(&ctx.store));
+    if let Some(store) = &shared {
+        mqgate_kit::store::files::migrate(store).map_err(|e| fail(e.to_string()))?;
+    }
     let app = Arc::new(App {
         management: ctx.management,
         config: config.clone(),
         auth,
         data_dir: ctx.data_dir,
+        shared,
         listen: ctx.listen,
         maxima: Mutex::new(Maxima::default()),
     });

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mqgate_kit::Management;
+use mqgate_kit::{Management, Store};
 use parking_lot::Mutex;
 
 use crate::auth::{Auth, AuthState};
@@ -17,6 +17,9 @@ pub struct App {
     pub auth: Auth,
     /// mqgate's data directory: where `config_update` keeps NanoMQ's config file.
     pub data_dir: PathBuf,
+    /// A store shared with other processes (PostgreSQL): the configuration, password
+    /// and ACL files are read and written there instead of on this node's disk.
+    pub shared: Option<Arc<Store>>,
     /// The dialect's own listener address, as NanoMQ reports its HTTP server.
     pub listen: SocketAddr,
     /// Process-lifetime maxima the broker's stats do not keep.

@@ -13,8 +13,10 @@
 //! steps per backend.
 //!
 //! - [`value`]: parameters, rows and their conversions.
+//! - [`files`]: files whose content the store holds, with a revision per file.
 //! - [`sqlite`]: the SQLite backend; [`postgres`](mod@postgres): the PostgreSQL one.
 
+pub mod files;
 pub mod postgres;
 pub mod sqlite;
 pub mod value;

@@ -21,11 +21,12 @@ use utoipa_axum::routes;
 
 use crate::auth::Authorized;
 use crate::cjson::CNumber;
-use crate::config_files::{self, CONFIG_FILE_NAME};
+use crate::config_files::{Role, CONFIG_FILE_NAME};
 use crate::error::Error;
 use crate::reply::{CodeReply, Reply};
 use crate::settings::{self, Setter, WriteReply};
 use crate::state::App;
+use crate::v4::files;
 use crate::v4::request::{json_object, RawSegment};
 use mqgate_kit::hocon;
 
@@ -440,13 +441,7 @@ pub async fn update_configuration_file(
     let plan = settings::plan_write(&Value::Object(Default::default()), &parsed, HOCON_SETTERS);
     let not_applied = settings::apply(app.management.as_ref(), "v4 /config_update", plan);
     let path = app.data_dir.join(CONFIG_FILE_NAME);
-    let (target, content) = (path.clone(), text.to_string());
-    let written = tokio::task::spawn_blocking(move || {
-        config_files::write_atomically(&target, content.as_bytes())
-    })
-    .await;
-    if !matches!(written, Ok(Ok(()))) {
-        tracing::warn!(path = %path.display(), ?written, "nanomq: cannot write config_update file");
+    if !files::save(&app, Role::Config, &path, text.to_string()).await {
         return Ok(Reply::code(118));
     }
     Ok(Reply::json(&WriteReply {

@@ -5,9 +5,10 @@
 //! with `write_file` and restarts the broker with `POST /ctrl/restart`.
 //!
 //! Only the files of [`AllowList`] are reachable, looked up per request; any other path
-//! is 404 `{"code":102}`, NanoMQ 0.25.3's answer for both routes.
+//! is 404 `{"code":102}`, NanoMQ 0.25.3's answer for both routes. With a shared store
+//! both routes use the store's copy ([`read`], [`save`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -28,6 +29,7 @@ use crate::state::App;
 use crate::v4::request::json_object;
 use mqgate_kit::access::{AclRules, PasswordFile};
 use mqgate_kit::hocon;
+use mqgate_kit::store::files;
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::default()
@@ -138,10 +140,7 @@ pub async fn get_file(
             (role, path, requested)
         }
     };
-    let to_read = path.to_path_buf();
-    let outcome = tokio::task::spawn_blocking(move || config_files::read(&to_read))
-        .await
-        .map_err(|_| Error::new(StatusCode::INTERNAL_SERVER_ERROR, 102))?;
+    let outcome = read(&app, role, path).await?;
     let content = match outcome {
         ReadOutcome::Text(text) => text,
         ReadOutcome::Missing if role == Role::Config => {
@@ -214,19 +213,60 @@ pub async fn write_file(
         tracing::debug!(error = %e, "nanomq: write_file content refused");
         return Err(Error::new(StatusCode::BAD_REQUEST, 117));
     }
-    let (path, content) = (path.to_path_buf(), content.to_string());
-    let target = path.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        config_files::write_atomically(&target, content.as_bytes())
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => Ok(Reply::code(0)),
-        failed => {
-            tracing::warn!(path = %path.display(), ?failed, "nanomq: write_file failed");
-            Ok(Reply::code(118))
+    if save(&app, role, path, content.to_string()).await {
+        Ok(Reply::code(0))
+    } else {
+        Ok(Reply::code(118))
+    }
+}
+
+/// The file of `role`: from the shared store when there is one and it holds the
+/// file, else from `path` on this node's disk.
+async fn read(app: &App, role: Role, path: &Path) -> Result<ReadOutcome, Error> {
+    let failed = || Error::new(StatusCode::INTERNAL_SERVER_ERROR, 102);
+    if let Some(store) = &app.shared {
+        let name = role.file_name();
+        match store.read_async(move |tx| files::get(tx, name)).await {
+            Ok(Some(file)) => return Ok(ReadOutcome::Text(config_files::text_of(&file.content))),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "nanomq: get_file cannot read the shared {name}");
+                return Err(failed());
+            }
         }
     }
+    let to_read = path.to_path_buf();
+    tokio::task::spawn_blocking(move || config_files::read(&to_read))
+        .await
+        .map_err(|_| failed())
+}
+
+/// Replaces the file of `role`: in the shared store when there is one (every node
+/// writes its own copy from there), else atomically at `path`. `false`: not written.
+pub async fn save(app: &App, role: Role, path: &Path, content: String) -> bool {
+    let written = match &app.shared {
+        Some(store) => {
+            let name = role.file_name();
+            store
+                .write_async(move |tx| files::put(tx, name, content.as_bytes()))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        None => {
+            let target = path.to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                config_files::write_atomically(&target, content.as_bytes())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|written| written.map_err(|e| e.to_string()))
+        }
+    };
+    if let Err(e) = &written {
+        tracing::warn!(path = %path.display(), error = %e, "nanomq: cannot write the file");
+    }
+    written.is_ok()
 }
 
 #[cfg(test)]
