@@ -170,8 +170,9 @@ pub async fn get_file(
 /// Write a configuration file
 ///
 /// Replaces the configuration, password or ACL file with HOCON text, atomically,
-/// keeping its permissions; any other path is refused. Nothing is reloaded (nanomq-
-/// admin restarts the broker next).
+/// keeping its permissions; any other path is refused. On one node nothing is
+/// reloaded (nanomq-admin restarts the broker next); with a shared store every node
+/// applies a new password or ACL file within `store.files_poll_ms`.
 #[utoipa::path(
     post,
     path = "/api/v4/write_file",
