@@ -95,25 +95,9 @@ impl Cluster {
         if asked.is_empty() || !self.is_connected() {
             return Vec::new();
         }
-        let Ok(body) = serde_json::to_vec(query) else {
+        let Some(mut parts) = self.ask(&asked, query).await else {
             return Vec::new();
         };
-        let body = Bytes::from(body);
-        // one reply subject per node: NATS's "no responders" on it names a node gone
-        let inbox = self.client.new_inbox();
-        let Ok(mut parts) = self.client.subscribe(format!("{inbox}.*")).await else {
-            return Vec::new();
-        };
-        for &id in &asked {
-            let reply = format!("{inbox}.{id:016x}");
-            let sent = self
-                .client
-                .publish_with_reply(self.subjects.query_to(id), reply, body.clone())
-                .await;
-            if sent.is_err() {
-                return Vec::new();
-            }
-        }
         let deadline = tokio::time::Instant::now() + self.management_timeout;
         let mut answers: HashMap<u64, NodeAnswer<T>> = HashMap::new();
         let mut done = HashSet::new();
@@ -153,6 +137,23 @@ impl Cluster {
         }
         answers.retain(|id, _| done.contains(id));
         answers.into_values().collect()
+    }
+
+    /// Sends `query` to each of `asked`; the parts of their answers arrive on
+    /// the subscription returned. Each node gets a reply subject of its own:
+    /// NATS's "no responders" on it names a node gone.
+    async fn ask(&self, asked: &HashSet<u64>, query: &Query) -> Option<async_nats::Subscriber> {
+        let body = Bytes::from(serde_json::to_vec(query).ok()?);
+        let inbox = self.client.new_inbox();
+        let parts = self.client.subscribe(format!("{inbox}.*")).await.ok()?;
+        for &id in asked {
+            let reply = format!("{inbox}.{id:016x}");
+            self.client
+                .publish_with_reply(self.subjects.query_to(id), reply, body.clone())
+                .await
+                .ok()?;
+        }
+        Some(parts)
     }
 
     /// One page of a list over every node. `here(offset, limit)` lists this

@@ -46,7 +46,7 @@ impl Cluster {
         let request = encode(&Claim {
             origin: self.node_id,
             want_session,
-            connected_after_ms: None,
+            connected_at_ms: None,
             client_id: client_id.to_string(),
         });
         let inbox = self.client.new_inbox();
@@ -77,7 +77,7 @@ impl Cluster {
         let check = encode(&Claim {
             origin: self.node_id,
             want_session: false,
-            connected_after_ms: Some(connected_at_ms),
+            connected_at_ms: Some(connected_at_ms),
             client_id: client_id.to_string(),
         });
         let _ = self
@@ -115,23 +115,26 @@ pub(super) async fn answer_claims(
             }
             let broker = Arc::clone(&broker);
             let cluster = Arc::clone(&cluster);
-            let (Some(reply), None) = (claim.reply, parsed.connected_after_ms) else {
-                tokio::spawn(async move { broker.check_held(&cluster, &parsed).await });
-                continue;
-            };
-            let claim = parsed;
-            tokio::spawn(async move {
-                let given = broker
-                    .give_up_client(&claim.client_id, claim.want_session)
-                    .await;
-                if given.had_session {
-                    bump(&cluster.counters.taken_over);
+            match (claim.reply, parsed.connected_at_ms) {
+                (_, Some(_)) => {
+                    tokio::spawn(async move { broker.check_held(&cluster, &parsed).await });
                 }
-                match given.moved {
-                    Some(moved) => cluster.hand_over(reply.to_string(), moved).await,
-                    None => cluster.nothing_to_hand_over(reply.to_string()).await,
+                (Some(reply), None) => {
+                    tokio::spawn(async move {
+                        let given = broker
+                            .give_up_client(&parsed.client_id, parsed.want_session)
+                            .await;
+                        if given.had_session {
+                            bump(&cluster.counters.taken_over);
+                        }
+                        match given.moved {
+                            Some(moved) => cluster.hand_over(reply.to_string(), moved).await,
+                            None => cluster.nothing_to_hand_over(reply.to_string()).await,
+                        }
+                    });
                 }
-            });
+                (None, None) => {}
+            }
         }
     }))
 }
@@ -142,15 +145,15 @@ pub(super) async fn answer_claims(
 struct Claim {
     origin: u64,
     want_session: bool,
-    connected_after_ms: Option<i64>,
+    connected_at_ms: Option<i64>,
     client_id: String,
 }
 
 fn encode(claim: &Claim) -> Bytes {
     let mut out = BytesMut::with_capacity(18 + claim.client_id.len());
     out.put_u64(claim.origin);
-    out.put_u8(u8::from(claim.want_session) | (u8::from(claim.connected_after_ms.is_some()) << 1));
-    if let Some(at) = claim.connected_after_ms {
+    out.put_u8(u8::from(claim.want_session) | (u8::from(claim.connected_at_ms.is_some()) << 1));
+    if let Some(at) = claim.connected_at_ms {
         out.put_i64(at);
     }
     out.put_slice(claim.client_id.as_bytes());
@@ -160,7 +163,7 @@ fn encode(claim: &Claim) -> Bytes {
 fn parse(payload: &Bytes) -> Option<Claim> {
     let origin = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
     let flags = *payload.get(8)?;
-    let (connected_after_ms, rest) = match flags & 2 != 0 {
+    let (connected_at_ms, rest) = match flags & 2 != 0 {
         true => (
             Some(i64::from_be_bytes(payload.get(9..17)?.try_into().ok()?)),
             payload.get(17..)?,
@@ -170,7 +173,7 @@ fn parse(payload: &Bytes) -> Option<Claim> {
     Some(Claim {
         origin,
         want_session: flags & 1 != 0,
-        connected_after_ms,
+        connected_at_ms,
         client_id: std::str::from_utf8(rest).ok()?.to_string(),
     })
 }
@@ -186,7 +189,7 @@ impl Broker {
     /// A check from a node that admitted `claim.client_id` while this node held
     /// it too: the older connection goes (the same instant: the lower node id's).
     async fn check_held(&self, cluster: &Cluster, claim: &Claim) {
-        let Some(theirs) = claim.connected_after_ms else {
+        let Some(theirs) = claim.connected_at_ms else {
             return;
         };
         let Some(session) = self.table.get(&claim.client_id) else {
