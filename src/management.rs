@@ -172,7 +172,7 @@ impl Management for GatewayManagement {
         if let Some(v) = patch.max_queued_messages {
             hot.max_queued_messages = v;
         }
-        self.broker.set_hot(hot);
+        self.broker.change_hot(hot);
         Ok(self.config())
     }
 

@@ -1057,3 +1057,33 @@ async fn subscriptions_made_for_an_id_before_it_connects_follow_it_to_its_node()
         .await;
     assert_eq!(listed.total, 1, "listed once, from node 1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setting_changed_through_one_node_applies_on_every_node() {
+    let Some((_nats, nodes)) = cluster(2).await else {
+        return;
+    };
+    settle().await;
+    let before = nodes[1].gateway.management().config().hot;
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v4/configuration",
+            nodes[0].base_url("nanomq")
+        ))
+        .basic_auth("admin", Some("public"))
+        .body(r#"{"data":{"basic":{"allow_anonymous":false,"msq_len":321}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let m1 = nodes[1].gateway.management();
+    let applied = common::eventually(5, || {
+        let hot = m1.config().hot;
+        !hot.allow_anonymous && hot.max_queued_messages == 321
+    })
+    .await;
+    assert!(applied, "node 1 had {before:?}, now {:?}", m1.config().hot);
+    // and it is in force there: an anonymous CONNECT is refused
+    let refused = common::try_connect_v4(nodes[1].v4_options("anon")).await;
+    assert_eq!(refused, Ok(rumqttc::ConnectReturnCode::NotAuthorized));
+}

@@ -139,8 +139,17 @@ impl Broker {
         self.hot.get()
     }
 
+    /// Applies hot settings on this node only.
     pub fn set_hot(&self, hot: HotConfig) {
         self.hot.set(&hot);
+    }
+
+    /// Applies hot settings on this node and, in cluster mode, on every other.
+    pub fn change_hot(&self, hot: HotConfig) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.share_hot(&hot);
+        }
+        self.set_hot(hot);
     }
 
     // ---- identities ----------------------------------------------------------

@@ -274,6 +274,8 @@ impl Link {
         self.always.extend(answering.map(Task));
         let querying = super::query::answer(Arc::clone(&broker), &self.cluster).await;
         self.always.extend(querying.map(Task));
+        let following = super::hot::follow(Arc::clone(&broker), &self.cluster).await;
+        self.always.extend(following.map(Task));
         self.always
             .extend(super::members::run(&self.cluster).await.map(Task));
         if self.cluster.is_connected() {

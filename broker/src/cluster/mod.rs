@@ -27,7 +27,7 @@
 //! - **Management** ([`remote`]): a kick or a subscribe on behalf of a client
 //!   id this node does not hold goes to the node that holds it. Lists,
 //!   look-ups and figures gather every live node's answer ([`query`],
-//!   [`members`]).
+//!   [`members`]); a change of the hot settings reaches every node ([`hot`]).
 //!
 //! Core NATS delivers at most once between nodes: QoS 1/2 hold from the
 //! publisher to its node and from a node to its subscribers, not across the
@@ -35,6 +35,7 @@
 
 pub mod envelope;
 pub(crate) mod handover;
+mod hot;
 mod inbound;
 mod link;
 mod members;

@@ -30,6 +30,8 @@ pub struct Subjects {
     pub presence: String,
     /// `<prefix>.q`: management queries, followed by the node id asked.
     query: String,
+    /// Changes of the hot settings.
+    pub hot: String,
 }
 
 impl Subjects {
@@ -42,6 +44,7 @@ impl Subjects {
             claims: format!("{prefix}.c"),
             presence: format!("{prefix}.presence"),
             query: format!("{prefix}.q"),
+            hot: format!("{prefix}.hot"),
         }
     }
 
