@@ -1087,3 +1087,36 @@ async fn a_setting_changed_through_one_node_applies_on_every_node() {
     let refused = common::try_connect_v4(nodes[1].v4_options("anon")).await;
     assert_eq!(refused, Ok(rumqttc::ConnectReturnCode::NotAuthorized));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn easemob_rejects_an_id_connected_on_another_node_when_told_to() {
+    const APP_ID: &str = "mq7g4e";
+    let Some((_nats, nodes)) = cluster_with(2, |c| {
+        c.easemob.duplicate_client_id = mqgate_easemob::DuplicateClientId::Reject
+    })
+    .await
+    else {
+        return;
+    };
+    let id = format!("twin@{APP_ID}");
+    let mut clients = Vec::new();
+    for node in &nodes {
+        let app = node.easemob_app_token().await;
+        let user = node.easemob_user_token(&app, "dup").await;
+        let mut options = node.v4_options(&id);
+        options.set_credentials("dup", user);
+        clients.push(options);
+    }
+    let first = connect_v4(clients[0].clone()).await;
+    settle().await;
+    assert_eq!(
+        common::try_connect_v4(clients[1].clone()).await,
+        Ok(rumqttc::ConnectReturnCode::BadClientId),
+        "refused on node 1: connected on node 0"
+    );
+    assert!(!first.task.is_finished(), "the first connection stays");
+    // other ids are not looked up and connect as usual
+    let mut other = clients[1].clone();
+    other.set_client_id(format!("other@{APP_ID}"));
+    let _other = connect_v4(other).await;
+}

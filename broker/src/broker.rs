@@ -218,6 +218,14 @@ impl Broker {
 
     /// Decides a CONNECT: dialect authenticators first, then configured users,
     /// then `allow_anonymous`.
+    /// Whether some authenticator decides on whether `client_id` is connected.
+    pub(crate) fn asks_whether_connected(&self, client_id: &str) -> bool {
+        let authenticators = self.authenticators.read();
+        authenticators
+            .iter()
+            .any(|a| a.asks_whether_connected(client_id))
+    }
+
     pub(crate) async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
         let authenticators: Vec<_> = self.authenticators.read().clone();
         for a in authenticators {

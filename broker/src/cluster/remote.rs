@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{bump, Cluster};
 use crate::broker::Broker;
+use crate::session::SessionKind;
 
 /// A command for the node holding `client_id`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub(crate) enum Command {
     Unsubscribe {
         filters: Vec<String>,
     },
+    /// Whether the id's client is connected there now.
+    IsConnected,
 }
 
 /// What the holder answers.
@@ -46,6 +49,7 @@ pub(crate) enum Answer {
     Kicked(Kicked),
     Subscribed { offline: bool },
     Unsubscribed(Vec<bool>),
+    Connected(bool),
     Failed(Failure),
 }
 
@@ -125,6 +129,15 @@ impl Answer {
 }
 
 impl Cluster {
+    /// Whether another node has `client_id` connected now (false when NATS
+    /// cannot be asked, or the holder does not answer in time).
+    pub(crate) async fn connected_elsewhere(&self, client_id: &str) -> bool {
+        matches!(
+            self.command(client_id, Command::IsConnected).await,
+            Ok(Some(Answer::Connected(true)))
+        )
+    }
+
     /// Sends `command` to the node holding `client_id`. `Ok(None)`: no node
     /// holds it (or NATS is out of reach, so none can be asked).
     pub(crate) async fn command(
@@ -247,6 +260,11 @@ impl Broker {
                     Err(e) => failed(e),
                 }
             }
+            Command::IsConnected => Answer::Connected(
+                self.table
+                    .get(client_id)
+                    .is_some_and(|s| s.kind() == SessionKind::Connected),
+            ),
         }
     }
 }

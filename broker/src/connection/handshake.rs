@@ -210,9 +210,13 @@ async fn admit(
     let (client_id, assigned) = check_connect(broker, &c)?;
     let lock = broker.locks.lock(&client_id).await;
     let existing = broker.table.get(&client_id);
-    let already_connected = existing
-        .as_ref()
-        .is_some_and(|s| s.kind() == SessionKind::Connected);
+    let already_connected = match (&existing, broker.cluster.get()) {
+        (Some(s), _) => s.kind() == SessionKind::Connected,
+        (None, Some(cluster)) if broker.asks_whether_connected(&client_id) => {
+            cluster.connected_elsewhere(&client_id).await
+        }
+        (None, _) => false,
+    };
     let decision = broker
         .authenticate(&ConnectCredentials {
             client_id: &client_id,
@@ -229,11 +233,12 @@ async fn admit(
         AuthDecision::AllowMounted(m) => Some(m.into()),
         AuthDecision::Allow | AuthDecision::NotMine => None,
     };
-    let full = !already_connected && broker.connected_count() >= broker.settings.max_connections;
+    let taking_over_here = already_connected && existing.is_some();
+    let full = !taking_over_here && broker.connected_count() >= broker.settings.max_connections;
     if full || broker.health().is_err() {
         return Err(reason::SERVER_UNAVAILABLE);
     }
-    if let Some(old) = existing.as_ref().filter(|_| already_connected) {
+    if let Some(old) = existing.as_ref().filter(|_| taking_over_here) {
         take_over(old).await;
     }
     let moved = match (&existing, broker.cluster.get()) {

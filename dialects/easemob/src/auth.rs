@@ -179,6 +179,11 @@ impl ConnectAuthenticator for TokenAuthenticator {
             other => other,
         }
     }
+
+    fn asks_whether_connected(&self, client_id: &str) -> bool {
+        self.duplicate_client_id == DuplicateClientId::Reject
+            && check_client_id(client_id, &self.app_id) == ClientIdCheck::Ours
+    }
 }
 
 #[cfg(test)]

@@ -53,4 +53,12 @@ pub enum AuthDecision {
 #[async_trait]
 pub trait ConnectAuthenticator: Send + Sync {
     async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision;
+
+    /// Whether [`ConnectCredentials::already_connected`] decides anything for
+    /// this client id. In cluster mode the broker then asks the other nodes too
+    /// (one NATS round trip) before [`Self::authenticate`]; for other ids it
+    /// only looks at its own node.
+    fn asks_whether_connected(&self, _client_id: &str) -> bool {
+        false
+    }
 }
