@@ -427,15 +427,7 @@ async fn a_node_without_subscribers_receives_nothing() {
 
     // each node's Prometheus samples say which node they come from
     for (i, node) in nodes.iter().enumerate() {
-        let text = reqwest::Client::new()
-            .get(format!("{}/api/v4/prometheus", node.base_url("nanomq")))
-            .basic_auth("admin", Some("public"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = prometheus_text(node).await;
         let label = format!("{{node=\"node-{i}\"}}");
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(samples.len(), 15, "{text}");
@@ -707,6 +699,19 @@ async fn a_client_on_another_node_is_subscribed_and_kicked_through_any_nodes_api
     assert!(common::eventually_async(5, || async { on_b.get_client("far").await.is_none() }).await);
 }
 
+/// A node's NanoMQ Prometheus text.
+async fn prometheus_text(node: &TestGateway) -> String {
+    reqwest::Client::new()
+        .get(format!("{}/api/v4/prometheus", node.base_url("nanomq")))
+        .basic_auth("admin", Some("public"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A GET on a node's dialect API; its JSON answer.
 async fn api_get(node: &TestGateway, dialect: &str, path_and_query: &str) -> serde_json::Value {
     let (user, password) = match dialect {
@@ -820,15 +825,7 @@ async fn lists_look_ups_and_figures_span_every_node_through_every_dialect() {
     assert_eq!(stats["data"]["nodes"]["connections"], 9);
     let metrics = api_get(asked, "nanomq", "/api/v4/metrics").await;
     assert_eq!(metrics["connections"], 9);
-    let text = reqwest::Client::new()
-        .get(format!("{}/api/v4/prometheus", asked.base_url("nanomq")))
-        .basic_auth("admin", Some("public"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = prometheus_text(asked).await;
     assert!(
         text.contains("nanomq_connections_count{node=\"node-1\"} 2\n"),
         "{text}"
