@@ -19,6 +19,8 @@ use crate::registry::{PresenceEvent, Registry};
 pub const THREAD_NAME: &str = "realmq-presence";
 
 pub struct PresenceRecorder {
+    /// To tell devices' client ids from every other client's.
+    registry: Arc<Registry>,
     /// `None` once stopped: later events are not recorded.
     queue: RwLock<Option<Sender<PresenceEvent>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -28,10 +30,12 @@ impl PresenceRecorder {
     /// Starts the recording thread.
     pub fn start(registry: Arc<Registry>) -> std::io::Result<PresenceRecorder> {
         let (queue, events) = channel();
+        let recording = Arc::clone(&registry);
         let worker = std::thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn(move || record(registry, events))?;
+            .spawn(move || record(recording, events))?;
         Ok(PresenceRecorder {
+            registry,
             queue: RwLock::new(Some(queue)),
             worker: Mutex::new(Some(worker)),
         })
@@ -57,6 +61,18 @@ impl Drop for PresenceRecorder {
 
 impl BrokerObserver for PresenceRecorder {
     fn on_event(&self, event: &BrokerEvent) {
+        let client_id = match event {
+            BrokerEvent::Connected(c) => &c.client_id,
+            BrokerEvent::Disconnected { client_id, .. } => client_id,
+            _ => return,
+        };
+        // other clients' comings and goings do not wake the thread
+        if !self
+            .registry
+            .read(|c| c.device_by_client_id(client_id).is_some())
+        {
+            return;
+        }
         let event = match event {
             BrokerEvent::Connected(c) => PresenceEvent::Connected {
                 client_id: c.client_id.clone(),
@@ -119,6 +135,25 @@ mod tests {
             .count()
     }
 
+    /// How often the recorder's thread has been woken (voluntary context switches).
+    fn recorder_wakeups() -> u64 {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let task = t.ok()?.path();
+                let name = std::fs::read_to_string(task.join("comm")).ok()?;
+                (name.trim_end() == THREAD_NAME).then_some(task)
+            })
+            .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())
+            .filter_map(|status| {
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// A new thread names itself once it runs: wait (briefly) until it has.
     fn started() -> usize {
         for _ in 0..200 {
@@ -166,6 +201,19 @@ mod tests {
         let recorder = PresenceRecorder::start(Arc::clone(&registry)).unwrap();
         assert_eq!(started(), 1);
         let peer: SocketAddr = "10.1.2.3:4000".parse().unwrap();
+        // clients that are no device do not wake the thread
+        let woken = recorder_wakeups();
+        for i in 0..200 {
+            recorder.on_event(&BrokerEvent::Disconnected {
+                client_id: format!("stranger-{i}"),
+                connection_id: i,
+                username: None,
+                at_ms: 1000,
+                reason: DisconnectReason::Normal,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(recorder_wakeups(), woken, "woken for other clients");
         recorder.on_event(&BrokerEvent::Connected(Box::new(ConnectedEvent {
             client_id: "d".into(),
             connection_id: 7,
