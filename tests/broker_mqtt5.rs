@@ -362,6 +362,13 @@ async fn a_message_expired_in_an_offline_queue_is_not_delivered_and_the_rest_of_
     let (mut sub, _) = Raw::accepted(gw.mqtt_addr(), connect.clone()).await;
     sub.subscribe_one("me/t", 1).await;
     sub.disconnect(0, Props::new()).await;
+    // queued while offline, not sent to the connection that is closing
+    let m = gw.gateway.management();
+    let offline = eventually_async(5, || async {
+        m.get_client("me-sub").await.is_some_and(|c| !c.connected)
+    })
+    .await;
+    assert!(offline, "the session is offline");
     let mut p = publisher(&gw, "me-pub").await;
     let expiry = |secs| PropValue::Four(secs);
     publish1(

@@ -889,6 +889,12 @@ async fn a_persistent_session_and_its_queue_follow_the_client_to_another_node() 
     settle().await;
     roamer.client.disconnect().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), roamer.task).await;
+    let m0 = nodes[0].gateway.management();
+    let offline = common::eventually_async(5, || async {
+        m0.get_client("roamer").await.is_some_and(|c| !c.connected)
+    })
+    .await;
+    assert!(offline, "the session is offline on node 0");
 
     // queued on node 0 while the client is away: from node 0 and across from node 1
     let publishers = [
@@ -905,7 +911,6 @@ async fn a_persistent_session_and_its_queue_follow_the_client_to_another_node() 
                 .unwrap();
         }
     }
-    let m0 = nodes[0].gateway.management();
     let queued = common::eventually_async(5, || async {
         m0.get_client("roamer")
             .await
