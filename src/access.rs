@@ -2,16 +2,14 @@
 //! (re)start, so that nanomq-admin's Access page (write_file, then
 //! `ctrl/restart`) takes effect. A file named in the configuration must be
 //! usable; unset, NanoMQ's file name in the data directory is read if it exists.
-//! With a shared store the files are first written from it ([`crate::shared_files`])
-//! and their users are served by [`Users`], which a newer revision replaces.
+//! With a shared store the files are first written from it ([`crate::shared_files`]),
+//! which also hands the broker the users of a newer password file.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use mqgate_broker::authz::{AclAuthorizer, Authorizer, DenyAction};
 use mqgate_kit::access::{AclRules, PasswordFile, Permit};
-use mqgate_kit::{AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal};
-use parking_lot::RwLock;
 
 use crate::config::{AccessFile, AclDenyAction, AclPermit, Config, ConfigError};
 
@@ -68,43 +66,4 @@ pub fn authorizer(config: &Config) -> Result<Option<Arc<dyn Authorizer>>, Config
             AclDenyAction::Disconnect => DenyAction::Disconnect,
         },
     })))
-}
-
-/// The users of [`users`] as a CONNECT authenticator whose list is replaced while
-/// the broker runs: with a shared store, a password file written through another
-/// process takes effect here without a restart. Registered after every dialect's
-/// authenticator, it decides as the broker's own user list does (first entry of
-/// the username; a username it does not list is left to `allow_anonymous`).
-#[derive(Default)]
-pub struct Users {
-    list: RwLock<Arc<Vec<(String, String)>>>,
-}
-
-impl Users {
-    pub fn new(list: Vec<(String, String)>) -> Users {
-        Users {
-            list: RwLock::new(Arc::new(list)),
-        }
-    }
-
-    pub fn replace(&self, list: Vec<(String, String)>) {
-        *self.list.write() = Arc::new(list);
-    }
-}
-
-#[async_trait::async_trait]
-impl ConnectAuthenticator for Users {
-    async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
-        let Some(username) = credentials.username else {
-            return AuthDecision::NotMine;
-        };
-        let list = Arc::clone(&self.list.read());
-        match list.iter().find(|(u, _)| u == username) {
-            Some((_, password)) if credentials.password == Some(password.as_bytes()) => {
-                AuthDecision::Allow
-            }
-            Some(_) => AuthDecision::Deny(ConnectRefusal::BadUsernameOrPassword),
-            None => AuthDecision::NotMine,
-        }
-    }
 }

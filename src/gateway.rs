@@ -260,7 +260,7 @@ impl Instance {
         // the shared files over the local ones before the broker loads them
         let shared = SharedFiles::open(&store, config).await?;
         let records = Recorder::open(config)?;
-        let (broker, users) = start_broker(config, records.as_ref(), shared.is_some())?;
+        let broker = start_broker(config, records.as_ref())?;
         if config.cluster.enabled {
             // before any listener: every session is announced to the cluster
             mqgate_broker::cluster::join(&broker, config.cluster.settings()).await?;
@@ -274,11 +274,9 @@ impl Instance {
             control,
         ));
         let built = build_dialects(config, &bound, &management, &store, &broker)?;
-        // after the dialects' authenticators, where the broker's own users are asked
-        let shared_files = shared.zip(users).map(|(shared, users)| {
-            broker.add_authenticator(Arc::clone(&users) as _);
+        let shared_files = shared.map(|shared| {
             let every = Duration::from_millis(config.store.files_poll_ms);
-            shared_files::watch(shared, config.clone(), Arc::clone(&broker), users, every)
+            shared_files::watch(shared, config.clone(), Arc::clone(&broker), every)
         });
         let addrs = bound.addrs.clone();
         let (http_shutdown, _) = watch::channel(false);
@@ -372,18 +370,11 @@ fn tls_configs(
     Ok(out)
 }
 
-/// The broker, and with `shared_files` its users as an authenticator a newer
-/// password file replaces (the caller registers it after the dialects' own).
 fn start_broker(
     config: &Config,
     records: Option<&Arc<Recorder>>,
-    shared_files: bool,
-) -> Result<(Arc<Broker>, Option<Arc<access::Users>>), StartError> {
+) -> Result<Arc<Broker>, StartError> {
     let users = access::users(config)?;
-    let (users, live) = match shared_files {
-        true => (Vec::new(), Some(Arc::new(access::Users::new(users)))),
-        false => (users, None),
-    };
     let broker = Broker::start(config.mqtt.broker_settings(config.hot(), users));
     broker.set_authorizer(access::authorizer(config)?);
     if let Some(r) = records {
@@ -398,7 +389,7 @@ fn start_broker(
             }),
         );
     }
-    Ok((broker, live))
+    Ok(broker)
 }
 
 /// The configured store; connecting to PostgreSQL blocks, so not on a runtime thread.

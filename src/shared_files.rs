@@ -149,7 +149,6 @@ pub fn watch(
     shared: Arc<SharedFiles>,
     config: Config,
     broker: Arc<Broker>,
-    users: Arc<access::Users>,
     every: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -184,7 +183,7 @@ pub fn watch(
             };
             if changed.contains(&PASSWORD_FILE_NAME) {
                 match access::users(&config) {
-                    Ok(list) => users.replace(list),
+                    Ok(list) => broker.set_users(list),
                     Err(e) => tracing::warn!("shared password file not applied: {e}"),
                 }
             }

@@ -36,6 +36,9 @@ pub struct Broker {
     /// the listeners start).
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     authenticators: RwLock<Vec<Arc<dyn ConnectAuthenticator>>>,
+    /// Username and password pairs (the password file's), replaceable while
+    /// the broker runs; `settings.users` at start.
+    users: RwLock<Arc<Vec<(String, String)>>>,
     authorizer: RwLock<Option<Arc<dyn Authorizer>>>,
     observers: RwLock<Arc<[Arc<dyn BrokerObserver>]>>,
     /// Figures of other parts (the records) published under `$SYS` too.
@@ -65,6 +68,7 @@ impl Broker {
         let (done_tx, done_rx) = mpsc::channel(1);
         let broker = Arc::new(Broker {
             hot: HotLimits::new(&settings.hot),
+            users: RwLock::new(Arc::new(settings.users.clone())),
             settings,
             counters: Counters::default(),
             table: SessionTable::default(),
@@ -216,8 +220,11 @@ impl Broker {
 
     // ---- authentication ------------------------------------------------------
 
-    /// Decides a CONNECT: dialect authenticators first, then configured users,
-    /// then `allow_anonymous`.
+    /// Replaces the users CONNECTs are checked against (a newer password file).
+    pub fn set_users(&self, users: Vec<(String, String)>) {
+        *self.users.write() = Arc::new(users);
+    }
+
     /// Whether some authenticator decides on whether `client_id` is connected.
     pub(crate) fn asks_whether_connected(&self, client_id: &str) -> bool {
         let authenticators = self.authenticators.read();
@@ -226,6 +233,8 @@ impl Broker {
             .any(|a| a.asks_whether_connected(client_id))
     }
 
+    /// Decides a CONNECT: dialect authenticators first, then the users, then
+    /// `allow_anonymous`.
     pub(crate) async fn authenticate(&self, credentials: &ConnectCredentials<'_>) -> AuthDecision {
         let authenticators: Vec<_> = self.authenticators.read().clone();
         for a in authenticators {
@@ -235,7 +244,8 @@ impl Broker {
             }
         }
         if let Some(username) = credentials.username {
-            if let Some((_, password)) = self.settings.users.iter().find(|(u, _)| u == username) {
+            let users = Arc::clone(&self.users.read());
+            if let Some((_, password)) = users.iter().find(|(u, _)| u == username) {
                 return if credentials.password == Some(password.as_bytes()) {
                     AuthDecision::Allow
                 } else {
