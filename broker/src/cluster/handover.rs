@@ -175,45 +175,77 @@ impl Cluster {
                 // "no responders": nobody holds the id
                 return None;
             }
-            let (head, envelope) = read_part(&part.payload)?;
-            let message = |head: &DeliveryHead| -> Option<Delivery> {
-                let envelope = envelope.as_ref()?;
-                let topic = envelope.topic.clone()?;
-                let message = super::inbound::mqtt_message(broker, envelope, topic);
-                Some(Delivery {
-                    message: Arc::new(message),
-                    qos: head.qos.min(2),
-                    retain: head.retain,
-                    subscription_ids: head.subscription_ids.clone(),
-                })
-            };
-            match head {
-                Head::InFlight {
-                    pkid,
-                    released,
-                    delivery,
-                } => moved.carried.inflight.push(InFlight {
-                    pkid,
-                    released,
-                    delivery: message(&delivery)?,
-                }),
-                Head::Queued(delivery) => moved.carried.queue.push(message(&delivery)?),
-                Head::NotMoved => return None,
-                Head::End {
-                    subscriptions,
-                    awaiting_release,
-                    pending_only,
-                } => {
-                    moved.pending_only = pending_only;
-                    moved.subscriptions = subscriptions
-                        .into_iter()
-                        .map(|(f, o)| (f, o.into()))
-                        .collect();
-                    moved.carried.awaiting_release = awaiting_release;
-                    return Some(moved);
-                }
+            match add_part(broker, &part.payload, &mut moved)? {
+                Progress::More => continue,
+                Progress::Moved => return Some(moved),
+                Progress::Nothing => return None,
             }
         }
+    }
+}
+
+/// Where a handover stands after one part.
+enum Progress {
+    More,
+    Moved,
+    /// The holder has no session to hand over.
+    Nothing,
+}
+
+/// Adds one part of a handover to `moved`; `None`: an unreadable part.
+fn add_part(
+    broker: &Broker,
+    payload: &Bytes,
+    moved: &mut MovedSession,
+) -> Option<Progress> {
+    let (head, envelope) = read_part(payload)?;
+    let message = |head: &DeliveryHead| -> Option<Delivery> {
+        let envelope = envelope.as_ref()?;
+        let topic = envelope.topic.clone()?;
+        let message = super::inbound::mqtt_message(broker, envelope, topic);
+        Some(Delivery {
+            message: Arc::new(message),
+            qos: head.qos.min(2),
+            retain: head.retain,
+            subscription_ids: head.subscription_ids.clone(),
+        })
+    };
+    match head {
+        Head::InFlight {
+            pkid,
+            released,
+            delivery,
+        } => moved.carried.inflight.push(InFlight {
+            pkid,
+            released,
+            delivery: message(&delivery)?,
+        }),
+        Head::Queued(delivery) => moved.carried.queue.push(message(&delivery)?),
+        Head::NotMoved => return Some(Progress::Nothing),
+        Head::End {
+            subscriptions,
+            awaiting_release,
+            pending_only,
+        } => {
+            moved.pending_only = pending_only;
+            moved.subscriptions = subscriptions
+                .into_iter()
+                .map(|(f, o)| (f, o.into()))
+                .collect();
+            moved.carried.awaiting_release = awaiting_release;
+            return Some(Progress::Moved);
+        }
+    }
+    Some(Progress::More)
+}
+
+/// A handover answered in one part (a claim that wants no session: at most the
+/// subscriptions kept for an id that never connected).
+pub(super) fn single_part(broker: &Broker, payload: &Bytes) -> Option<MovedSession> {
+    let mut moved = MovedSession::default();
+    match add_part(broker, payload, &mut moved)? {
+        Progress::Moved => Some(moved),
+        Progress::More | Progress::Nothing => None,
     }
 }
 

@@ -49,9 +49,18 @@ impl Cluster {
             connected_at_ms: None,
             client_id: client_id.to_string(),
         });
+        let subject = self.subjects.claim(client_id);
+        if !want_session {
+            // one answer at most: the client's shared request inbox, no subscription of its own
+            let asked = self.client.request(subject, request);
+            let answer = tokio::time::timeout(self.takeover_timeout, asked).await;
+            return match answer {
+                Ok(Ok(answer)) => super::handover::single_part(broker, &answer.payload),
+                _ => None,
+            };
+        }
         let inbox = self.client.new_inbox();
         let parts = self.client.subscribe(inbox.clone()).await.ok()?;
-        let subject = self.subjects.claim(client_id);
         self.client
             .publish_with_reply(subject, inbox, request)
             .await
