@@ -284,6 +284,14 @@ impl Config {
             );
         }
         self.store.validate()?;
+        if self.records.backend == crate::recorder::RecordsBackend::Postgres
+            && self.store.postgres_options().is_none()
+        {
+            return invalid(
+                "records.backend",
+                "records in PostgreSQL need `[store] backend = \"postgres\"`",
+            );
+        }
         self.cluster.validate()?;
         self.http.validate()
     }

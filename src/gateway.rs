@@ -256,10 +256,18 @@ impl Instance {
     ) -> Result<Instance, StartError> {
         // unusable certificates fail the start before anything is opened
         let tls = tls_configs(config)?;
+        // local files live here whatever the store: the NanoMQ, password and ACL
+        // files, records.db, mqgate.db
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| {
+            mqgate_kit::store::StoreError::CreateDir {
+                path: config.data_dir.clone(),
+                source,
+            }
+        })?;
         let store = open_store(config).await?;
         // the shared files over the local ones before the broker loads them
         let shared = SharedFiles::open(&store, config).await?;
-        let records = Recorder::open(config)?;
+        let records = Recorder::open(config, &store)?;
         let broker = start_broker(config, records.as_ref())?;
         if config.cluster.enabled {
             // before any listener: every session is announced to the cluster
@@ -378,6 +386,9 @@ fn start_broker(
     let broker = Broker::start(config.mqtt.broker_settings(config.hot(), users));
     broker.set_authorizer(access::authorizer(config)?);
     if let Some(r) = records {
+        if let Some(slot) = r.id_slot() {
+            broker.use_message_id_slot(slot);
+        }
         broker.add_observer(Arc::clone(r) as Arc<dyn mqgate_kit::BrokerObserver>);
         let recorder = Arc::downgrade(r);
         broker.add_sys_counter(

@@ -1122,3 +1122,165 @@ async fn easemob_rejects_an_id_connected_on_another_node_when_told_to() {
     other.set_client_id(format!("other@{APP_ID}"));
     let _other = connect_v4(other).await;
 }
+
+/// A GET of node `node`'s Easemob API with `token`, polled until `done` holds
+/// (records are written in batches).
+async fn easemob_get_until(
+    node: &TestGateway,
+    token: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}{path}", node.base_url("easemob")))
+            .header("Authorization", token)
+            .query(query)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done(&reply) || tokio::time::Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn easemob_records_are_shared_and_a_message_keeps_its_id_on_every_node() {
+    const APP_ID: &str = "mq7g4e";
+    let Some(pg) = mqgate_pgtest::server("shared records") else {
+        return;
+    };
+    let database = pg.database();
+    let url = database.clone();
+    let Some((_nats, nodes)) = cluster_with(2, move |c| {
+        c.store.backend = mqgate::config::StoreBackend::Postgres;
+        c.store.postgres_url = Some(url.clone());
+        c.records.batch_interval_ms = 20;
+    })
+    .await
+    else {
+        return;
+    };
+    // tokens are shared too: each node's app token serves on the other
+    let app = nodes[0].easemob_app_token().await;
+    let (sender_id, receiver_id) = (format!("sender@{APP_ID}"), format!("receiver@{APP_ID}"));
+    let mut receiver_options = nodes[1].v4_options(&receiver_id);
+    receiver_options.set_credentials("r", nodes[1].easemob_user_token(&app, "r").await);
+    let mut receiver = connect_v4(receiver_options).await;
+    subscribe(&receiver, &["room/shared"], QoS::AtLeastOnce).await;
+    let mut sender_options = nodes[0].v4_options(&sender_id);
+    sender_options.set_credentials("s", nodes[0].easemob_user_token(&app, "s").await);
+    let sender = connect_v4(sender_options).await;
+    settle().await;
+    for text in ["one", "two", "three"] {
+        sender
+            .client
+            .publish("room/shared", QoS::AtLeastOnce, false, text)
+            .await
+            .unwrap();
+    }
+    let got = collect(&mut receiver, 3, 10).await;
+    assert_eq!(got.len(), 3, "delivered across the nodes once each");
+
+    let now = mqgate_kit::clock::now_ms();
+    let (begin, end) = (
+        mqgate_kit::http::time::format_datetime(now - 60_000),
+        mqgate_kit::http::time::format_datetime(now + 60_000),
+    );
+    let window = [("beginTime", begin.as_str()), ("endTime", end.as_str())];
+    // through node 1: the sender's uplinks, recorded by node 0
+    let sent = easemob_get_until(
+        &nodes[1],
+        &app,
+        "/openapi/rm/message/record",
+        &[("clientid", &sender_id), window[0], window[1]],
+        |b| b["body"]["totalCount"] == 3,
+    )
+    .await;
+    let rows = sent["body"]["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{sent}");
+    let mids: Vec<String> = rows
+        .iter()
+        .map(|r| r["mid"].as_str().unwrap().to_string())
+        .collect();
+    // through node 0: the receiver's downlinks, recorded by node 1, same ids
+    let received = easemob_get_until(
+        &nodes[0],
+        &app,
+        "/openapi/rm/message/record",
+        &[("clientid", &receiver_id), window[0], window[1]],
+        |b| b["body"]["totalCount"] == 3,
+    )
+    .await;
+    let received_mids: Vec<&str> = received["body"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["direction"], "downlink");
+            r["mid"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(received_mids, mids, "{received}");
+    // each message's trace through either node: its publish on node 0, its
+    // delivery on node 1, and its content
+    for (i, mid) in mids.iter().enumerate() {
+        let node = &nodes[i % 2];
+        let delivered = easemob_get_until(
+            node,
+            &app,
+            "/openapi/rm/message/subscribe",
+            &[
+                ("clientid", &sender_id),
+                ("messageid", mid),
+                window[0],
+                window[1],
+            ],
+            |b| b["body"]["totalCount"] == 1,
+        )
+        .await;
+        assert_eq!(
+            delivered["body"]["data"][0]["cid"],
+            serde_json::json!(receiver_id)
+        );
+        let content = easemob_get_until(
+            &nodes[(i + 1) % 2],
+            &app,
+            "/openapi/rm/message/message",
+            &[("messageId", mid), ("encode", "utf-8")],
+            |b| b["body"]["message"].is_string(),
+        )
+        .await;
+        assert_eq!(
+            content["body"]["message"],
+            serde_json::json!(["one", "two", "three"][i]),
+            "{content}"
+        );
+    }
+    // the two nodes hold an id slot each, named after them
+    let store = mqgate_kit::store::Store::connect(&mqgate_kit::store::PostgresOptions {
+        url: database,
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let holders = store
+        .read(|tx| {
+            tx.query(
+                "SELECT holder FROM records_id_slots ORDER BY holder",
+                &[],
+                |r| r.get::<String>(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    assert!(holders[0].starts_with("node-0/") && holders[1].starts_with("node-1/"));
+}

@@ -10,7 +10,9 @@
 //!
 //! `cargo test --release --test easemob_bench -- --ignored --nocapture`
 //! (`EASEMOB_BENCH_MESSAGES` changes the 1M, `EASEMOB_BENCH_QOS1` the 100k messages
-//! per MQTT run, `EASEMOB_BENCH_REST` the 5k publishes per REST run).
+//! per MQTT run, `EASEMOB_BENCH_REST` the 5k publishes per REST run;
+//! `EASEMOB_BENCH_STORE=postgres` runs the MQTT gateways on PostgreSQL, records
+//! included).
 
 mod common;
 
@@ -22,7 +24,7 @@ use mqbench::client::Target;
 use mqbench::packet::Version;
 use mqbench::pubsub::{Run, Shape};
 use mqbench::Report;
-use mqgate::recorder::{Clients, RecordScope, Recorder, RecordsConfig};
+use mqgate::recorder::{Clients, RecordScope, Recorder, RecordsConfig, RecordsStore};
 use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{
     BrokerEvent, Direction, History, MessageInEvent, RecordQuery, SortOrder,
@@ -125,7 +127,9 @@ async fn record_query_latency_over_1m_messages() {
     let end_ms = now_ms();
     {
         let records = Recorder::start(
-            dir.path(),
+            RecordsStore::Sqlite {
+                data_dir: dir.path(),
+            },
             &RecordsConfig::default(),
             Clients::OfApp(format!("@{APP_ID}")),
         )
@@ -306,7 +310,15 @@ struct Case {
 }
 
 async fn case(name: &'static str, scope: RecordScope, easemob_clients: bool) -> Case {
-    let gw = common::start_with(|c| c.records.scope = scope).await;
+    let database = postgres_database();
+    let gw = common::start_with(move |c| {
+        c.records.scope = scope;
+        if let Some(url) = &database {
+            c.store.backend = mqgate::config::StoreBackend::Postgres;
+            c.store.postgres_url = Some(url.clone());
+        }
+    })
+    .await;
     let (_, user) = tokens(&gw).await;
     let target = Target {
         addr: gw.mqtt_addr().to_string(),
@@ -325,6 +337,17 @@ async fn case(name: &'static str, scope: RecordScope, easemob_clients: bool) -> 
         target,
         recorded: easemob_clients && scope != RecordScope::Off,
     }
+}
+
+/// With `EASEMOB_BENCH_STORE=postgres`, a fresh PostgreSQL database for one
+/// gateway: its state and its records there, as in a cluster.
+fn postgres_database() -> Option<String> {
+    if std::env::var("EASEMOB_BENCH_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = mqgate_pgtest::server("easemob_bench on PostgreSQL")
+        .expect("EASEMOB_BENCH_STORE=postgres needs PostgreSQL installed");
+    Some(server.database())
 }
 
 /// `count` QoS 1 messages of 64 bytes from one client to one other (mqbench's raw

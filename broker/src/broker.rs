@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::authz::Authorizer;
 use crate::cluster::Cluster;
 use crate::counters::Counters;
+use crate::message_ids::MessageIds;
 use crate::process::ProcessSampler;
 use crate::routing::Router;
 use crate::session::{Session, SessionId};
@@ -51,7 +52,7 @@ pub struct Broker {
     expiring: Mutex<BTreeMap<(Instant, SessionId), Arc<Session>>>,
     next_session_id: AtomicU64,
     next_connection_id: AtomicU64,
-    next_message_id: AtomicU64,
+    message_ids: MessageIds,
     shutdown: watch::Sender<bool>,
     /// Each connection holds a clone; shutdown is complete when all are gone.
     connections_done: Mutex<Option<mpsc::Sender<()>>>,
@@ -84,7 +85,7 @@ impl Broker {
             expiring: Mutex::default(),
             next_session_id: AtomicU64::new(1),
             next_connection_id: AtomicU64::new(1),
-            next_message_id: AtomicU64::new(initial_message_id()),
+            message_ids: MessageIds::new(now_ms()),
             shutdown,
             connections_done: Mutex::new(Some(done_tx)),
             connections_gone: tokio::sync::Mutex::new(done_rx),
@@ -167,7 +168,20 @@ impl Broker {
     }
 
     pub(crate) fn next_message_id(&self) -> MessageId {
-        self.next_message_id.fetch_add(1, Ordering::Relaxed)
+        self.message_ids.next()
+    }
+
+    /// Puts `slot` into every message id from now on (see [`MessageIds`]): the
+    /// records store leased it, so that ids are unique among all processes
+    /// writing one records database. Called before the listeners start.
+    pub fn use_message_id_slot(&self, slot: u8) {
+        self.message_ids.use_slot(slot, now_ms());
+    }
+
+    /// Whether message ids are unique cluster-wide: a message from another node
+    /// then keeps the id its origin gave it.
+    pub(crate) fn message_ids_are_shared(&self) -> bool {
+        self.message_ids.has_slot()
     }
 
     // ---- events --------------------------------------------------------------
@@ -471,12 +485,6 @@ impl Broker {
 struct SysCounter {
     topic: &'static str,
     read: Box<dyn Fn() -> u64 + Send + Sync>,
-}
-
-/// Message ids start at the current time in ms shifted left, so that ids stay
-/// unique across restarts without persisting a counter.
-fn initial_message_id() -> MessageId {
-    (now_ms() as u64) << 16
 }
 
 /// One async lock per client id in use: CONNECT, takeover, kick and

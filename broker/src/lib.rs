@@ -36,6 +36,7 @@ pub mod counters;
 pub mod listeners;
 mod manage;
 pub mod message;
+mod message_ids;
 mod process;
 pub mod publish;
 pub mod routing;

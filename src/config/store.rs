@@ -1,7 +1,7 @@
 //! `[store]`: where the gateway's state lives. SQLite (the default) is one file
 //! under `data_dir`, as always; PostgreSQL is shared by every mqgate process
 //! pointed at the same database (RealMQ's registry, Easemob's tokens and users).
-//! The records database (`[records]`) stays SQLite either way.
+//! Records (`[records]`) follow the store unless `[records] backend` says otherwise.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -92,16 +92,24 @@ impl StoreConfig {
         }
     }
 
-    /// Opens the configured store: `<data_dir>/mqgate.db`, or a pool on PostgreSQL
-    /// (connected now, so an unreachable server fails the start). Blocks.
-    pub fn open(&self, data_dir: &Path) -> Result<Arc<Store>, StoreError> {
+    /// How to reach PostgreSQL, with `backend = "postgres"`.
+    pub fn postgres_options(&self) -> Option<PostgresOptions> {
         match (self.backend, &self.postgres_url) {
-            (StoreBackend::Postgres, Some(url)) => Store::connect(&PostgresOptions {
+            (StoreBackend::Postgres, Some(url)) => Some(PostgresOptions {
                 url: url.clone(),
                 pool_size: self.pool_size,
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs),
                 statement_timeout: Duration::from_secs(self.statement_timeout_secs),
             }),
+            _ => None,
+        }
+    }
+
+    /// Opens the configured store: `<data_dir>/mqgate.db`, or a pool on PostgreSQL
+    /// (connected now, so an unreachable server fails the start). Blocks.
+    pub fn open(&self, data_dir: &Path) -> Result<Arc<Store>, StoreError> {
+        match (self.backend, self.postgres_options()) {
+            (StoreBackend::Postgres, Some(options)) => Store::connect(&options),
             (StoreBackend::Postgres, None) => Err(StoreError::Config(
                 "backend = \"postgres\" needs postgres_url".into(),
             )),

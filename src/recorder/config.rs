@@ -10,6 +10,11 @@ pub struct RecordsConfig {
     /// application's `deviceID@AppID` clients, the only records an API can query),
     /// `all`, or `off`.
     pub scope: RecordScope,
+    /// Where records are kept: `auto` (where `[store]` keeps the state), `sqlite`
+    /// (`<data_dir>/records.db`, this process's own) or `postgres` (the `[store]`
+    /// database, shared by every process on it: a record query through any of
+    /// them answers for all).
+    pub backend: RecordsBackend,
     /// `true`: a recorded client's publish is acknowledged only after its record is
     /// committed (it then survives a kill -9). `false`: records are committed within
     /// `batch_interval_ms`; a crash loses the last of them.
@@ -37,6 +42,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             scope: RecordScope::Easemob,
+            backend: RecordsBackend::Auto,
             sync: false,
             when_full: WhenFull::Wait,
             // Easemob keeps messages up to 3 days (its publish `expire` maximum).
@@ -56,6 +62,14 @@ pub enum RecordScope {
     Easemob,
     All,
     Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordsBackend {
+    Auto,
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

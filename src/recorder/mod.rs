@@ -1,13 +1,14 @@
 //! The recorder: connection and message records of the clients some API can query,
-//! written to their own SQLite file off the broker's hot path, and read back
-//! through [`History`].
+//! written off the broker's hot path to their own SQLite file or to the shared
+//! PostgreSQL database, and read back through [`History`].
 //!
 //! - [`config`]: the `[records]` section and the clients it covers (`scope`).
 //! - [`codec`]: events as bytes in the queue (no allocation per event).
 //! - [`queue`]: the queue between the broker and the writer, its sequence numbers
 //!   and what callers can wait for.
-//! - [`writer`]: the writer thread; [`schema`]: tables, indexes, retention;
-//!   [`query`]: the [`History`] queries.
+//! - [`writer`]: the writer thread, which hands batches to a store's sink.
+//! - [`sqlite`] and [`postgres`]: the two stores, each with its schema, sink and
+//!   queries.
 //!
 //! Nothing is lost silently: an event of a recorded client that is not written
 //! (queue full under `when_full = "drop"`, or a failed write) is counted in
@@ -17,12 +18,12 @@
 
 pub mod codec;
 pub mod config;
-pub mod names;
-pub mod query;
+pub mod postgres;
 pub mod queue;
-pub mod schema;
+pub mod sqlite;
 pub mod writer;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -32,16 +33,48 @@ use mqgate_kit::history::{
     BrokerEvent, BrokerObserver, ConnectionRecord, Direction, History, MessageRecord, RecordQuery,
     Settled, StoredMessage,
 };
-use mqgate_kit::store::StoreError;
+use mqgate_kit::store::{PostgresOptions, Store, StoreError};
 use mqgate_kit::{MgmtError, Page};
 use parking_lot::Mutex;
-use rusqlite::Connection;
 
-pub use config::{Clients, RecordScope, RecordsConfig, WhenFull};
-use names::Names;
+pub use config::{Clients, RecordScope, RecordsBackend, RecordsConfig, WhenFull};
 use queue::{Queue, WRITER_WAIT};
-use schema::{Retention, RowCounts};
-use writer::Writer;
+use writer::{Sink, Writer};
+
+/// Where the records go.
+pub enum RecordsStore<'a> {
+    /// `<data_dir>/records.db`.
+    Sqlite { data_dir: &'a Path },
+    /// The shared database; `holder` names this recorder in its id slot lease
+    /// (see [`postgres::ids`]).
+    Postgres {
+        store: &'a Arc<Store>,
+        options: PostgresOptions,
+        holder: &'a str,
+    },
+}
+
+/// The read side of a store.
+enum Reader {
+    Sqlite(sqlite::SqliteReader),
+    Postgres(postgres::query::PgReader),
+}
+
+impl Reader {
+    fn history(&self) -> &dyn History {
+        match self {
+            Reader::Sqlite(r) => r,
+            Reader::Postgres(r) => r,
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Reader::Sqlite(r) => r.close(),
+            Reader::Postgres(r) => r.close(),
+        }
+    }
+}
 
 /// The record keeper. Observes broker events; answers history queries.
 pub struct Recorder {
@@ -49,55 +82,73 @@ pub struct Recorder {
     sync: bool,
     when_full: WhenFull,
     queue: Arc<Queue>,
-    reader: Mutex<Option<Connection>>,
+    reader: Reader,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The slot every message id of this process carries (shared records only).
+    id_slot: Option<u8>,
     /// Drops already logged by record queries, so each new loss is logged once.
     drops_reported: AtomicU64,
 }
 
 impl Recorder {
-    /// Opens `<data_dir>/records.db` and starts the writer thread; `None` when the
-    /// configured scope records nothing (`off`, or `easemob` with the Easemob
-    /// dialect disabled).
-    pub fn open(config: &crate::config::Config) -> Result<Option<Arc<Recorder>>, StoreError> {
+    /// Opens the configured records store and starts the writer thread; `None`
+    /// when the configured scope records nothing (`off`, or `easemob` with the
+    /// Easemob dialect disabled). Blocks.
+    pub fn open(
+        config: &crate::config::Config,
+        store: &Arc<Store>,
+    ) -> Result<Option<Arc<Recorder>>, StoreError> {
         let app_id = mqgate_kit::DialectConfig::enabled(&config.easemob)
             .then_some(config.easemob.app_id.as_str());
-        match Clients::resolve(config.records.scope, app_id) {
-            Some(clients) => Recorder::start(&config.data_dir, &config.records, clients).map(Some),
-            None => Ok(None),
-        }
+        let Some(clients) = Clients::resolve(config.records.scope, app_id) else {
+            return Ok(None);
+        };
+        let holder = postgres::ids::holder_name(&config.cluster.settings().node_name);
+        let at = match (config.records.backend, config.store.postgres_options()) {
+            (RecordsBackend::Postgres | RecordsBackend::Auto, Some(options)) => {
+                RecordsStore::Postgres {
+                    store,
+                    options,
+                    holder: &holder,
+                }
+            }
+            _ => RecordsStore::Sqlite {
+                data_dir: &config.data_dir,
+            },
+        };
+        Recorder::start(at, &config.records, clients).map(Some)
     }
 
-    /// Opens the records database in `data_dir` for `clients`.
+    /// Opens the records store `at` for `clients`.
     pub fn start(
-        data_dir: &std::path::Path,
+        at: RecordsStore<'_>,
         config: &RecordsConfig,
         clients: Clients,
     ) -> Result<Arc<Recorder>, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        let conn = schema::open(data_dir)?;
-        let reader = schema::open(data_dir)?;
+        let (sink, reader, id_slot): (Box<dyn Sink>, Reader, Option<u8>) = match at {
+            RecordsStore::Sqlite { data_dir } => {
+                let (sink, reader) = sqlite::open(data_dir, config)?;
+                (Box::new(sink), Reader::Sqlite(reader), None)
+            }
+            RecordsStore::Postgres {
+                store,
+                options,
+                holder,
+            } => {
+                let (sink, reader, slot) = postgres::open(store, options, config, holder)?;
+                (Box::new(sink), Reader::Postgres(reader), Some(slot))
+            }
+        };
         let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
-        let next_delivery = schema::next_delivery_id(&conn)?;
         let writer = Writer {
-            counts: RowCounts::count(&conn)?,
-            conn,
+            sink,
             queue: Arc::clone(&queue),
-            retention: Retention {
-                max_age_ms: (config.max_age_hours as i64).saturating_mul(3_600_000),
-                max_rows: config.max_rows,
-            },
             prune_interval: Duration::from_secs(config.prune_interval_secs.max(1)),
             batch_interval: if config.sync {
                 Duration::ZERO
             } else {
                 Duration::from_millis(config.batch_interval_ms)
             },
-            names: Names::default(),
-            next_delivery,
         };
         let handle = std::thread::Builder::new()
             .name("records-writer".into())
@@ -108,10 +159,17 @@ impl Recorder {
             sync: config.sync,
             when_full: config.when_full,
             queue,
-            reader: Mutex::new(Some(reader)),
+            reader,
             writer: Mutex::new(Some(handle)),
+            id_slot,
             drops_reported: AtomicU64::new(0),
         }))
+    }
+
+    /// The slot the broker must put into every message id, so that ids are
+    /// unique among every process writing the same shared records.
+    pub fn id_slot(&self) -> Option<u8> {
+        self.id_slot
     }
 
     /// Writes everything queued so far; blocks until written.
@@ -131,7 +189,7 @@ impl Recorder {
                 tracing::error!("records: the writer thread panicked");
             }
         }
-        self.reader.lock().take();
+        self.reader.close();
     }
 
     /// Events of recorded clients that were not recorded.
@@ -189,20 +247,15 @@ impl Recorder {
         }
     }
 
-    /// Runs a query on the read connection; logs when the answer misses records.
-    fn read<T>(
-        &self,
-        run: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, MgmtError> {
+    /// The store's reader, once any loss not yet mentioned is logged.
+    fn read(&self) -> &dyn History {
         let dropped = self.queue.dropped();
         if dropped > self.drops_reported.swap(dropped, Ordering::Relaxed) {
             tracing::warn!(
                 "records: answering a record query while {dropped} events were not recorded"
             );
         }
-        let reader = self.reader.lock();
-        let conn = reader.as_ref().ok_or(MgmtError::ShuttingDown)?;
-        run(conn).map_err(|e| MgmtError::Store(e.to_string()))
+        self.reader.history()
     }
 }
 
@@ -248,11 +301,11 @@ impl BrokerObserver for Recorder {
 
 impl History for Recorder {
     fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
-        self.read(|c| query::connection_records(c, q))
+        self.read().connection_records(q)
     }
 
     fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
-        self.read(|c| query::message_records(c, q))
+        self.read().message_records(q)
     }
 
     fn message_trace(
@@ -260,15 +313,15 @@ impl History for Recorder {
         q: &RecordQuery,
         direction: Direction,
     ) -> Result<Page<MessageRecord>, MgmtError> {
-        self.read(|c| query::message_trace(c, q, direction))
+        self.read().message_trace(q, direction)
     }
 
     fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
-        self.read(|c| query::stored_message(c, id))
+        self.read().stored_message(id)
     }
 
     fn topic_messages(&self, q: &RecordQuery) -> Result<Page<StoredMessage>, MgmtError> {
-        self.read(|c| query::topic_messages(c, q))
+        self.read().topic_messages(q)
     }
 
     fn dropped_records(&self) -> u64 {

@@ -57,7 +57,10 @@ pub enum Work {
         events: usize,
         upto: u64,
     },
+    /// A prune asked for ([`Queue::prune`]), as of this time (ms).
     Prune(i64),
+    /// The writer's own deadline passed without a batch to write.
+    Due,
     Closed,
 }
 
@@ -202,15 +205,15 @@ impl Queue {
 
     /// The writer's side: waits for work. A batch is moved into `buf` (which must
     /// be empty; the queue keeps the old buffer's memory for the next events).
-    /// `Prune(now)` comes when `prune_due` passes without a batch to write.
-    pub fn next_work(&self, buf: &mut Vec<u8>, interval: Duration, prune_due: Instant) -> Work {
+    /// `Due` comes when `due` passes without a batch to write.
+    pub fn next_work(&self, buf: &mut Vec<u8>, interval: Duration, due: Instant) -> Work {
         let mut s = self.state.lock();
         loop {
             if let Some(now_ms) = s.prune_at.take() {
                 return Work::Prune(now_ms);
             }
-            if Instant::now() >= prune_due {
-                return Work::Prune(mqgate_kit::clock::now_ms());
+            if Instant::now() >= due {
+                return Work::Due;
             }
             let ready = match s.first_at {
                 Some(first) => {
@@ -227,8 +230,8 @@ impl Queue {
                 return Work::Closed;
             }
             let deadline = match s.first_at {
-                Some(first) => (first + interval).min(prune_due),
-                None => prune_due,
+                Some(first) => (first + interval).min(due),
+                None => due,
             };
             self.work.wait_until(&mut s, deadline);
         }

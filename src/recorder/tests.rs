@@ -8,8 +8,91 @@ use super::*;
 
 fn open_with(config: RecordsConfig, clients: Clients) -> (tempfile::TempDir, Arc<Recorder>) {
     let dir = tempfile::tempdir().unwrap();
-    let recorder = Recorder::start(dir.path(), &config, clients).unwrap();
+    let recorder = Recorder::start(sqlite_at(&dir), &config, clients).unwrap();
     (dir, recorder)
+}
+
+/// The store a test of both runs on.
+#[derive(Clone, Copy)]
+enum On {
+    Sqlite,
+    Postgres(&'static mqgate_pgtest::TestServer),
+}
+
+/// What a recorder's store needs kept while the test runs.
+#[allow(dead_code)]
+enum Kept {
+    Dir(tempfile::TempDir),
+    Database(Arc<Store>),
+}
+
+impl On {
+    fn open(self, config: RecordsConfig) -> (Kept, Arc<Recorder>) {
+        self.open_with(config, Clients::OfApp("@app".into()))
+    }
+
+    /// A fresh file or database.
+    fn open_with(self, config: RecordsConfig, clients: Clients) -> (Kept, Arc<Recorder>) {
+        match self {
+            On::Sqlite => {
+                let (dir, recorder) = open_with(config, clients);
+                (Kept::Dir(dir), recorder)
+            }
+            On::Postgres(server) => {
+                let options = mqgate_kit::store::PostgresOptions {
+                    url: server.database(),
+                    pool_size: 4,
+                    connect_timeout: Duration::from_secs(5),
+                    statement_timeout: Duration::from_secs(30),
+                };
+                let store = Store::connect(&options).unwrap();
+                let at = RecordsStore::Postgres {
+                    store: &store,
+                    options,
+                    holder: "test-node",
+                };
+                let recorder = Recorder::start(at, &config, clients).unwrap();
+                (Kept::Database(store), recorder)
+            }
+        }
+    }
+}
+
+/// Each test named runs twice: on a SQLite file and on a PostgreSQL database
+/// (where PostgreSQL is installed; see `mqgate_pgtest`).
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test]
+            fn $test() {
+                super::$test(super::On::Sqlite)
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $test() {
+                if let Some(server) = mqgate_pgtest::server(stringify!($test)) {
+                    super::$test(super::On::Postgres(server))
+                }
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    queued_events_are_written_by_flush_and_queried_back,
+    a_clients_uplink_and_downlink_merge_in_time_order,
+    windows_pages_and_order,
+    only_clients_in_scope_are_recorded,
+    a_full_queue_drops_and_counts_instead_of_blocking,
+    retention_by_age,
+    retention_by_rows,
+);
+
+fn sqlite_at(dir: &tempfile::TempDir) -> RecordsStore<'_> {
+    RecordsStore::Sqlite {
+        data_dir: dir.path(),
+    }
 }
 
 fn open(config: RecordsConfig) -> (tempfile::TempDir, Arc<Recorder>) {
@@ -67,9 +150,8 @@ fn delivered(id: u64, client: &str, at_ms: i64) -> BrokerEvent {
     }
 }
 
-#[test]
-fn queued_events_are_written_by_flush_and_queried_back() {
-    let (_dir, records) = open(RecordsConfig::default());
+fn queued_events_are_written_by_flush_and_queried_back(on: On) {
+    let (_dir, records) = on.open(RecordsConfig::default());
     records.on_event(&connected("a@app", 7, 1_000));
     records.on_event(&message_in(0xABCD, Some("a@app"), "t/1", 1_100));
     records.on_event(&delivered(0xABCD, "b@app", 1_200));
@@ -106,9 +188,8 @@ fn queued_events_are_written_by_flush_and_queried_back() {
     assert!(records.stored_message(1).unwrap().is_none());
 }
 
-#[test]
-fn a_clients_uplink_and_downlink_merge_in_time_order() {
-    let (_dir, records) = open(RecordsConfig::default());
+fn a_clients_uplink_and_downlink_merge_in_time_order(on: On) {
+    let (_dir, records) = on.open(RecordsConfig::default());
     for i in 0..10u64 {
         let at = 1_000 + i as i64 * 10;
         if i % 2 == 0 {
@@ -147,9 +228,8 @@ fn a_clients_uplink_and_downlink_merge_in_time_order() {
     assert_eq!(ids, vec![109, 108]);
 }
 
-#[test]
-fn windows_pages_and_order() {
-    let (_dir, records) = open(RecordsConfig::default());
+fn windows_pages_and_order(on: On) {
+    let (_dir, records) = on.open(RecordsConfig::default());
     for i in 0..25 {
         records.record_blocking(&message_in(
             100 + i,
@@ -182,9 +262,8 @@ fn windows_pages_and_order() {
     assert!(beyond.items.is_empty());
 }
 
-#[test]
-fn only_clients_in_scope_are_recorded() {
-    let (_dir, records) = open(RecordsConfig::default());
+fn only_clients_in_scope_are_recorded(on: On) {
+    let (_dir, records) = on.open(RecordsConfig::default());
     records.on_event(&connected("plain", 1, 5));
     records.on_event(&connected("d@app", 2, 5));
     records.on_event(&message_in(1, Some("plain"), "t", 6));
@@ -215,16 +294,15 @@ fn only_clients_in_scope_are_recorded() {
     assert_eq!(d.total, 2);
     assert_eq!(records.dropped(), 0);
 
-    let (_dir, everything) = open_with(RecordsConfig::default(), Clients::All);
+    let (_dir, everything) = on.open_with(RecordsConfig::default(), Clients::All);
     everything.on_event(&message_in(2, None, "t", 6));
     everything.on_event(&delivered(2, "plain", 7));
     everything.flush();
     assert!(everything.stored_message(2).unwrap().is_some());
 }
 
-#[test]
-fn a_full_queue_drops_and_counts_instead_of_blocking() {
-    let (_dir, records) = open(RecordsConfig {
+fn a_full_queue_drops_and_counts_instead_of_blocking(on: On) {
+    let (_dir, records) = on.open(RecordsConfig {
         queue_capacity: 1,
         batch_interval_ms: 1000,
         when_full: WhenFull::Drop,
@@ -284,7 +362,7 @@ async fn under_sync_the_settled_future_resolves_once_committed() {
         .await
         .unwrap();
     // Committed: another connection to the file sees it.
-    let other = schema::open(dir.path()).unwrap();
+    let other = sqlite::schema::open(dir.path()).unwrap();
     let n: i64 = other
         .query_row(
             "SELECT count(*) FROM messages WHERE message_id = 42",
@@ -302,7 +380,7 @@ fn close_writes_what_waits_and_ends_the_writer() {
         batch_interval_ms: 60_000,
         ..RecordsConfig::default()
     };
-    let records = Recorder::start(dir.path(), &config, Clients::All).unwrap();
+    let records = Recorder::start(sqlite_at(&dir), &config, Clients::All).unwrap();
     records.on_event(&message_in(5, Some("x"), "t", 1));
     records.close();
     assert!(records.writer.lock().is_none());
@@ -313,13 +391,12 @@ fn close_writes_what_waits_and_ends_the_writer() {
     records.on_event(&message_in(6, Some("x"), "t", 1));
     assert_eq!(records.dropped(), 1);
     drop(records);
-    let again = Recorder::start(dir.path(), &config, Clients::All).unwrap();
+    let again = Recorder::start(sqlite_at(&dir), &config, Clients::All).unwrap();
     assert!(again.stored_message(5).unwrap().is_some());
 }
 
-#[test]
-fn retention_by_age() {
-    let (_dir, records) = open(RecordsConfig {
+fn retention_by_age(on: On) {
+    let (_dir, records) = on.open(RecordsConfig {
         max_age_hours: 5,
         max_rows: 0,
         ..RecordsConfig::default()
@@ -337,9 +414,8 @@ fn retention_by_age() {
     assert!(records.stored_message(5).unwrap().is_some());
 }
 
-#[test]
-fn retention_by_rows() {
-    let (_dir, records) = open(RecordsConfig {
+fn retention_by_rows(on: On) {
+    let (_dir, records) = on.open(RecordsConfig {
         max_age_hours: 0,
         max_rows: 2,
         ..RecordsConfig::default()
@@ -358,15 +434,16 @@ fn retention_by_rows() {
     assert!(records.stored_message(8).unwrap().is_none());
 }
 
-fn count_names(records: &Recorder) -> i64 {
-    records
-        .read(|c| c.query_row("SELECT count(*) FROM names", [], |r| r.get(0)))
+fn count_names(dir: &tempfile::TempDir) -> i64 {
+    sqlite::schema::open(dir.path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM names", [], |r| r.get(0))
         .unwrap()
 }
 
 #[test]
 fn names_no_remaining_row_uses_are_collected_by_retention() {
-    let (_dir, records) = open(RecordsConfig {
+    let (dir, records) = open(RecordsConfig {
         max_age_hours: 0,
         max_rows: 2,
         ..RecordsConfig::default()
@@ -379,10 +456,10 @@ fn names_no_remaining_row_uses_are_collected_by_retention() {
     }
     records.flush();
     // 10 senders, 10 topics, 10 receivers and the deliveries' topic `t/1`
-    assert_eq!(count_names(&records), 30);
+    assert_eq!(count_names(&dir), 30);
     assert!(records.prune_now(10_000));
     // left: messages 9 and 10 (c8, c9, t/8, t/9), deliveries of d8 and d9 on t/1
-    assert_eq!(count_names(&records), 7);
+    assert_eq!(count_names(&dir), 7);
     let kept = records.stored_message(10).unwrap().unwrap();
     assert_eq!(
         (kept.client_id.as_deref(), kept.topic.as_str()),
@@ -408,8 +485,8 @@ fn names_no_remaining_row_uses_are_collected_by_retention() {
 fn records_written_before_names_existed_are_kept_by_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let conn = Connection::open(dir.path().join(schema::FILE_NAME)).unwrap();
-        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join(sqlite::schema::FILE_NAME)).unwrap();
+        conn.execute_batch(sqlite::schema::MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute_batch(
             "INSERT INTO messages VALUES (5, 'a@app', 7, 'old/topic', 1, 0, x'6869', 1000);
@@ -419,7 +496,9 @@ fn records_written_before_names_existed_are_kept_by_the_upgrade() {
         .unwrap();
     }
     let records = Recorder::start(
-        dir.path(),
+        RecordsStore::Sqlite {
+            data_dir: dir.path(),
+        },
         &RecordsConfig::default(),
         Clients::OfApp("@app".into()),
     )
@@ -451,4 +530,44 @@ fn records_written_before_names_existed_are_kept_by_the_upgrade() {
         .message_records(&query(Some("b@app"), 0, i64::MAX, 1, 10))
         .unwrap();
     assert_eq!(both.total, 2);
+}
+
+#[test]
+fn id_slots_are_leased_one_per_holder_renewed_and_given_back() {
+    let Some(server) = mqgate_pgtest::server("id slots") else {
+        return;
+    };
+    let store = Store::connect(&mqgate_kit::store::PostgresOptions {
+        url: server.database(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    store
+        .migrate("records", &super::postgres::schema::MIGRATIONS)
+        .unwrap();
+    use super::postgres::ids::{lease, release, renew, LEASE_MS};
+    let now = 1_000_000;
+    let a = lease(&store, "a/1", now).unwrap();
+    let b = lease(&store, "b/1", now).unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        lease(&store, "a/1", now).unwrap(),
+        a,
+        "a holder keeps its slot"
+    );
+    assert!(renew(&store, b, "b/1", now + 1).unwrap());
+    assert!(
+        !renew(&store, b, "a/1", now + 1).unwrap(),
+        "only its holder renews"
+    );
+    // a's lease runs out: the next newcomer takes its slot, and a cannot renew
+    let c = lease(&store, "c/1", now + LEASE_MS + 1).unwrap();
+    assert_eq!(c, a);
+    assert!(!renew(&store, a, "a/1", now + LEASE_MS + 2).unwrap());
+    // b renewed in time and keeps its slot; given back, it is free again
+    assert_ne!(lease(&store, "d/1", now + LEASE_MS + 1).unwrap(), b);
+    release(&store, b, "b/1").unwrap();
+    assert_eq!(lease(&store, "e/1", now + LEASE_MS + 3).unwrap(), b);
 }

@@ -193,11 +193,7 @@ enum Progress {
 }
 
 /// Adds one part of a handover to `moved`; `None`: an unreadable part.
-fn add_part(
-    broker: &Broker,
-    payload: &Bytes,
-    moved: &mut MovedSession,
-) -> Option<Progress> {
+fn add_part(broker: &Broker, payload: &Bytes, moved: &mut MovedSession) -> Option<Progress> {
     let (head, envelope) = read_part(payload)?;
     let message = |head: &DeliveryHead| -> Option<Delivery> {
         let envelope = envelope.as_ref()?;

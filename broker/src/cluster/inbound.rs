@@ -108,7 +108,12 @@ async fn dispatch(broker: &Broker, cluster: &Cluster, recent: &mut Recent, arriv
 
 pub(super) fn mqtt_message(broker: &Broker, e: &Envelope, topic: String) -> Message {
     Message {
-        id: broker.next_message_id(),
+        // one id per message in every node's records, when ids are cluster-wide
+        id: if broker.message_ids_are_shared() {
+            e.id
+        } else {
+            broker.next_message_id()
+        },
         topic: topic.into(),
         payload: e.payload.clone(),
         qos: e.qos,

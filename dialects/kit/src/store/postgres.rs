@@ -41,6 +41,14 @@ impl PostgresOptions {
             .map_err(|e| e.to_string())
     }
 
+    /// One connection of its own, outside any pool, with the same timeouts: for a
+    /// writer that streams (`COPY`) on one connection. Blocks.
+    pub fn connect_client(&self) -> Result<postgres::Client, StoreError> {
+        let config = self.client_config()?;
+        off_runtime(|| config.connect(NoTls))
+            .map_err(|e| StoreError::Pool(ConnectError::from(e).to_string()))
+    }
+
     fn client_config(&self) -> Result<postgres::Config, StoreError> {
         let mut config: postgres::Config = self
             .url

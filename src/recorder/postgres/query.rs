@@ -1,0 +1,312 @@
+//! The [`History`] queries over the shared record tables, through the `[store]`
+//! pool: every process on the database answers with every process's records.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mqgate_kit::history::{
+    ConnectionEventKind, ConnectionRecord, Direction, History, MessageRecord, RecordQuery,
+    SortOrder, StoredMessage,
+};
+use mqgate_kit::store::{Row, Store, StoreError, ToParam, Tx, Value};
+use mqgate_kit::{MgmtError, Page, Transport};
+
+use super::schema::KIND_CONNECT;
+
+pub struct PgReader {
+    store: Arc<Store>,
+    closed: AtomicBool,
+}
+
+impl PgReader {
+    pub fn new(store: Arc<Store>) -> PgReader {
+        PgReader {
+            store,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    fn read<T: Send>(
+        &self,
+        run: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, MgmtError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(MgmtError::ShuttingDown);
+        }
+        self.store
+            .read(run)
+            .map_err(|e| MgmtError::Store(e.to_string()))
+    }
+}
+
+/// A WHERE clause with its `$n` parameters.
+struct Filter {
+    clauses: Vec<String>,
+    values: Vec<Value>,
+}
+
+impl Filter {
+    /// The time window and, when the query names them, the client and message.
+    fn of(query: &RecordQuery) -> Filter {
+        let mut f = Filter {
+            clauses: Vec::new(),
+            values: Vec::new(),
+        };
+        f.and("at_ms >= ?", Value::Int(query.from_ms));
+        f.and("at_ms <= ?", Value::Int(query.to_ms));
+        if let Some(client_id) = &query.client_id {
+            f.and("client_id = ?", Value::Text(client_id.clone()));
+        }
+        if let Some(id) = query.message_id {
+            f.and("message_id = ?", Value::Int(id as i64));
+        }
+        f
+    }
+
+    fn and(&mut self, clause: &str, value: Value) {
+        self.values.push(value);
+        let numbered = format!("${}", self.values.len());
+        self.clauses.push(clause.replacen('?', &numbered, 1));
+    }
+
+    fn sql(&self) -> String {
+        self.clauses.join(" AND ")
+    }
+
+    /// `LIMIT $n OFFSET $m`, after the filter's own parameters.
+    fn limit_offset(&mut self, query: &RecordQuery) -> String {
+        let limit = query.page.limit.min(i64::MAX as usize) as i64;
+        let offset = query.page.offset().min(i64::MAX as usize) as i64;
+        self.values.push(Value::Int(limit));
+        self.values.push(Value::Int(offset));
+        let n = self.values.len();
+        format!("LIMIT ${} OFFSET ${n}", n - 1)
+    }
+}
+
+fn order_sql(order: SortOrder) -> &'static str {
+    match order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    }
+}
+
+/// Counts with `count_sql` (the filter's parameters without LIMIT/OFFSET), then
+/// reads the page with `page_sql` when it is not past the end.
+fn page<T>(
+    tx: &mut Tx<'_>,
+    count_sql: &str,
+    page_sql: &str,
+    filter: &Filter,
+    query: &RecordQuery,
+    map: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let params: Vec<_> = filter.values.iter().map(ToParam::to_param).collect();
+    let total = tx.query_one(count_sql, &params[..params.len() - 2], |r| r.get::<i64>(0))? as usize;
+    let items = if total > query.page.offset() && query.page.limit > 0 {
+        tx.query(page_sql, &params, map)?
+    } else {
+        Vec::new()
+    };
+    Ok(Page { items, total })
+}
+
+/// A page over one table, in time order.
+fn table_page<T>(
+    tx: &mut Tx<'_>,
+    table: &str,
+    columns: &str,
+    mut filter: Filter,
+    query: &RecordQuery,
+    map: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let order = order_sql(query.order);
+    let where_sql = filter.sql();
+    let limit = filter.limit_offset(query);
+    page(
+        tx,
+        &format!("SELECT count(*) FROM {table} WHERE {where_sql}"),
+        &format!(
+            "SELECT {columns} FROM {table} WHERE {where_sql}
+             ORDER BY at_ms {order}, seq {order} {limit}"
+        ),
+        &filter,
+        query,
+        map,
+    )
+}
+
+const CONNECTION_COLUMNS: &str = "connection_id, client_id, at_ms, kind, reason, username, peer, \
+     transport, proto_ver, keepalive, clean_start, will_topic, will_payload";
+const UPLINK_COLUMNS: &str =
+    "message_id, client_id, connection_id, 0 AS direction, topic, qos, at_ms, seq";
+const DOWNLINK_COLUMNS: &str =
+    "message_id, client_id, connection_id, 1 AS direction, topic, qos, at_ms, seq";
+const MESSAGE_COLUMNS: &str =
+    "message_id, client_id, connection_id, topic, qos, retain, payload, at_ms";
+
+impl History for PgReader {
+    fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
+        let mut without_message = q.clone();
+        without_message.message_id = None;
+        let filter = Filter::of(&without_message);
+        self.read(|tx| {
+            table_page(
+                tx,
+                "records_connections",
+                CONNECTION_COLUMNS,
+                filter,
+                q,
+                connection_from_row,
+            )
+        })
+    }
+
+    /// Uplink records are the messages with a sender; downlink records are the
+    /// deliveries. A client's records are both, merged in time order.
+    fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
+        let mut filter = Filter::of(q);
+        if q.client_id.is_none() {
+            filter.clauses.push("client_id IS NOT NULL".into());
+        }
+        let where_sql = filter.sql();
+        let order = order_sql(q.order);
+        let limit = filter.limit_offset(q);
+        self.read(|tx| {
+            page(
+                tx,
+                &format!(
+                    "SELECT (SELECT count(*) FROM records_messages WHERE {where_sql})
+                          + (SELECT count(*) FROM records_deliveries WHERE {where_sql})"
+                ),
+                &format!(
+                    "SELECT {UPLINK_COLUMNS} FROM records_messages WHERE {where_sql}
+                     UNION ALL
+                     SELECT {DOWNLINK_COLUMNS} FROM records_deliveries WHERE {where_sql}
+                     ORDER BY at_ms {order}, direction {order}, seq {order} {limit}"
+                ),
+                &filter,
+                q,
+                message_record_from_row,
+            )
+        })
+    }
+
+    fn message_trace(
+        &self,
+        q: &RecordQuery,
+        direction: Direction,
+    ) -> Result<Page<MessageRecord>, MgmtError> {
+        if q.message_id.is_none() {
+            return Ok(Page {
+                items: Vec::new(),
+                total: 0,
+            });
+        }
+        let mut filter = Filter::of(q);
+        let (table, columns) = match direction {
+            Direction::Uplink => {
+                filter.clauses.push("client_id IS NOT NULL".into());
+                ("records_messages", UPLINK_COLUMNS)
+            }
+            Direction::Downlink => ("records_deliveries", DOWNLINK_COLUMNS),
+        };
+        self.read(|tx| table_page(tx, table, columns, filter, q, message_record_from_row))
+    }
+
+    fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
+        self.read(|tx| {
+            tx.query_opt(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM records_messages WHERE message_id = $1
+                     ORDER BY seq LIMIT 1"
+                ),
+                &[(id as i64).to_param()],
+                message_from_row,
+            )
+        })
+    }
+
+    fn topic_messages(&self, q: &RecordQuery) -> Result<Page<StoredMessage>, MgmtError> {
+        let mut without_message = q.clone();
+        without_message.message_id = None;
+        let mut filter = Filter::of(&without_message);
+        if let Some(topic) = &q.topic {
+            filter.and("topic = ?", Value::Text(topic.clone()));
+        }
+        self.read(|tx| {
+            table_page(
+                tx,
+                "records_messages",
+                MESSAGE_COLUMNS,
+                filter,
+                q,
+                message_from_row,
+            )
+        })
+    }
+}
+
+fn connection_from_row(row: &Row<'_>) -> Result<ConnectionRecord, StoreError> {
+    let transport: Option<String> = row.get(7)?;
+    Ok(ConnectionRecord {
+        connection_id: row.get::<i64>(0)? as u64,
+        client_id: row.get(1)?,
+        at_ms: row.get(2)?,
+        kind: if row.get::<i64>(3)? == i64::from(KIND_CONNECT) {
+            ConnectionEventKind::Connect
+        } else {
+            ConnectionEventKind::Disconnect
+        },
+        reason: row.get(4)?,
+        username: row.get(5)?,
+        peer: row.get(6)?,
+        transport: transport.map(|t| match t.as_str() {
+            "websocket" => Transport::WebSocket,
+            _ => Transport::Tcp,
+        }),
+        proto_ver: row.get(8)?,
+        keepalive: row.get(9)?,
+        clean_start: row.get(10)?,
+        will_topic: row.get(11)?,
+        will_payload: row.get(12)?,
+    })
+}
+
+fn message_record_from_row(row: &Row<'_>) -> Result<MessageRecord, StoreError> {
+    let message_id: Option<i64> = row.get(0)?;
+    let connection_id: Option<i64> = row.get(2)?;
+    Ok(MessageRecord {
+        // a delivery the broker could not trace back to its message has no id; 0
+        // is never given to a message
+        message_id: message_id.map_or(0, |id| id as u64),
+        client_id: row.get(1)?,
+        connection_id: connection_id.map(|id| id as u64),
+        direction: if row.get::<i64>(3)? == 0 {
+            Direction::Uplink
+        } else {
+            Direction::Downlink
+        },
+        topic: row.get(4)?,
+        qos: row.get(5)?,
+        at_ms: row.get(6)?,
+    })
+}
+
+fn message_from_row(row: &Row<'_>) -> Result<StoredMessage, StoreError> {
+    let connection_id: Option<i64> = row.get(2)?;
+    Ok(StoredMessage {
+        message_id: row.get::<i64>(0)? as u64,
+        client_id: row.get(1)?,
+        connection_id: connection_id.map(|id| id as u64),
+        topic: row.get(3)?,
+        qos: row.get(4)?,
+        retain: row.get(5)?,
+        payload: row.get(6)?,
+        at_ms: row.get(7)?,
+    })
+}
