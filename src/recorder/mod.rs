@@ -7,8 +7,8 @@
 //! - [`queue`]: the queue between the broker and the writer, its sequence numbers
 //!   and what callers can wait for.
 //! - [`writer`]: the writer thread, which hands batches to a store's sink.
-//! - [`sqlite`] and [`postgres`]: the two stores, each with its schema, sink and
-//!   queries.
+//! - [`sqlite`] and [`postgres`]: the two stores, each with its schema and sink.
+//! - [`query`]: the [`History`] queries, over either store's tables.
 //!
 //! Nothing is lost silently: an event of a recorded client that is not written
 //! (queue full under `when_full = "drop"`, or a failed write) is counted in
@@ -19,6 +19,7 @@
 pub mod codec;
 pub mod config;
 pub mod postgres;
+pub mod query;
 pub mod queue;
 pub mod sqlite;
 pub mod writer;
@@ -54,35 +55,13 @@ pub enum RecordsStore<'a> {
     },
 }
 
-/// The read side of a store.
-enum Reader {
-    Sqlite(sqlite::SqliteReader),
-    Postgres(postgres::query::PgReader),
-}
-
-impl Reader {
-    fn history(&self) -> &dyn History {
-        match self {
-            Reader::Sqlite(r) => r,
-            Reader::Postgres(r) => r,
-        }
-    }
-
-    fn close(&self) {
-        match self {
-            Reader::Sqlite(r) => r.close(),
-            Reader::Postgres(r) => r.close(),
-        }
-    }
-}
-
 /// The record keeper. Observes broker events; answers history queries.
 pub struct Recorder {
     clients: Clients,
     sync: bool,
     when_full: WhenFull,
     queue: Arc<Queue>,
-    reader: Reader,
+    reader: query::Reader,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The slot every message id of this process carries (shared records only).
     id_slot: Option<u8>,
@@ -125,10 +104,10 @@ impl Recorder {
         config: &RecordsConfig,
         clients: Clients,
     ) -> Result<Arc<Recorder>, StoreError> {
-        let (sink, reader, id_slot): (Box<dyn Sink>, Reader, Option<u8>) = match at {
+        let (sink, reader, id_slot): (Box<dyn Sink>, _, _) = match at {
             RecordsStore::Sqlite { data_dir } => {
                 let (sink, reader) = sqlite::open(data_dir, config)?;
-                (Box::new(sink), Reader::Sqlite(reader), None)
+                (Box::new(sink), reader, None)
             }
             RecordsStore::Postgres {
                 store,
@@ -136,7 +115,7 @@ impl Recorder {
                 holder,
             } => {
                 let (sink, reader, slot) = postgres::open(store, options, config, holder)?;
-                (Box::new(sink), Reader::Postgres(reader), Some(slot))
+                (Box::new(sink), reader, Some(slot))
             }
         };
         let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
@@ -255,7 +234,7 @@ impl Recorder {
                 "records: answering a record query while {dropped} events were not recorded"
             );
         }
-        self.reader.history()
+        &self.reader
     }
 }
 

@@ -362,7 +362,7 @@ async fn under_sync_the_settled_future_resolves_once_committed() {
         .await
         .unwrap();
     // Committed: another connection to the file sees it.
-    let other = sqlite::schema::open(dir.path()).unwrap();
+    let other = sqlite::schema::open(dir.path(), 1024).unwrap();
     let n: i64 = other
         .query_row(
             "SELECT count(*) FROM messages WHERE message_id = 42",
@@ -435,7 +435,7 @@ fn retention_by_rows(on: On) {
 }
 
 fn count_names(dir: &tempfile::TempDir) -> i64 {
-    sqlite::schema::open(dir.path())
+    sqlite::schema::open(dir.path(), 1024)
         .unwrap()
         .query_row("SELECT count(*) FROM names", [], |r| r.get(0))
         .unwrap()

@@ -5,10 +5,10 @@
 //!
 //! - [`schema`]: tables, indexes, retention; [`ids`]: the message id slot this
 //!   process leases; [`writer`]: the [`Sink`](super::writer::Sink), binary `COPY`
-//!   per batch; [`query`]: the [`History`](mqgate_kit::History) queries.
+//!   per batch. The queries are [`query`](super::query)'s, over [`TABLES`],
+//!   through the `[store]` pool.
 
 pub mod ids;
-pub mod query;
 pub mod schema;
 pub mod writer;
 
@@ -16,9 +16,24 @@ use std::sync::Arc;
 
 use mqgate_kit::store::{PostgresOptions, Store, StoreError};
 
+use super::query::{Reader, Tables};
 use super::RecordsConfig;
-use query::PgReader;
 use writer::PgSink;
+
+/// Client ids and topics are text in every table.
+pub static TABLES: Tables = Tables {
+    connections: "records_connections",
+    messages: "records_messages",
+    deliveries: "records_deliveries",
+    connection_key: "seq",
+    message_key: "seq",
+    delivery_key: "seq",
+    client_is: "client_id = ?",
+    topic_is: "topic = ?",
+    client_name: "client_id",
+    topic_name: "topic",
+    has_sender: "client_id IS NOT NULL",
+};
 
 /// The writer's sink, the reader and this process's message id slot, leased
 /// under `holder` (the node name); creates or upgrades the tables first. Blocks.
@@ -27,7 +42,7 @@ pub fn open(
     options: PostgresOptions,
     config: &RecordsConfig,
     holder: &str,
-) -> Result<(PgSink, PgReader, u8), StoreError> {
+) -> Result<(PgSink, Reader, u8), StoreError> {
     store.migrate("records", &schema::MIGRATIONS)?;
     let slot = ids::lease(store, holder, mqgate_kit::clock::now_ms())?;
     let sink = PgSink {
@@ -40,5 +55,5 @@ pub fn open(
         slot,
         holder: holder.to_string(),
     };
-    Ok((sink, PgReader::new(Arc::clone(store)), slot))
+    Ok((sink, Reader::new(Arc::clone(store), &TABLES), slot))
 }

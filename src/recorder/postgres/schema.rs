@@ -123,6 +123,3 @@ pub fn apply_retention(
     }
     Ok(())
 }
-
-pub const KIND_CONNECT: i16 = 0;
-pub const KIND_DISCONNECT: i16 = 1;

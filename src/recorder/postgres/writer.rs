@@ -12,6 +12,7 @@ use postgres::types::{ToSql, Type};
 
 use super::{ids, schema};
 use crate::recorder::codec::{Decoded, Events};
+use crate::recorder::query::{transport_name, KIND_CONNECT, KIND_DISCONNECT};
 use crate::recorder::writer::Sink;
 
 pub struct PgSink {
@@ -173,7 +174,7 @@ fn copy(
                     &(connection_id as i64) as &(dyn ToSql + Sync),
                     &client_id,
                     &at_ms,
-                    &(schema::KIND_CONNECT),
+                    &KIND_CONNECT,
                     &"normal",
                     &username,
                     &peer.as_str(),
@@ -197,7 +198,7 @@ fn copy(
                     &(connection_id as i64) as &(dyn ToSql + Sync),
                     &client_id,
                     &at_ms,
-                    &(schema::KIND_DISCONNECT),
+                    &KIND_DISCONNECT,
                     &reason,
                     &username,
                     &none,
@@ -246,11 +247,4 @@ fn copy(
         }
     }
     writer.finish().map(drop)
-}
-
-fn transport_name(transport: mqgate_kit::Transport) -> &'static str {
-    match transport {
-        mqgate_kit::Transport::Tcp => "tcp",
-        mqgate_kit::Transport::WebSocket => "websocket",
-    }
 }

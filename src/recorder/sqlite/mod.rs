@@ -2,41 +2,57 @@
 //! process's records, beside its state.
 //!
 //! - [`schema`]: tables, indexes, retention; [`names`]: client ids and topics by
-//!   number; [`writer`]: the [`Sink`](super::writer::Sink); [`query`]: the
-//!   [`History`] queries, on a read connection of their own.
+//!   number; [`writer`]: the [`Sink`](super::writer::Sink). The queries are
+//!   [`query`](super::query)'s, over [`TABLES`].
 
 pub mod names;
-pub mod query;
 pub mod schema;
 pub mod writer;
 
 use std::path::Path;
 
-use mqgate_kit::history::{
-    ConnectionRecord, Direction, History, MessageRecord, RecordQuery, StoredMessage,
-};
-use mqgate_kit::store::StoreError;
-use mqgate_kit::{MgmtError, Page};
-use parking_lot::Mutex;
-use rusqlite::Connection;
+use mqgate_kit::store::{SqliteTuning, Store, StoreError};
 
+use super::query::{Reader, Tables};
 use super::RecordsConfig;
 use names::Names;
 use schema::{Retention, RowCounts};
 use writer::SqliteSink;
 
+/// Client ids and topics of `messages` and `deliveries` are numbers in `names`.
+pub static TABLES: Tables = Tables {
+    connections: "connections",
+    messages: "messages",
+    deliveries: "deliveries",
+    connection_key: "id",
+    message_key: "message_id",
+    delivery_key: "id",
+    client_is: "client = (SELECT id FROM names WHERE name = ?)",
+    topic_is: "topic = (SELECT id FROM names WHERE name = ?)",
+    client_name: "(SELECT name FROM names WHERE id = client)",
+    topic_name: "(SELECT name FROM names WHERE id = topic)",
+    has_sender: "client IS NOT NULL",
+};
+
+/// Index pages of many clients and topics stay in memory (64 MiB per connection).
+const CACHE_KIB: i64 = 65_536;
+
 /// Opens (creating or upgrading) the records file in `data_dir`: the writer's
 /// sink and the reader.
-pub fn open(
-    data_dir: &Path,
-    config: &RecordsConfig,
-) -> Result<(SqliteSink, SqliteReader), StoreError> {
+pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Reader), StoreError> {
     std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
         path: data_dir.to_path_buf(),
         source,
     })?;
-    let conn = schema::open(data_dir)?;
-    let reader = schema::open(data_dir)?;
+    let conn = schema::open(data_dir, CACHE_KIB)?;
+    let reads = Store::open_file(
+        &data_dir.join(schema::FILE_NAME),
+        SqliteTuning {
+            synchronous_full: false,
+            cache_kib: Some(CACHE_KIB),
+            wal_autocheckpoint: None,
+        },
+    )?;
     let sink = SqliteSink {
         counts: RowCounts::count(&conn)?,
         next_delivery: schema::next_delivery_id(&conn)?,
@@ -47,49 +63,5 @@ pub fn open(
         },
         names: Names::default(),
     };
-    Ok((sink, SqliteReader(Mutex::new(Some(reader)))))
-}
-
-/// The read connection; `None` once closed.
-pub struct SqliteReader(Mutex<Option<Connection>>);
-
-impl SqliteReader {
-    fn read<T>(
-        &self,
-        run: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, MgmtError> {
-        let reader = self.0.lock();
-        let conn = reader.as_ref().ok_or(MgmtError::ShuttingDown)?;
-        run(conn).map_err(|e| MgmtError::Store(e.to_string()))
-    }
-
-    pub fn close(&self) {
-        self.0.lock().take();
-    }
-}
-
-impl History for SqliteReader {
-    fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
-        self.read(|c| query::connection_records(c, q))
-    }
-
-    fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
-        self.read(|c| query::message_records(c, q))
-    }
-
-    fn message_trace(
-        &self,
-        q: &RecordQuery,
-        direction: Direction,
-    ) -> Result<Page<MessageRecord>, MgmtError> {
-        self.read(|c| query::message_trace(c, q, direction))
-    }
-
-    fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
-        self.read(|c| query::stored_message(c, id))
-    }
-
-    fn topic_messages(&self, q: &RecordQuery) -> Result<Page<StoredMessage>, MgmtError> {
-        self.read(|c| query::topic_messages(c, q))
-    }
+    Ok((sink, Reader::new(reads, &TABLES)))
 }

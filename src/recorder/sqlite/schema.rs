@@ -138,19 +138,14 @@ pub const CONNECTIONS: usize = 0;
 pub const MESSAGES: usize = 1;
 pub const DELIVERIES: usize = 2;
 
-pub const KIND_CONNECT: i64 = 0;
-pub const KIND_DISCONNECT: i64 = 1;
-pub const DIRECTION_UPLINK: i64 = 0;
-pub const DIRECTION_DOWNLINK: i64 = 1;
-
-/// Opens `<data_dir>/records.db`, creating or upgrading its tables.
-pub fn open(data_dir: &Path) -> rusqlite::Result<Connection> {
+/// Opens `<data_dir>/records.db`, creating or upgrading its tables, with a page
+/// cache of `cache_kib`.
+pub fn open(data_dir: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(data_dir.join(FILE_NAME))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Index pages of many clients and topics stay in memory (64 MiB per connection).
-    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
     // Checkpoint the WAL every 40 MiB rather than 4 MiB: fewer syncs of the file.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -7,10 +7,9 @@ use std::fmt::Write as _;
 use rusqlite::{CachedStatement, Connection, Transaction};
 
 use super::names::Names;
-use super::schema::{
-    Retention, RowCounts, CONNECTIONS, DELIVERIES, KIND_CONNECT, KIND_DISCONNECT, MESSAGES,
-};
+use super::schema::{Retention, RowCounts, CONNECTIONS, DELIVERIES, MESSAGES};
 use crate::recorder::codec::{Decoded, Events};
+use crate::recorder::query::{transport_name, KIND_CONNECT, KIND_DISCONNECT};
 use crate::recorder::writer::Sink;
 
 pub struct SqliteSink {
@@ -227,13 +226,7 @@ fn bind_connection(
             st.raw_bind_parameter(5, "normal")?;
             st.raw_bind_parameter(6, username)?;
             st.raw_bind_parameter(7, peer.as_str())?;
-            st.raw_bind_parameter(
-                8,
-                match transport {
-                    mqgate_kit::Transport::Tcp => "tcp",
-                    mqgate_kit::Transport::WebSocket => "websocket",
-                },
-            )?;
+            st.raw_bind_parameter(8, transport_name(transport))?;
             st.raw_bind_parameter(9, proto_ver)?;
             st.raw_bind_parameter(10, keepalive)?;
             st.raw_bind_parameter(11, clean_start)?;

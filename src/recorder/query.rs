@@ -1,5 +1,9 @@
-//! The [`History`] queries over the shared record tables, through the `[store]`
-//! pool: every process on the database answers with every process's records.
+//! The [`History`] queries, one set for both records stores: each store's
+//! [`Tables`] says how its tables are named and how they hold client ids and
+//! topics (SQLite: by number in `names`; PostgreSQL: as text). Queries run
+//! through a [`Store`] on the records database: a read connection of its own on
+//! the SQLite file (WAL: reads run alongside the writer), the shared pool on
+//! PostgreSQL (every node's records).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,21 +15,54 @@ use mqgate_kit::history::{
 use mqgate_kit::store::{Row, Store, StoreError, ToParam, Tx, Value};
 use mqgate_kit::{MgmtError, Page, Transport};
 
-use super::schema::KIND_CONNECT;
+/// How one records store lays out its tables.
+pub struct Tables {
+    pub connections: &'static str,
+    pub messages: &'static str,
+    pub deliveries: &'static str,
+    /// Each table's key, in insertion order.
+    pub connection_key: &'static str,
+    pub message_key: &'static str,
+    pub delivery_key: &'static str,
+    /// The client (`client_is`) or topic (`topic_is`) of a `messages` or
+    /// `deliveries` row compared with the parameter `?`.
+    pub client_is: &'static str,
+    pub topic_is: &'static str,
+    /// The client id and topic of such a row, as text.
+    pub client_name: &'static str,
+    pub topic_name: &'static str,
+    /// The message row has a sender.
+    pub has_sender: &'static str,
+}
 
-pub struct PgReader {
+/// `kind` of a connection row: a connect or a disconnect.
+pub const KIND_CONNECT: i16 = 0;
+pub const KIND_DISCONNECT: i16 = 1;
+
+/// `transport` of a connection row.
+pub fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp => "tcp",
+        Transport::WebSocket => "websocket",
+    }
+}
+
+pub struct Reader {
     store: Arc<Store>,
+    tables: &'static Tables,
     closed: AtomicBool,
 }
 
-impl PgReader {
-    pub fn new(store: Arc<Store>) -> PgReader {
-        PgReader {
+impl Reader {
+    pub fn new(store: Arc<Store>, tables: &'static Tables) -> Reader {
+        Reader {
             store,
+            tables,
             closed: AtomicBool::new(false),
         }
     }
 
+    /// Later queries answer "shutting down".
     pub fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
     }
@@ -41,17 +78,38 @@ impl PgReader {
             .read(run)
             .map_err(|e| MgmtError::Store(e.to_string()))
     }
+
+    /// A `messages` or `deliveries` row as a [`MessageRecord`]: `direction` 0 or
+    /// 1, `seq` its key.
+    fn record_columns(&self, direction: u8, key: &str) -> String {
+        let t = self.tables;
+        format!(
+            "message_id, {} AS client, connection_id, {direction} AS direction, {} AS topic, \
+             qos, at_ms, {key} AS seq",
+            t.client_name, t.topic_name
+        )
+    }
+
+    fn message_columns(&self) -> String {
+        let t = self.tables;
+        format!(
+            "message_id, {}, connection_id, {}, qos, retain, payload, at_ms",
+            t.client_name, t.topic_name
+        )
+    }
 }
 
-/// A WHERE clause with its `$n` parameters.
+/// A WHERE clause with its `$n` parameters (numbered, so that both halves of a
+/// union can share them).
 struct Filter {
     clauses: Vec<String>,
     values: Vec<Value>,
 }
 
 impl Filter {
-    /// The time window and, when the query names them, the client and message.
-    fn of(query: &RecordQuery) -> Filter {
+    /// The time window and, when the query names them, the client (compared by
+    /// `client_is`) and the message.
+    fn of(query: &RecordQuery, client_is: &str) -> Filter {
         let mut f = Filter {
             clauses: Vec::new(),
             values: Vec::new(),
@@ -59,14 +117,16 @@ impl Filter {
         f.and("at_ms >= ?", Value::Int(query.from_ms));
         f.and("at_ms <= ?", Value::Int(query.to_ms));
         if let Some(client_id) = &query.client_id {
-            f.and("client_id = ?", Value::Text(client_id.clone()));
+            f.and(client_is, Value::Text(client_id.clone()));
         }
         if let Some(id) = query.message_id {
+            // u64 ids are stored as i64 with the same bits
             f.and("message_id = ?", Value::Int(id as i64));
         }
         f
     }
 
+    /// Adds `clause`, whose `?` stands for `value`.
     fn and(&mut self, clause: &str, value: Value) {
         self.values.push(value);
         let numbered = format!("${}", self.values.len());
@@ -118,7 +178,7 @@ fn page<T>(
 /// A page over one table, in time order.
 fn table_page<T>(
     tx: &mut Tx<'_>,
-    table: &str,
+    (table, key): (&str, &str),
     columns: &str,
     mut filter: Filter,
     query: &RecordQuery,
@@ -132,7 +192,7 @@ fn table_page<T>(
         &format!("SELECT count(*) FROM {table} WHERE {where_sql}"),
         &format!(
             "SELECT {columns} FROM {table} WHERE {where_sql}
-             ORDER BY at_ms {order}, seq {order} {limit}"
+             ORDER BY at_ms {order}, {key} {order} {limit}"
         ),
         &filter,
         query,
@@ -142,22 +202,18 @@ fn table_page<T>(
 
 const CONNECTION_COLUMNS: &str = "connection_id, client_id, at_ms, kind, reason, username, peer, \
      transport, proto_ver, keepalive, clean_start, will_topic, will_payload";
-const UPLINK_COLUMNS: &str =
-    "message_id, client_id, connection_id, 0 AS direction, topic, qos, at_ms, seq";
-const DOWNLINK_COLUMNS: &str =
-    "message_id, client_id, connection_id, 1 AS direction, topic, qos, at_ms, seq";
-const MESSAGE_COLUMNS: &str =
-    "message_id, client_id, connection_id, topic, qos, retain, payload, at_ms";
 
-impl History for PgReader {
+impl History for Reader {
     fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
         let mut without_message = q.clone();
         without_message.message_id = None;
-        let filter = Filter::of(&without_message);
+        // connection rows hold their client ids as text in both stores
+        let filter = Filter::of(&without_message, "client_id = ?");
+        let table = (self.tables.connections, self.tables.connection_key);
         self.read(|tx| {
             table_page(
                 tx,
-                "records_connections",
+                table,
                 CONNECTION_COLUMNS,
                 filter,
                 q,
@@ -169,26 +225,34 @@ impl History for PgReader {
     /// Uplink records are the messages with a sender; downlink records are the
     /// deliveries. A client's records are both, merged in time order.
     fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
-        let mut filter = Filter::of(q);
+        let t = self.tables;
+        let mut filter = Filter::of(q, t.client_is);
         if q.client_id.is_none() {
-            filter.clauses.push("client_id IS NOT NULL".into());
+            filter.clauses.push(t.has_sender.into());
         }
         let where_sql = filter.sql();
         let order = order_sql(q.order);
         let limit = filter.limit_offset(q);
+        let count_sql = format!(
+            "SELECT (SELECT count(*) FROM {} WHERE {where_sql})
+                  + (SELECT count(*) FROM {} WHERE {where_sql})",
+            t.messages, t.deliveries
+        );
+        let page_sql = format!(
+            "SELECT {} FROM {} WHERE {where_sql}
+             UNION ALL
+             SELECT {} FROM {} WHERE {where_sql}
+             ORDER BY at_ms {order}, direction {order}, seq {order} {limit}",
+            self.record_columns(0, t.message_key),
+            t.messages,
+            self.record_columns(1, t.delivery_key),
+            t.deliveries
+        );
         self.read(|tx| {
             page(
                 tx,
-                &format!(
-                    "SELECT (SELECT count(*) FROM records_messages WHERE {where_sql})
-                          + (SELECT count(*) FROM records_deliveries WHERE {where_sql})"
-                ),
-                &format!(
-                    "SELECT {UPLINK_COLUMNS} FROM records_messages WHERE {where_sql}
-                     UNION ALL
-                     SELECT {DOWNLINK_COLUMNS} FROM records_deliveries WHERE {where_sql}
-                     ORDER BY at_ms {order}, direction {order}, seq {order} {limit}"
-                ),
+                &count_sql,
+                &page_sql,
                 &filter,
                 q,
                 message_record_from_row,
@@ -207,42 +271,48 @@ impl History for PgReader {
                 total: 0,
             });
         }
-        let mut filter = Filter::of(q);
+        let t = self.tables;
+        let mut filter = Filter::of(q, t.client_is);
         let (table, columns) = match direction {
             Direction::Uplink => {
-                filter.clauses.push("client_id IS NOT NULL".into());
-                ("records_messages", UPLINK_COLUMNS)
+                filter.clauses.push(t.has_sender.into());
+                (
+                    (t.messages, t.message_key),
+                    self.record_columns(0, t.message_key),
+                )
             }
-            Direction::Downlink => ("records_deliveries", DOWNLINK_COLUMNS),
+            Direction::Downlink => (
+                (t.deliveries, t.delivery_key),
+                self.record_columns(1, t.delivery_key),
+            ),
         };
-        self.read(|tx| table_page(tx, table, columns, filter, q, message_record_from_row))
+        self.read(|tx| table_page(tx, table, &columns, filter, q, message_record_from_row))
     }
 
     fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
-        self.read(|tx| {
-            tx.query_opt(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM records_messages WHERE message_id = $1
-                     ORDER BY seq LIMIT 1"
-                ),
-                &[(id as i64).to_param()],
-                message_from_row,
-            )
-        })
+        let sql = format!(
+            "SELECT {} FROM {} WHERE message_id = $1 ORDER BY {} LIMIT 1",
+            self.message_columns(),
+            self.tables.messages,
+            self.tables.message_key
+        );
+        self.read(|tx| tx.query_opt(&sql, &[(id as i64).to_param()], message_from_row))
     }
 
     fn topic_messages(&self, q: &RecordQuery) -> Result<Page<StoredMessage>, MgmtError> {
+        let t = self.tables;
         let mut without_message = q.clone();
         without_message.message_id = None;
-        let mut filter = Filter::of(&without_message);
+        let mut filter = Filter::of(&without_message, t.client_is);
         if let Some(topic) = &q.topic {
-            filter.and("topic = ?", Value::Text(topic.clone()));
+            filter.and(t.topic_is, Value::Text(topic.clone()));
         }
+        let columns = self.message_columns();
         self.read(|tx| {
             table_page(
                 tx,
-                "records_messages",
-                MESSAGE_COLUMNS,
+                (t.messages, t.message_key),
+                &columns,
                 filter,
                 q,
                 message_from_row,
@@ -266,7 +336,7 @@ fn connection_from_row(row: &Row<'_>) -> Result<ConnectionRecord, StoreError> {
         username: row.get(5)?,
         peer: row.get(6)?,
         transport: transport.map(|t| match t.as_str() {
-            "websocket" => Transport::WebSocket,
+            name if name == transport_name(Transport::WebSocket) => Transport::WebSocket,
             _ => Transport::Tcp,
         }),
         proto_ver: row.get(8)?,
