@@ -3,7 +3,9 @@
 # (cluster mode) and a single node S (cluster off), fresh data directories, and
 # prints two markdown tables of medians of RUNS runs:
 #  1. 1→1 QoS 1 throughput: on S; on A alone (cluster on); from A to B;
-#  2. cluster-wide list latency: SESSIONS idle clients held on each of A and B,
+#  2. CONNECT rate on S and on A (where each CONNECT also claims its client id
+#     on NATS), one after another and 100 at once;
+#  3. cluster-wide list latency: SESSIONS idle clients held on each of A and B,
 #     then GETs through A's APIs, which gather B's part over NATS (each run
 #     REQUESTS sequential GETs; mqbench's p50 and p99).
 #
@@ -15,6 +17,7 @@
 set -euo pipefail
 
 SESSIONS=${SESSIONS:-10000} RUNS=${RUNS:-5} REQUESTS=${REQUESTS:-200} COUNT=${COUNT:-100000}
+CONNECTS=${CONNECTS:-10000}
 MQGATE=${MQGATE:-target/release/mqgate} MQBENCH=${MQBENCH:-target/release/mqbench}
 NATS=${NATS:-$(command -v nats-server || echo /usr/sbin/nats-server)}
 for binary in "$MQGATE" "$MQBENCH" "$NATS"; do
@@ -83,6 +86,25 @@ for case in "one node, cluster off|s|s" "one node, cluster on|a|a" "node A → n
   done
   printf '| %s | %.0f | %.1f | %d |\n' "$label" \
     "$(printf '%s\n' "${rates[@]}" | median)" "$(printf '%s\n' "${p50s[@]}" | median)" "$bad"
+done
+echo
+
+echo "| $CONNECTS CONNECTs (clean start, then DISCONNECT) | one after another, /s | 100 at once, /s | 100 at once, p99 ms |"
+echo "|---|---:|---:|---:|"
+for case in "one node, cluster off|s" "node A, cluster of two|a"; do
+  IFS='|' read -r label node <<<"$case"
+  sequential=() concurrent=() p99s=()
+  for _ in $(seq "$RUNS"); do
+    line=$("$MQBENCH" --host "127.0.0.1:${MQTT[$node]}" connect --count "$CONNECTS" \
+      --concurrency 1 | grep '^RESULT')
+    sequential+=("$(field value "$line")")
+    line=$("$MQBENCH" --host "127.0.0.1:${MQTT[$node]}" connect --count "$CONNECTS" \
+      --concurrency 100 | grep '^RESULT')
+    concurrent+=("$(field value "$line")") p99s+=("$(field p99_ms "$line")")
+  done
+  printf '| %s | %.0f | %.0f | %.1f |\n' "$label" \
+    "$(printf '%s\n' "${sequential[@]}" | median)" "$(printf '%s\n' "${concurrent[@]}" | median)" \
+    "$(printf '%s\n' "${p99s[@]}" | median)"
 done
 echo
 
