@@ -3,9 +3,12 @@
 //! between batches; on close writes what waits and ends (the thread is joined by
 //! [`Recorder::close`](super::Recorder::close)).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::codec::Decoded;
+use super::query::{transport_name, KIND_CONNECT, KIND_DISCONNECT};
 use super::queue::{Queue, Work};
 
 /// Where batches of queued events go: one records store.
@@ -81,6 +84,87 @@ impl Writer {
     fn prune(&mut self, now_ms: i64) {
         if let Err(e) = self.sink.prune(now_ms) {
             tracing::warn!("records retention failed: {e}");
+        }
+    }
+}
+
+/// A connect or disconnect as the `connections` table of either store holds it;
+/// a disconnect has no CONNECT details (those columns are NULL).
+pub struct ConnectionRow<'a> {
+    pub connection_id: i64,
+    pub client_id: &'a str,
+    pub at_ms: i64,
+    pub kind: i16,
+    /// "normal" for a connect; the disconnect reason.
+    pub reason: &'a str,
+    pub username: Option<&'a str>,
+    pub peer: Option<&'a str>,
+    pub transport: Option<&'static str>,
+    pub proto_ver: Option<i16>,
+    pub keepalive: Option<i32>,
+    pub clean_start: Option<bool>,
+    pub will_topic: Option<&'a str>,
+    pub will_payload: Option<&'a [u8]>,
+}
+
+impl<'p> ConnectionRow<'p> {
+    /// The row of a connect or disconnect event (`None` for a message);
+    /// `peer` holds the formatted address of a connect.
+    pub fn of<'a: 'p>(event: &Decoded<'a>, peer: &'p mut String) -> Option<ConnectionRow<'p>> {
+        match *event {
+            Decoded::Connected {
+                connection_id,
+                at_ms,
+                client_id,
+                username,
+                peer: address,
+                transport,
+                proto_ver,
+                keepalive,
+                clean_start,
+                will_topic,
+                will_payload,
+            } => {
+                peer.clear();
+                let _ = write!(peer, "{address}");
+                Some(ConnectionRow {
+                    connection_id: connection_id as i64,
+                    client_id,
+                    at_ms,
+                    kind: KIND_CONNECT,
+                    reason: "normal",
+                    username,
+                    peer: Some(peer.as_str()),
+                    transport: Some(transport_name(transport)),
+                    proto_ver: Some(proto_ver.into()),
+                    keepalive: Some(keepalive.into()),
+                    clean_start: Some(clean_start),
+                    will_topic,
+                    will_payload,
+                })
+            }
+            Decoded::Disconnected {
+                connection_id,
+                at_ms,
+                client_id,
+                username,
+                reason,
+            } => Some(ConnectionRow {
+                connection_id: connection_id as i64,
+                client_id,
+                at_ms,
+                kind: KIND_DISCONNECT,
+                reason,
+                username,
+                peer: None,
+                transport: None,
+                proto_ver: None,
+                keepalive: None,
+                clean_start: None,
+                will_topic: None,
+                will_payload: None,
+            }),
+            Decoded::MessageIn { .. } | Decoded::Delivered { .. } => None,
         }
     }
 }

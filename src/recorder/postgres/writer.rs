@@ -3,7 +3,6 @@
 //! of the writer's own, opened again after it breaks. Retention and the id slot's
 //! lease go through the shared pool.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use mqgate_kit::store::{PostgresOptions, Store, StoreError};
@@ -12,8 +11,7 @@ use postgres::types::{ToSql, Type};
 
 use super::{ids, schema};
 use crate::recorder::codec::{Decoded, Events};
-use crate::recorder::query::{transport_name, KIND_CONNECT, KIND_DISCONNECT};
-use crate::recorder::writer::Sink;
+use crate::recorder::writer::{ConnectionRow, Sink};
 
 pub struct PgSink {
     pub options: PostgresOptions,
@@ -154,62 +152,25 @@ fn copy(
     let mut writer = BinaryCopyInWriter::new(tx.copy_in(sql)?, types);
     let mut peer = String::new();
     for row in rows {
+        if let Some(c) = ConnectionRow::of(row, &mut peer) {
+            writer.write(&[
+                &c.connection_id as &(dyn ToSql + Sync),
+                &c.client_id,
+                &c.at_ms,
+                &c.kind,
+                &c.reason,
+                &c.username,
+                &c.peer,
+                &c.transport,
+                &c.proto_ver,
+                &c.keepalive,
+                &c.clean_start,
+                &c.will_topic,
+                &c.will_payload,
+            ])?;
+            continue;
+        }
         match *row {
-            Decoded::Connected {
-                connection_id,
-                at_ms,
-                client_id,
-                username,
-                peer: address,
-                transport,
-                proto_ver,
-                keepalive,
-                clean_start,
-                will_topic,
-                will_payload,
-            } => {
-                peer.clear();
-                let _ = write!(peer, "{address}");
-                writer.write(&[
-                    &(connection_id as i64) as &(dyn ToSql + Sync),
-                    &client_id,
-                    &at_ms,
-                    &KIND_CONNECT,
-                    &"normal",
-                    &username,
-                    &peer.as_str(),
-                    &transport_name(transport),
-                    &i16::from(proto_ver),
-                    &i32::from(keepalive),
-                    &clean_start,
-                    &will_topic,
-                    &will_payload,
-                ])?;
-            }
-            Decoded::Disconnected {
-                connection_id,
-                at_ms,
-                client_id,
-                username,
-                reason,
-            } => {
-                let none: Option<&str> = None;
-                writer.write(&[
-                    &(connection_id as i64) as &(dyn ToSql + Sync),
-                    &client_id,
-                    &at_ms,
-                    &KIND_DISCONNECT,
-                    &reason,
-                    &username,
-                    &none,
-                    &none,
-                    &None::<i16>,
-                    &None::<i32>,
-                    &None::<bool>,
-                    &none,
-                    &None::<&[u8]>,
-                ])?;
-            }
             Decoded::MessageIn {
                 message_id,
                 at_ms,
@@ -244,6 +205,8 @@ fn copy(
                 &i16::from(qos),
                 &at_ms,
             ])?,
+            // written above
+            Decoded::Connected { .. } | Decoded::Disconnected { .. } => {}
         }
     }
     writer.finish().map(drop)

@@ -37,13 +37,9 @@ pub static TABLES: Tables = Tables {
 /// Index pages of many clients and topics stay in memory (64 MiB per connection).
 const CACHE_KIB: i64 = 65_536;
 
-/// Opens (creating or upgrading) the records file in `data_dir`: the writer's
-/// sink and the reader.
+/// Opens (creating or upgrading) the records file in `data_dir`, which exists
+/// (the gateway makes it at start): the writer's sink and the reader.
 pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Reader), StoreError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
     let conn = schema::open(data_dir, CACHE_KIB)?;
     let reads = Store::open_file(
         &data_dir.join(schema::FILE_NAME),

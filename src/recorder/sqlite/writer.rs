@@ -9,8 +9,7 @@ use rusqlite::{CachedStatement, Connection, Transaction};
 use super::names::Names;
 use super::schema::{Retention, RowCounts, CONNECTIONS, DELIVERIES, MESSAGES};
 use crate::recorder::codec::{Decoded, Events};
-use crate::recorder::query::{transport_name, KIND_CONNECT, KIND_DISCONNECT};
-use crate::recorder::writer::Sink;
+use crate::recorder::writer::{ConnectionRow, Sink};
 
 pub struct SqliteSink {
     pub conn: Connection,
@@ -131,9 +130,11 @@ fn insert(
                 });
             }
             _ => {
-                bind_connection(&mut connections, &event, &mut peer)?;
-                connections.raw_execute()?;
-                added[CONNECTIONS] += 1;
+                if let Some(row) = ConnectionRow::of(&event, &mut peer) {
+                    bind_connection(&mut connections, &row)?;
+                    connections.raw_execute()?;
+                    added[CONNECTIONS] += 1;
+                }
             }
         }
     }
@@ -198,68 +199,20 @@ pub fn id_to_sql(id: u64) -> i64 {
     id as i64
 }
 
-fn bind_connection(
-    st: &mut CachedStatement<'_>,
-    event: &Decoded<'_>,
-    peer: &mut String,
-) -> rusqlite::Result<()> {
-    match *event {
-        Decoded::Connected {
-            connection_id,
-            at_ms,
-            client_id,
-            username,
-            peer: address,
-            transport,
-            proto_ver,
-            keepalive,
-            clean_start,
-            will_topic,
-            will_payload,
-        } => {
-            peer.clear();
-            let _ = write!(peer, "{address}");
-            st.raw_bind_parameter(1, id_to_sql(connection_id))?;
-            st.raw_bind_parameter(2, client_id)?;
-            st.raw_bind_parameter(3, at_ms)?;
-            st.raw_bind_parameter(4, KIND_CONNECT)?;
-            st.raw_bind_parameter(5, "normal")?;
-            st.raw_bind_parameter(6, username)?;
-            st.raw_bind_parameter(7, peer.as_str())?;
-            st.raw_bind_parameter(8, transport_name(transport))?;
-            st.raw_bind_parameter(9, proto_ver)?;
-            st.raw_bind_parameter(10, keepalive)?;
-            st.raw_bind_parameter(11, clean_start)?;
-            st.raw_bind_parameter(12, will_topic)?;
-            st.raw_bind_parameter(13, will_payload)?;
-        }
-        Decoded::Disconnected { .. } => bind_disconnection(st, event)?,
-        _ => {}
-    }
-    Ok(())
-}
-
-/// A disconnect has no CONNECT details: those columns are NULL.
-fn bind_disconnection(st: &mut CachedStatement<'_>, event: &Decoded<'_>) -> rusqlite::Result<()> {
-    if let Decoded::Disconnected {
-        connection_id,
-        at_ms,
-        client_id,
-        username,
-        reason,
-    } = *event
-    {
-        st.raw_bind_parameter(1, id_to_sql(connection_id))?;
-        st.raw_bind_parameter(2, client_id)?;
-        st.raw_bind_parameter(3, at_ms)?;
-        st.raw_bind_parameter(4, KIND_DISCONNECT)?;
-        st.raw_bind_parameter(5, reason)?;
-        st.raw_bind_parameter(6, username)?;
-        for i in 7..=13 {
-            st.raw_bind_parameter(i, rusqlite::types::Null)?;
-        }
-    }
-    Ok(())
+fn bind_connection(st: &mut CachedStatement<'_>, row: &ConnectionRow<'_>) -> rusqlite::Result<()> {
+    st.raw_bind_parameter(1, row.connection_id)?;
+    st.raw_bind_parameter(2, row.client_id)?;
+    st.raw_bind_parameter(3, row.at_ms)?;
+    st.raw_bind_parameter(4, row.kind)?;
+    st.raw_bind_parameter(5, row.reason)?;
+    st.raw_bind_parameter(6, row.username)?;
+    st.raw_bind_parameter(7, row.peer)?;
+    st.raw_bind_parameter(8, row.transport)?;
+    st.raw_bind_parameter(9, row.proto_ver)?;
+    st.raw_bind_parameter(10, row.keepalive)?;
+    st.raw_bind_parameter(11, row.clean_start)?;
+    st.raw_bind_parameter(12, row.will_topic)?;
+    st.raw_bind_parameter(13, row.will_payload)
 }
 
 /// Binds a `MessageIn` row after parameter `base`.
