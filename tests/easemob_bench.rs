@@ -18,7 +18,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use mqbench::client::Target;
 use mqbench::packet::Version;
@@ -67,24 +66,25 @@ fn measure(name: &str, runs: usize, mut f: impl FnMut(u64)) {
 fn load(records: &Recorder, n: u64, start_ms: i64) {
     let step = (86_400_000 / n as i64).max(1);
     let started = Instant::now();
-    let payload = Bytes::from(vec![b'x'; 64]);
+    let payload = vec![b'x'; 64];
     for i in 0..n {
         let at_ms = start_ms + i as i64 * step;
-        records.record_blocking(&BrokerEvent::MessageIn(Box::new(MessageInEvent {
+        let topic = format!("bench/{}", i % TOPICS);
+        records.record_blocking(&BrokerEvent::MessageIn(MessageInEvent {
             message_id: FIRST_ID + i,
-            client_id: Some(format!("dev{}@{APP_ID}", i % CLIENTS)),
+            client_id: Some(&format!("dev{}@{APP_ID}", i % CLIENTS)),
             connection_id: Some(i % CLIENTS + 1),
-            topic: format!("bench/{}", i % TOPICS),
+            topic: &topic,
             qos: 1,
             retain: false,
-            payload: payload.clone(),
+            payload: &payload,
             at_ms,
-        })));
+        }));
         records.record_blocking(&BrokerEvent::MessageDelivered {
             message_id: Some(FIRST_ID + i),
-            client_id: format!("sub{}@{APP_ID}", i % CLIENTS),
+            client_id: &format!("sub{}@{APP_ID}", i % CLIENTS),
             connection_id: CLIENTS + i % CLIENTS + 1,
-            topic: format!("bench/{}", i % TOPICS),
+            topic: &topic,
             qos: 1,
             at_ms: at_ms + 1,
         });

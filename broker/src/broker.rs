@@ -191,35 +191,24 @@ impl Broker {
         self.message_observers.load(Ordering::Relaxed)
     }
 
-    /// Whether an observer wants the message events of `client_id`.
-    pub(crate) fn records_client(&self, client_id: &str) -> bool {
-        self.has_message_observers()
-            && self
-                .observers
-                .read()
-                .iter()
-                .any(|o| o.wants_messages() && o.records_client(client_id))
-    }
-
-    /// What the observers ask the broker to await after reporting a client's
-    /// message (a record committed, or room made in a full records queue).
-    pub(crate) fn settled(&self) -> Option<Settled> {
-        let waits: Vec<Settled> = self
+    /// The observers that want the message events of `client_id` (of a message
+    /// without a sender when `None`), or `None` when no observer does. A
+    /// connection asks once and reports its messages to them without a lock.
+    pub(crate) fn recorders_of(&self, client_id: Option<&str>) -> Option<Recorders> {
+        if !self.has_message_observers() {
+            return None;
+        }
+        let recorders: Vec<_> = self
             .observers
             .read()
             .iter()
-            .filter_map(|o| o.settled())
+            .filter(|o| o.wants_messages() && client_id.is_none_or(|c| o.records_client(c)))
+            .cloned()
             .collect();
-        match waits.len() {
-            0 => None,
-            1 => waits.into_iter().next(),
-            _ => Some(Box::pin(async move {
-                futures::future::join_all(waits).await;
-            })),
-        }
+        (!recorders.is_empty()).then(|| Recorders(Arc::from(recorders)))
     }
 
-    pub(crate) fn emit(&self, event: BrokerEvent) {
+    pub(crate) fn emit(&self, event: BrokerEvent<'_>) {
         let is_message = matches!(
             event,
             BrokerEvent::MessageIn(_) | BrokerEvent::MessageDelivered { .. }
@@ -523,5 +512,32 @@ impl Drop for ClientGuard<'_> {
         if Arc::strong_count(&self.mutex) == 2 {
             map.remove(&self.client_id);
         }
+    }
+}
+
+/// The observers that record one client's messages, as its connection holds them.
+#[derive(Clone)]
+pub(crate) struct Recorders(Arc<[Arc<dyn BrokerObserver>]>);
+
+impl Recorders {
+    pub(crate) fn report(&self, event: &BrokerEvent<'_>) {
+        for o in self.0.iter() {
+            o.on_event(event);
+        }
+    }
+
+    /// What the observers ask the broker to await after reporting a client's
+    /// message (a record committed, or room made in a full records queue).
+    pub(crate) fn settled(&self) -> Option<Settled> {
+        let mut waits = self.0.iter().filter_map(|o| o.settled());
+        let first = waits.next()?;
+        let rest: Vec<Settled> = waits.collect();
+        if rest.is_empty() {
+            return Some(first);
+        }
+        Some(Box::pin(async move {
+            first.await;
+            futures::future::join_all(rest).await;
+        }))
     }
 }

@@ -17,7 +17,7 @@ use mqgate_kit::history::{BrokerEvent, MessageInEvent};
 use mqgate_kit::{MessageId, MgmtError, PublishRequest};
 use tokio::time::Instant;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Recorders};
 use crate::counters::Counters;
 use crate::message::{Delivery, Message};
 use crate::session::{Control, Enqueued, Session};
@@ -29,8 +29,8 @@ pub(crate) struct Origin<'a> {
     pub client_id: Option<&'a str>,
     pub connection_id: Option<mqgate_kit::ConnectionId>,
     pub topic: &'a str,
-    /// Whether an observer records this publisher's messages.
-    pub recorded: bool,
+    /// The observers that record this publisher's messages, if any.
+    pub recorders: Option<&'a Recorders>,
 }
 
 /// Deliveries that found a full queue, and how long their publisher may wait.
@@ -44,17 +44,17 @@ impl Broker {
     /// Returns what could not be queued yet because a live queue is full.
     pub(crate) fn route(&self, message: Arc<Message>, origin: &Origin<'_>) -> Option<Blocked> {
         Counters::add(&self.counters.messages_received, 1);
-        if origin.recorded {
-            self.emit(BrokerEvent::MessageIn(Box::new(MessageInEvent {
+        if let Some(recorders) = origin.recorders {
+            recorders.report(&BrokerEvent::MessageIn(MessageInEvent {
                 message_id: message.id,
-                client_id: origin.client_id.map(str::to_string),
+                client_id: origin.client_id,
                 connection_id: origin.connection_id,
-                topic: origin.topic.to_string(),
+                topic: origin.topic,
                 qos: message.qos,
                 retain: message.retain,
-                payload: message.payload.clone(),
+                payload: &message.payload,
                 at_ms: now_ms(),
-            })));
+            }));
         }
         // in a cluster NATS picks the member of each shared group, unless the
         // message could not go out (then this node's members are the only ones)
@@ -243,20 +243,17 @@ impl Broker {
             publisher: None,
         });
         // a publish naming no sender is reported to every message observer
-        let recorded = match request.sender.as_deref() {
-            Some(sender) => self.records_client(sender),
-            None => self.has_message_observers(),
-        };
+        let recorders = self.recorders_of(request.sender.as_deref());
         let origin = Origin {
             client_id: request.sender.as_deref(),
             connection_id: None,
             topic: &origin_topic,
-            recorded,
+            recorders: recorders.as_ref(),
         };
         if let Some(blocked) = self.route(message, &origin) {
             self.wait_for_room(blocked).await;
         }
-        if let Some(settle) = recorded.then(|| self.settled()).flatten() {
+        if let Some(settle) = recorders.and_then(|r| r.settled()) {
             settle.await;
         }
         if let Some(room) = self.cluster_room() {

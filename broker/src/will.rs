@@ -115,11 +115,12 @@ async fn publish(broker: &Arc<Broker>, client_id: &str, will: PendingWill) {
         expires_at,
         publisher: None,
     });
+    let recorders = broker.recorders_of(Some(client_id));
     let origin = Origin {
         client_id: Some(client_id),
         connection_id: None,
         topic: &will.client_topic,
-        recorded: broker.records_client(client_id),
+        recorders: recorders.as_ref(),
     };
     tracing::debug!(client_id, at_ms = now_ms(), "publishing will");
     if let Some(blocked) = broker.route(message, &origin) {

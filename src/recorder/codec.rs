@@ -14,7 +14,7 @@ const MESSAGE_IN: u8 = 2;
 const DELIVERED: u8 = 3;
 
 /// Appends `event` to `buf`.
-pub fn encode(event: &BrokerEvent, buf: &mut Vec<u8>) {
+pub fn encode(event: &BrokerEvent<'_>, buf: &mut Vec<u8>) {
     let mut out = Out(buf);
     match event {
         BrokerEvent::Connected(c) => out.connected(c),
@@ -36,12 +36,12 @@ pub fn encode(event: &BrokerEvent, buf: &mut Vec<u8>) {
             out.u8(MESSAGE_IN);
             out.u64(m.message_id);
             out.i64(m.at_ms);
-            out.opt_str(m.client_id.as_deref());
+            out.opt_str(m.client_id);
             out.opt_u64(m.connection_id);
-            out.str(&m.topic);
+            out.str(m.topic);
             out.u8(m.qos);
             out.u8(u8::from(m.retain));
-            out.bytes(&m.payload);
+            out.bytes(m.payload);
         }
         BrokerEvent::MessageDelivered {
             message_id,
@@ -343,21 +343,21 @@ mod tests {
                 at_ms: 9,
                 reason: DisconnectReason::Kicked,
             },
-            BrokerEvent::MessageIn(Box::new(MessageInEvent {
+            BrokerEvent::MessageIn(MessageInEvent {
                 message_id: 1 << 63,
                 client_id: None,
                 connection_id: None,
-                topic: "t/1".into(),
+                topic: "t/1",
                 qos: 2,
                 retain: true,
-                payload: Bytes::new(),
+                payload: b"",
                 at_ms: 10,
-            })),
+            }),
             BrokerEvent::MessageDelivered {
                 message_id: None,
-                client_id: "b".into(),
+                client_id: "b",
                 connection_id: 8,
-                topic: "t/1".into(),
+                topic: "t/1",
                 qos: 1,
                 at_ms: 11,
             },

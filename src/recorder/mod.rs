@@ -178,7 +178,7 @@ impl Recorder {
 
     /// Records `event` (if its client is recorded), blocking while the queue is
     /// full: bulk loads and benchmarks. The broker goes through [`BrokerObserver`].
-    pub fn record_blocking(&self, event: &BrokerEvent) {
+    pub fn record_blocking(&self, event: &BrokerEvent<'_>) {
         if self.covers(event) && !self.queue.push_blocking(event) {
             self.count_dropped();
         }
@@ -206,12 +206,12 @@ impl Recorder {
         self.sync
     }
 
-    fn covers(&self, event: &BrokerEvent) -> bool {
+    fn covers(&self, event: &BrokerEvent<'_>) -> bool {
         match event {
             BrokerEvent::Connected(c) => self.clients.contains(&c.client_id),
-            BrokerEvent::Disconnected { client_id, .. }
-            | BrokerEvent::MessageDelivered { client_id, .. } => self.clients.contains(client_id),
-            BrokerEvent::MessageIn(m) => match &m.client_id {
+            BrokerEvent::Disconnected { client_id, .. } => self.clients.contains(client_id),
+            BrokerEvent::MessageDelivered { client_id, .. } => self.clients.contains(client_id),
+            BrokerEvent::MessageIn(m) => match m.client_id {
                 Some(sender) => self.clients.contains(sender),
                 None => self.clients.keeps_senderless(),
             },
@@ -245,7 +245,7 @@ impl Drop for Recorder {
 }
 
 impl BrokerObserver for Recorder {
-    fn on_event(&self, event: &BrokerEvent) {
+    fn on_event(&self, event: &BrokerEvent<'_>) {
         if self.covers(event) && !self.queue.push(event) {
             self.count_dropped();
         }

@@ -8,7 +8,7 @@
 //! Every event has a sequence number (1, 2, …): waiting for room is waiting for
 //! `taken` to reach a number, waiting for a commit is waiting for `committed`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mqgate_kit::history::BrokerEvent;
@@ -32,6 +32,8 @@ pub struct Queue {
     capacity: usize,
     batch_size: usize,
     dropped: AtomicU64,
+    /// `State::events`, readable without the lock (asked after every message).
+    waiting: AtomicUsize,
 }
 
 pub struct State {
@@ -85,12 +87,13 @@ impl Queue {
             capacity: capacity.max(1),
             batch_size: batch_size.max(1),
             dropped: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
         }
     }
 
     /// Enqueues `event` unless the queue is full or closed; `false` when it was
     /// not (the caller counts it).
-    pub fn push(&self, event: &BrokerEvent) -> bool {
+    pub fn push(&self, event: &BrokerEvent<'_>) -> bool {
         let mut s = self.state.lock();
         if s.closed || s.events >= self.capacity {
             return false;
@@ -98,6 +101,7 @@ impl Queue {
         codec::encode(event, &mut s.buf);
         s.events += 1;
         s.enqueued += 1;
+        self.waiting.store(s.events, Ordering::Relaxed);
         let wake = s.events == 1 || s.events == self.batch_size;
         if s.events == 1 {
             s.first_at = Some(Instant::now());
@@ -110,7 +114,7 @@ impl Queue {
     }
 
     /// Enqueues `event`, blocking while the queue is full (bulk loads).
-    pub fn push_blocking(&self, event: &BrokerEvent) -> bool {
+    pub fn push_blocking(&self, event: &BrokerEvent<'_>) -> bool {
         let mut s = self.state.lock();
         while s.events >= self.capacity && !s.closed {
             s.urgent = true;
@@ -150,7 +154,7 @@ impl Queue {
 
     /// Events waiting.
     pub fn waiting(&self) -> usize {
-        self.state.lock().events
+        self.waiting.load(Ordering::Relaxed)
     }
 
     pub fn capacity(&self) -> usize {
@@ -240,6 +244,7 @@ impl Queue {
     fn take(&self, s: &mut MutexGuard<'_, State>, buf: &mut Vec<u8>) -> Work {
         std::mem::swap(&mut s.buf, buf);
         let events = std::mem::take(&mut s.events);
+        self.waiting.store(0, Ordering::Relaxed);
         s.first_at = None;
         s.urgent = false;
         let upto = s.enqueued;

@@ -111,7 +111,7 @@ fn query(client: Option<&str>, from_ms: i64, to_ms: i64, page: usize, limit: usi
     }
 }
 
-fn connected(client: &str, connection_id: u64, at_ms: i64) -> BrokerEvent {
+fn connected(client: &str, connection_id: u64, at_ms: i64) -> BrokerEvent<'static> {
     BrokerEvent::Connected(Box::new(ConnectedEvent {
         client_id: client.into(),
         connection_id,
@@ -126,25 +126,25 @@ fn connected(client: &str, connection_id: u64, at_ms: i64) -> BrokerEvent {
     }))
 }
 
-fn message_in(id: u64, client: Option<&str>, topic: &str, at_ms: i64) -> BrokerEvent {
-    BrokerEvent::MessageIn(Box::new(MessageInEvent {
+fn message_in<'a>(id: u64, client: Option<&'a str>, topic: &'a str, at_ms: i64) -> BrokerEvent<'a> {
+    BrokerEvent::MessageIn(MessageInEvent {
         message_id: id,
-        client_id: client.map(str::to_string),
+        client_id: client,
         connection_id: client.map(|_| 7),
-        topic: topic.into(),
+        topic,
         qos: 1,
         retain: false,
-        payload: Bytes::from_static(b"hello"),
+        payload: b"hello",
         at_ms,
-    }))
+    })
 }
 
-fn delivered(id: u64, client: &str, at_ms: i64) -> BrokerEvent {
+fn delivered(id: u64, client: &str, at_ms: i64) -> BrokerEvent<'_> {
     BrokerEvent::MessageDelivered {
         message_id: Some(id),
-        client_id: client.into(),
+        client_id: client,
         connection_id: 8,
-        topic: "t/1".into(),
+        topic: "t/1",
         qos: 1,
         at_ms,
     }

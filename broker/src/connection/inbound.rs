@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::{mount_filter, mount_topic, Connection, Exit, HeldPublish};
 use crate::authz::{Access, ClientRef, DenyAction};
+use crate::broker::Recorders;
 use crate::counters::Counters;
 use crate::message::{Delivery, Message};
 use crate::publish::Origin;
@@ -204,10 +205,10 @@ impl Connection {
             client_id: Some(&self.client_id),
             connection_id: Some(self.id),
             topic: &topic,
-            recorded: self.recorded,
+            recorders: self.recorders.as_ref(),
         };
         let blocked = self.broker.route(message, &origin);
-        let recorded = self.recorded.then(|| self.broker.settled()).flatten();
+        let recorded = self.recorders.as_ref().and_then(Recorders::settled);
         let settle = match (recorded, self.broker.cluster_room()) {
             (None, None) => None,
             (one, None) | (None, one) => one,

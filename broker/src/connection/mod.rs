@@ -21,7 +21,7 @@ use futures::FutureExt;
 use mqgate_kit::{ConnectionId, Transport};
 use tokio::sync::oneshot;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Recorders};
 use crate::counters::Counters;
 use crate::publish::Blocked;
 use crate::session::{AtomicCounters, Ready, Session};
@@ -142,8 +142,8 @@ pub(crate) struct Connection {
     /// A publish whose acknowledgement waits (for room in subscribers' queues,
     /// or for its record to settle); the client's next packets wait behind it.
     held: Option<Box<HeldPublish>>,
-    /// Whether an observer records this client's messages.
-    recorded: bool,
+    /// The observers that record this client's messages, if any.
+    recorders: Option<Recorders>,
     ready: Vec<Ready>,
 }
 

@@ -108,12 +108,12 @@ impl Connection {
         self.count_packet_out();
         Counters::add(&self.broker.counters.messages_sent, 1);
         AtomicCounters::add(&self.counters().messages_out, 1);
-        if self.recorded {
-            self.broker.emit(BrokerEvent::MessageDelivered {
+        if let Some(recorders) = &self.recorders {
+            recorders.report(&BrokerEvent::MessageDelivered {
                 message_id: Some(message.id),
-                client_id: self.client_id.to_string(),
+                client_id: &self.client_id,
                 connection_id: self.id,
-                topic: client_topic.to_string(),
+                topic: client_topic,
                 qos: r.delivery.qos,
                 at_ms: now_ms(),
             });

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use crate::model::{ConnectionId, DisconnectReason, MessageId, PageRequest, Transport, WillInfo};
 
 /// A moment in the life of the broker, reported to every [`BrokerObserver`].
+/// Message events borrow from the broker: they are built for every message of a
+/// recorded client, and an observer copies what it keeps.
 #[derive(Debug, Clone)]
-pub enum BrokerEvent {
+pub enum BrokerEvent<'a> {
     /// A CONNECT was accepted (CONNACK success written).
     Connected(Box<ConnectedEvent>),
     /// A connection that had been accepted ended.
@@ -24,14 +26,14 @@ pub enum BrokerEvent {
         reason: DisconnectReason,
     },
     /// A PUBLISH entered the broker, from a client or from a management API.
-    MessageIn(Box<MessageInEvent>),
+    MessageIn(MessageInEvent<'a>),
     /// A PUBLISH was written to a subscriber.
     MessageDelivered {
         /// The id given to the message when it entered, when it could be traced.
         message_id: Option<MessageId>,
-        client_id: String,
+        client_id: &'a str,
         connection_id: ConnectionId,
-        topic: String,
+        topic: &'a str,
         qos: u8,
         at_ms: i64,
     },
@@ -52,23 +54,23 @@ pub struct ConnectedEvent {
 }
 
 #[derive(Debug, Clone)]
-pub struct MessageInEvent {
+pub struct MessageInEvent<'a> {
     pub message_id: MessageId,
     /// `None` for messages published by a management API without a sender.
-    pub client_id: Option<String>,
+    pub client_id: Option<&'a str>,
     /// `None` for messages published by a management API.
     pub connection_id: Option<ConnectionId>,
-    pub topic: String,
+    pub topic: &'a str,
     pub qos: u8,
     pub retain: bool,
-    pub payload: Bytes,
+    pub payload: &'a [u8],
     pub at_ms: i64,
 }
 
 /// Receives broker events. Called on the broker's hot path: implementations must
 /// not block (queue the work and return).
 pub trait BrokerObserver: Send + Sync {
-    fn on_event(&self, event: &BrokerEvent);
+    fn on_event(&self, event: &BrokerEvent<'_>);
 
     /// Whether this observer wants `MessageIn` and `MessageDelivered` events. Those
     /// cost work on every message; an observer of connections only says no.

@@ -60,7 +60,7 @@ impl Drop for PresenceRecorder {
 }
 
 impl BrokerObserver for PresenceRecorder {
-    fn on_event(&self, event: &BrokerEvent) {
+    fn on_event(&self, event: &BrokerEvent<'_>) {
         let client_id = match event {
             BrokerEvent::Connected(c) => &c.client_id,
             BrokerEvent::Disconnected { client_id, .. } => client_id,
