@@ -25,7 +25,8 @@ pub struct RecordsConfig {
     pub when_full: WhenFull,
     /// Records older than this many hours are deleted (0: no age limit).
     pub max_age_hours: u64,
-    /// Each record table keeps at most this many rows, newest first (0: no limit).
+    /// At most this many connection records, this many messages and this many
+    /// deliveries are kept, the newest (0: no limit).
     pub max_rows: u64,
     /// How often retention runs, in seconds.
     pub prune_interval_secs: u64,

@@ -8,7 +8,10 @@
 //!   and what callers can wait for.
 //! - [`writer`]: the writer thread, which hands batches to a store's sink.
 //! - [`sqlite`] and [`postgres`]: the two stores, each with its schema and sink.
-//! - [`query`]: the [`History`] queries, over either store's tables.
+//! - [`blocks`]: messages and deliveries packed in blocks, and the [`History`]
+//!   queries over them (SQLite).
+//! - [`query`]: the [`History`] queries over a row per event (PostgreSQL), and
+//!   over the connection rows of both stores.
 //!
 //! Nothing is lost silently: an event of a recorded client that is not written
 //! (queue full under `when_full = "drop"`, or a failed write) is counted in
@@ -16,6 +19,7 @@
 //! that count is above zero logs it. Under `when_full = "wait"` a broker that
 //! awaits [`BrokerObserver::settled`] slows the client down instead.
 
+pub mod blocks;
 pub mod codec;
 pub mod config;
 pub mod postgres;
@@ -61,7 +65,7 @@ pub struct Recorder {
     sync: bool,
     when_full: WhenFull,
     queue: Arc<Queue>,
-    reader: query::Reader,
+    reader: Reader,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The slot every message id of this process carries (shared records only).
     id_slot: Option<u8>,
@@ -107,7 +111,7 @@ impl Recorder {
         let (sink, reader, id_slot): (Box<dyn Sink>, _, _) = match at {
             RecordsStore::Sqlite { data_dir } => {
                 let (sink, reader) = sqlite::open(data_dir, config)?;
-                (Box::new(sink), reader, None)
+                (Box::new(sink), Reader::Blocks(reader), None)
             }
             RecordsStore::Postgres {
                 store,
@@ -115,7 +119,7 @@ impl Recorder {
                 holder,
             } => {
                 let (sink, reader, slot) = postgres::open(store, options, config, holder)?;
-                (Box::new(sink), reader, Some(slot))
+                (Box::new(sink), Reader::Rows(reader), Some(slot))
             }
         };
         let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
@@ -234,7 +238,25 @@ impl Recorder {
                 "records: answering a record query while {dropped} events were not recorded"
             );
         }
-        &self.reader
+        match &self.reader {
+            Reader::Blocks(reader) => reader,
+            Reader::Rows(reader) => reader,
+        }
+    }
+}
+
+/// How a records store is read: blocks (SQLite) or a row per event (PostgreSQL).
+enum Reader {
+    Blocks(blocks::query::Reader),
+    Rows(query::Reader),
+}
+
+impl Reader {
+    fn close(&self) {
+        match self {
+            Reader::Blocks(reader) => reader.close(),
+            Reader::Rows(reader) => reader.close(),
+        }
     }
 }
 

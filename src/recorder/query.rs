@@ -1,9 +1,8 @@
-//! The [`History`] queries, one set for both records stores: each store's
-//! [`Tables`] says how its tables are named and how they hold client ids and
-//! topics (SQLite: by number in `names`; PostgreSQL: as text). Queries run
-//! through a [`Store`] on the records database: a read connection of its own on
-//! the SQLite file (WAL: reads run alongside the writer), the shared pool on
-//! PostgreSQL (every node's records).
+//! The [`History`] queries over a row per event: PostgreSQL's records (every
+//! node's, through the shared pool), and the connection rows of both stores
+//! ([`connection_page`]; SQLite keeps messages in blocks, see
+//! [`blocks`](super::blocks)). [`Tables`] says how a store names its tables and
+//! holds client ids and topics.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -203,23 +202,39 @@ fn table_page<T>(
 const CONNECTION_COLUMNS: &str = "connection_id, client_id, at_ms, kind, reason, username, peer, \
      transport, proto_ver, keepalive, clean_start, will_topic, will_payload";
 
+/// Where a records store keeps connects and disconnects (client ids as text).
+#[derive(Clone, Copy)]
+pub struct ConnectionTable {
+    pub table: &'static str,
+    pub key: &'static str,
+}
+
+/// A page of connection records.
+pub fn connection_page(
+    tx: &mut Tx<'_>,
+    connections: ConnectionTable,
+    q: &RecordQuery,
+) -> Result<Page<ConnectionRecord>, StoreError> {
+    let mut without_message = q.clone();
+    without_message.message_id = None;
+    let filter = Filter::of(&without_message, "client_id = ?");
+    table_page(
+        tx,
+        (connections.table, connections.key),
+        CONNECTION_COLUMNS,
+        filter,
+        q,
+        connection_from_row,
+    )
+}
+
 impl History for Reader {
     fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
-        let mut without_message = q.clone();
-        without_message.message_id = None;
-        // connection rows hold their client ids as text in both stores
-        let filter = Filter::of(&without_message, "client_id = ?");
-        let table = (self.tables.connections, self.tables.connection_key);
-        self.read(|tx| {
-            table_page(
-                tx,
-                table,
-                CONNECTION_COLUMNS,
-                filter,
-                q,
-                connection_from_row,
-            )
-        })
+        let table = ConnectionTable {
+            table: self.tables.connections,
+            key: self.tables.connection_key,
+        };
+        self.read(|tx| connection_page(tx, table, q))
     }
 
     /// Uplink records are the messages with a sender; downlink records are the

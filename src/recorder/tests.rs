@@ -365,7 +365,7 @@ async fn under_sync_the_settled_future_resolves_once_committed() {
     let other = sqlite::schema::open(dir.path(), 1024).unwrap();
     let n: i64 = other
         .query_row(
-            "SELECT count(*) FROM messages WHERE message_id = 42",
+            "SELECT sum(messages) FROM blocks WHERE min_message = 42 AND max_message = 42",
             [],
             |r| r.get(0),
         )
@@ -434,15 +434,15 @@ fn retention_by_rows(on: On) {
     assert!(records.stored_message(8).unwrap().is_none());
 }
 
-fn count_names(dir: &tempfile::TempDir) -> i64 {
+fn count_rows(dir: &tempfile::TempDir, table: &str) -> i64 {
     sqlite::schema::open(dir.path(), 1024)
         .unwrap()
-        .query_row("SELECT count(*) FROM names", [], |r| r.get(0))
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
 
 #[test]
-fn names_no_remaining_row_uses_are_collected_by_retention() {
+fn retention_cuts_a_block_and_its_names_go_with_its_events() {
     let (dir, records) = open(RecordsConfig {
         max_age_hours: 0,
         max_rows: 2,
@@ -455,25 +455,38 @@ fn names_no_remaining_row_uses_are_collected_by_retention() {
         records.record_blocking(&delivered(i + 1, &format!("d{i}@app"), at_ms));
     }
     records.flush();
-    // 10 senders, 10 topics, 10 receivers and the deliveries' topic `t/1`
-    assert_eq!(count_names(&dir), 30);
+    // one block: 10 senders, 10 topics, 10 receivers
+    assert_eq!(count_rows(&dir, "blocks"), 1);
+    assert_eq!(count_rows(&dir, "block_names"), 30);
     assert!(records.prune_now(10_000));
-    // left: messages 9 and 10 (c8, c9, t/8, t/9), deliveries of d8 and d9 on t/1
-    assert_eq!(count_names(&dir), 7);
+    // left: messages 9 and 10 (c8, c9, t/8, t/9), deliveries to d8 and d9
+    assert_eq!(count_rows(&dir, "blocks"), 1);
+    assert_eq!(count_rows(&dir, "block_names"), 6);
     let kept = records.stored_message(10).unwrap().unwrap();
     assert_eq!(
         (kept.client_id.as_deref(), kept.topic.as_str()),
         (Some("c9@app"), "t/9")
     );
+    assert!(records.stored_message(8).unwrap().is_none());
     let received = records
         .message_records(&query(Some("d9@app"), 0, i64::MAX, 1, 10))
         .unwrap();
     assert_eq!(received.total, 1);
     assert_eq!(received.items[0].topic, "t/1");
+    assert_eq!(
+        records
+            .message_records(&query(Some("d7@app"), 0, i64::MAX, 1, 10))
+            .unwrap()
+            .total,
+        0
+    );
 
-    // a collected name is added again when it is used again
+    // a later batch is a block of its own; the oldest go first again
     records.record_blocking(&message_in(11, Some("c0@app"), "t/0", 11_000));
     records.flush();
+    assert_eq!(count_rows(&dir, "blocks"), 2);
+    assert!(records.prune_now(11_000));
+    assert!(records.stored_message(9).unwrap().is_none());
     let again = records.stored_message(11).unwrap().unwrap();
     assert_eq!(
         (again.client_id.as_deref(), again.topic.as_str()),
@@ -481,20 +494,69 @@ fn names_no_remaining_row_uses_are_collected_by_retention() {
     );
 }
 
-#[test]
-fn records_written_before_names_existed_are_kept_by_the_upgrade() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let conn = rusqlite::Connection::open(dir.path().join(sqlite::schema::FILE_NAME)).unwrap();
-        conn.execute_batch(sqlite::schema::MIGRATIONS[0]).unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        conn.execute_batch(
-            "INSERT INTO messages VALUES (5, 'a@app', 7, 'old/topic', 1, 0, x'6869', 1000);
-             INSERT INTO messages VALUES (6, NULL, NULL, 'old/api', 0, 1, x'', 1500);
-             INSERT INTO deliveries VALUES (1, 5, 'b@app', 8, 'old/topic', 1, 2000);",
-        )
-        .unwrap();
+/// A records file of `user_version` `version` (1: rows with their names as
+/// text; 2: rows naming clients and topics by number), filled by `rows`.
+fn old_records_file(dir: &tempfile::TempDir, version: usize, rows: &str) {
+    let conn = rusqlite::Connection::open(dir.path().join(sqlite::schema::FILE_NAME)).unwrap();
+    for step in &sqlite::schema::ROW_MIGRATIONS[..version] {
+        conn.execute_batch(step).unwrap();
     }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn.execute_batch(rows).unwrap();
+}
+
+#[test]
+fn rows_of_the_numbered_names_schema_are_packed_into_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    old_records_file(
+        &dir,
+        2,
+        "INSERT INTO names (id, name, last_message, last_delivery) VALUES
+             (1, 'a@app', 5, -1), (2, 'old/topic', 5, 1), (3, 'b@app', -1, 2);
+         INSERT INTO messages VALUES (5, 1, 7, 2, 1, 0, x'6869', 1000);
+         INSERT INTO deliveries VALUES (1, 5, 3, 8, 2, 1, 2000);
+         INSERT INTO deliveries VALUES (2, NULL, 3, 8, 2, 0, 1500);",
+    );
+    let records = Recorder::start(
+        sqlite_at(&dir),
+        &RecordsConfig::default(),
+        Clients::OfApp("@app".into()),
+    )
+    .unwrap();
+    let sent = records.stored_message(5).unwrap().unwrap();
+    assert_eq!(
+        (
+            sent.client_id.as_deref(),
+            sent.topic.as_str(),
+            &sent.payload[..]
+        ),
+        (Some("a@app"), "old/topic", &b"hi"[..])
+    );
+    let received = records
+        .message_records(&query(Some("b@app"), 0, i64::MAX, 1, 10))
+        .unwrap();
+    let got: Vec<(u64, i64)> = received
+        .items
+        .iter()
+        .map(|m| (m.message_id, m.at_ms))
+        .collect();
+    // in time order; the untraced delivery has no id
+    assert_eq!(got, vec![(0, 1500), (5, 2000)]);
+    drop(records);
+    assert_eq!(count_rows(&dir, "blocks"), 1);
+}
+
+#[test]
+fn rows_written_before_names_existed_are_packed_into_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    old_records_file(
+        &dir,
+        1,
+        "INSERT INTO messages VALUES (5, 'a@app', 7, 'old/topic', 1, 0, x'6869', 1000);
+         INSERT INTO messages VALUES (6, NULL, NULL, 'old/api', 0, 1, x'', 1500);
+         INSERT INTO deliveries VALUES (1, 5, 'b@app', 8, 'old/topic', 1, 2000);",
+    );
     let records = Recorder::start(
         RecordsStore::Sqlite {
             data_dir: dir.path(),

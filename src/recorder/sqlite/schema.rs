@@ -4,31 +4,30 @@
 //! committed transaction survives a crash of the process (kill -9); only an
 //! operating-system crash or power loss may take the last ones.
 //!
-//! Three record tables, each with only the indexes a
-//! [`History`](mqgate_kit::History) query uses:
-//! - `connections`: connects and disconnects (by client and time);
-//! - `messages`: each message as it entered, with its sender — the uplink record
-//!   (by id, by topic and time, by sender and time);
-//! - `deliveries`: one row per message written to a client — the downlink record
-//!   (by client and time, by message id).
+//! - `connections`: connects and disconnects, a row each (by client and time);
+//! - `blocks`: messages as they entered and deliveries, packed in blocks (see
+//!   [`blocks`](crate::recorder::blocks)), by time and by message id;
+//! - `block_names`: each block's senders, receivers and topics with their counts.
 //!
-//! `messages` and `deliveries` name their client and topic by number, from
-//! `names` (see [`names`](super::names)): the step from the first schema rewrites
-//! the rows of a database written before.
+//! Files written before blocks held a row per message and per delivery (and,
+//! from the second schema, their names by number in `names`): the step to
+//! blocks packs those rows into blocks, in time order, and drops their tables.
 //!
-//! Rows are inserted in time order, so retention deletes from the start of each
-//! table's key without an index on time: message ids increase with time (the
-//! broker's counter starts from the clock), the other tables' keys are row ids.
+//! Retention walks `connections` by key and `blocks` from the oldest: rows and
+//! blocks are written in time order. A block the limit cuts through is written
+//! again with the events it keeps.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::{Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::recorder::blocks::{self, Block, Builder, Recorded};
 
 pub const FILE_NAME: &str = "records.db";
 
-/// `MIGRATIONS[i]` moves the schema from `user_version` i to i + 1.
-pub(crate) const MIGRATIONS: &[&str] = &[
+/// `ROW_MIGRATIONS[i]` moves the schema from `user_version` i to i + 1: the
+/// schemas of a row per message.
+pub(crate) const ROW_MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE connections (
     id INTEGER PRIMARY KEY,
@@ -128,15 +127,35 @@ CREATE INDEX deliveries_message ON deliveries (message_id);
 ",
 ];
 
-/// The record tables with their keys, in the order of [`RowCounts`].
-pub const TABLES: [(&str, &str); 3] = [
-    ("connections", "id"),
-    ("messages", "message_id"),
-    ("deliveries", "id"),
-];
-pub const CONNECTIONS: usize = 0;
-pub const MESSAGES: usize = 1;
-pub const DELIVERIES: usize = 2;
+/// The step to blocks (from `user_version` 2 to 3): the tables before the rows
+/// are packed into them.
+const BLOCKS: &str = "
+CREATE TABLE blocks (
+    id INTEGER PRIMARY KEY,
+    first_at INTEGER NOT NULL,
+    last_at INTEGER NOT NULL,
+    min_message INTEGER,
+    max_message INTEGER,
+    messages INTEGER NOT NULL,
+    uplinks INTEGER NOT NULL,
+    deliveries INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX blocks_last_at ON blocks (last_at);
+CREATE INDEX blocks_message ON blocks (max_message, min_message);
+
+CREATE TABLE block_names (
+    name TEXT NOT NULL,
+    role INTEGER NOT NULL,
+    block INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (name, role, block)
+) WITHOUT ROWID;
+CREATE INDEX block_names_block ON block_names (block);
+";
+
+/// The schema [`open`] leaves.
+pub const VERSION: i64 = 3;
 
 /// Opens `<data_dir>/records.db`, creating or upgrading its tables, with a page
 /// cache of `cache_kib`.
@@ -149,53 +168,200 @@ pub fn open(data_dir: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     // Checkpoint the WAL every 40 MiB rather than 4 MiB: fewer syncs of the file.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let tx = conn.transaction()?;
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-        tx.execute_batch(step)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    if version >= VERSION {
+        return Ok(conn);
     }
+    // A new file passes through the row tables too: they are empty.
+    let tx = conn.transaction()?;
+    for step in ROW_MIGRATIONS.iter().skip(version.max(0) as usize) {
+        tx.execute_batch(step)?;
+    }
+    tx.execute_batch(BLOCKS)?;
+    pack_rows(&tx)?;
+    tx.execute_batch("DROP TABLE messages; DROP TABLE deliveries; DROP TABLE names;")?;
+    tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(conn)
 }
 
-/// The id after the last delivery row's.
-pub fn next_delivery_id(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM deliveries", [], |r| {
-        r.get(0)
-    })
+/// Packs the rows of a file written before blocks into blocks, in time order (a
+/// message before its deliveries within a millisecond).
+fn pack_rows(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut st = tx.prepare(
+        "SELECT 0 AS delivery, m.message_id, c.name, m.connection_id, t.name, m.qos, m.retain,
+                m.payload, m.at_ms, m.message_id AS key
+           FROM messages m LEFT JOIN names c ON c.id = m.client JOIN names t ON t.id = m.topic
+         UNION ALL
+         SELECT 1, d.message_id, c.name, d.connection_id, t.name, d.qos, 0, NULL, d.at_ms, d.id
+           FROM deliveries d JOIN names c ON c.id = d.client JOIN names t ON t.id = d.topic
+         ORDER BY 9, 1, 10",
+    )?;
+    let mut rows = st.query([])?;
+    let mut chunk: Vec<OldRow> = Vec::with_capacity(blocks::MAX_EVENTS as usize);
+    let mut last_at = i64::MIN;
+    loop {
+        let row = rows.next()?;
+        if let Some(row) = row {
+            chunk.push(OldRow {
+                delivery: row.get::<_, i64>(0)? == 1,
+                message_id: row.get::<_, Option<i64>>(1)?.map(|id| id as u64),
+                client_id: row.get(2)?,
+                connection_id: row.get::<_, Option<i64>>(3)?.map(|id| id as u64),
+                topic: row.get(4)?,
+                qos: row.get(5)?,
+                retain: row.get(6)?,
+                payload: row.get::<_, Option<Vec<u8>>>(7)?.unwrap_or_default(),
+                at_ms: row.get(8)?,
+            });
+        }
+        if chunk.len() == blocks::MAX_EVENTS as usize || (row.is_none() && !chunk.is_empty()) {
+            let mut builder = Builder::new(last_at);
+            for old in &chunk {
+                builder.push(&old.recorded());
+            }
+            last_at = builder.last_at();
+            if let Some(block) = builder.finish() {
+                insert_block(tx, &block)?;
+            }
+            chunk.clear();
+        }
+        if row.is_none() {
+            return Ok(());
+        }
+    }
 }
 
-/// Rows per record table, kept in memory so retention by row count needs no
-/// `count(*)` scan: counted once at open, then adjusted by every insert and delete.
-#[derive(Default)]
-pub struct RowCounts([AtomicU64; 3]);
+/// A `messages` or `deliveries` row of a file written before blocks.
+struct OldRow {
+    delivery: bool,
+    message_id: Option<u64>,
+    client_id: Option<String>,
+    connection_id: Option<u64>,
+    topic: String,
+    qos: u8,
+    retain: bool,
+    payload: Vec<u8>,
+    at_ms: i64,
+}
+
+impl OldRow {
+    fn recorded(&self) -> Recorded<'_> {
+        Recorded {
+            direction: if self.delivery {
+                mqgate_kit::history::Direction::Downlink
+            } else {
+                mqgate_kit::history::Direction::Uplink
+            },
+            message_id: self.message_id,
+            at_ms: self.at_ms,
+            client_id: self.client_id.as_deref(),
+            connection_id: self.connection_id,
+            topic: &self.topic,
+            qos: self.qos,
+            retain: self.retain,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// Adds `block` and its names; returns its id.
+pub fn insert_block(tx: &Transaction<'_>, block: &Block<'_>) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO blocks (first_at, last_at, min_message, max_message, messages, uplinks,
+                             deliveries, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        block.first_at,
+        block.last_at,
+        block.message_ids.map(|(lo, _)| lo),
+        block.message_ids.map(|(_, hi)| hi),
+        block.messages,
+        block.uplinks,
+        block.deliveries,
+        block.data,
+    ])?;
+    let id = tx.last_insert_rowid();
+    insert_names(tx, id, block)?;
+    Ok(id)
+}
+
+fn insert_names(tx: &Transaction<'_>, id: i64, block: &Block<'_>) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO block_names (name, role, block, events) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (name, role, events) in &block.names {
+        st.execute(params![name, *role as u8, id, events])?;
+    }
+    Ok(())
+}
+
+/// Replaces block `id` with `block` (`None`: nothing of it is kept).
+fn replace_block(tx: &Transaction<'_>, id: i64, block: Option<&Block<'_>>) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM block_names WHERE block = ?1")?
+        .execute([id])?;
+    let Some(block) = block else {
+        tx.prepare_cached("DELETE FROM blocks WHERE id = ?1")?
+            .execute([id])?;
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "UPDATE blocks SET first_at = ?2, last_at = ?3, min_message = ?4, max_message = ?5,
+                messages = ?6, uplinks = ?7, deliveries = ?8, data = ?9
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        block.first_at,
+        block.last_at,
+        block.message_ids.map(|(lo, _)| lo),
+        block.message_ids.map(|(_, hi)| hi),
+        block.messages,
+        block.uplinks,
+        block.deliveries,
+        block.data,
+    ])?;
+    insert_names(tx, id, block)
+}
+
+/// The time of the last event recorded (`i64::MIN` when none is).
+pub fn last_at(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT coalesce(max(last_at), -9223372036854775808) FROM blocks",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// What retention counts, kept in memory so that it needs no scan: connection
+/// rows, messages and deliveries (each limited to `max_rows`). Counted at open,
+/// then adjusted by every write and every retention pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct RowCounts {
+    pub connections: u64,
+    pub messages: u64,
+    pub deliveries: u64,
+}
 
 impl RowCounts {
     pub fn count(conn: &Connection) -> rusqlite::Result<RowCounts> {
-        let counts = RowCounts::default();
-        for (i, (table, _)) in TABLES.iter().enumerate() {
-            let n: i64 =
-                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-            counts.0[i].store(n as u64, Ordering::Relaxed);
-        }
-        Ok(counts)
+        let connections: i64 =
+            conn.query_row("SELECT count(*) FROM connections", [], |r| r.get(0))?;
+        let (messages, deliveries): (i64, i64) = conn.query_row(
+            "SELECT coalesce(sum(messages), 0), coalesce(sum(deliveries), 0) FROM blocks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(RowCounts {
+            connections: connections as u64,
+            messages: messages as u64,
+            deliveries: deliveries as u64,
+        })
     }
 
-    pub fn add(&self, added: [u64; 3]) {
-        for (count, n) in self.0.iter().zip(added) {
-            count.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    fn remove(&self, table: usize, n: u64) {
-        let count = &self.0[table];
-        let _ = count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-            Some(c.saturating_sub(n))
-        });
-    }
-
-    fn get(&self, table: usize) -> u64 {
-        self.0[table].load(Ordering::Relaxed)
+    pub fn add_block(&mut self, block: &Block<'_>) {
+        self.messages += u64::from(block.messages);
+        self.deliveries += u64::from(block.deliveries);
     }
 }
 
@@ -205,40 +371,135 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Deletes what is older than the age limit, then the oldest rows over the
-    /// row limit. Both walk each table's key from its start: the cost is the rows
-    /// deleted.
+    /// Deletes what is older than the age limit, then the oldest records over
+    /// the row limit: connection rows by key, blocks from the oldest.
     pub fn apply(
         &self,
         tx: &Transaction<'_>,
         now_ms: i64,
-        counts: &RowCounts,
+        counts: &mut RowCounts,
     ) -> rusqlite::Result<()> {
-        for (i, (table, key)) in TABLES.iter().enumerate() {
-            if self.max_age_ms > 0 {
-                let removed = tx.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE {key} < coalesce(
-                           (SELECT {key} FROM {table} WHERE at_ms >= ?1 ORDER BY {key} LIMIT 1),
-                           (SELECT max({key}) + 1 FROM {table}))"
-                    ),
-                    [now_ms.saturating_sub(self.max_age_ms)],
-                )?;
-                counts.remove(i, removed as u64);
-            }
-            let rows = counts.get(i);
-            if self.max_rows > 0 && rows > self.max_rows {
-                let excess = (rows - self.max_rows).min(i64::MAX as u64) as i64;
-                let removed = tx.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE {key} <=
-                           (SELECT {key} FROM {table} ORDER BY {key} LIMIT 1 OFFSET ?1 - 1)"
-                    ),
-                    [excess],
-                )?;
-                counts.remove(i, removed as u64);
-            }
+        let cutoff = (self.max_age_ms > 0).then(|| now_ms.saturating_sub(self.max_age_ms));
+        if let Some(cutoff) = cutoff {
+            let removed = tx.execute(
+                "DELETE FROM connections WHERE id < coalesce(
+                   (SELECT id FROM connections WHERE at_ms >= ?1 ORDER BY id LIMIT 1),
+                   (SELECT max(id) + 1 FROM connections))",
+                [cutoff],
+            )?;
+            counts.connections = counts.connections.saturating_sub(removed as u64);
         }
-        Ok(())
+        if self.max_rows > 0 && counts.connections > self.max_rows {
+            let removed = tx.execute(
+                "DELETE FROM connections WHERE id <=
+                   (SELECT id FROM connections ORDER BY id LIMIT 1 OFFSET ?1 - 1)",
+                [(counts.connections - self.max_rows).min(i64::MAX as u64) as i64],
+            )?;
+            counts.connections = counts.connections.saturating_sub(removed as u64);
+        }
+        self.trim_blocks(tx, cutoff, counts)
+    }
+
+    fn over(&self, count: u64) -> u64 {
+        match self.max_rows {
+            0 => 0,
+            max => count.saturating_sub(max),
+        }
+    }
+
+    /// Walks the blocks from the oldest while some are older than `cutoff` or
+    /// messages or deliveries are over the limit.
+    fn trim_blocks(
+        &self,
+        tx: &Transaction<'_>,
+        cutoff: Option<i64>,
+        counts: &mut RowCounts,
+    ) -> rusqlite::Result<()> {
+        let mut after = i64::MIN;
+        loop {
+            let mut excess = Excess {
+                messages: self.over(counts.messages),
+                deliveries: self.over(counts.deliveries),
+                cutoff: cutoff.unwrap_or(i64::MIN),
+            };
+            let next: Option<(i64, i64, i64, i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, first_at, last_at, messages, deliveries FROM blocks
+                     WHERE id > ?1 ORDER BY id LIMIT 1",
+                )?
+                .query_row([after], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()?;
+            let Some((id, first_at, last_at, messages, deliveries)) = next else {
+                return Ok(());
+            };
+            let (messages, deliveries) = (messages as u64, deliveries as u64);
+            if first_at >= excess.cutoff && excess.messages == 0 && excess.deliveries == 0 {
+                return Ok(());
+            }
+            after = id;
+            if last_at < excess.cutoff
+                || (messages <= excess.messages && deliveries <= excess.deliveries)
+            {
+                replace_block(tx, id, None)?;
+                counts.messages = counts.messages.saturating_sub(messages);
+                counts.deliveries = counts.deliveries.saturating_sub(deliveries);
+                continue;
+            }
+            let data: Vec<u8> = tx
+                .prepare_cached("SELECT data FROM blocks WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            let mut builder = Builder::new(i64::MIN);
+            let mut kept = None;
+            let mut dropped = 0;
+            for event in blocks::Events::new(&data) {
+                if excess.drops(&event) {
+                    dropped += 1;
+                } else {
+                    // one block in, one block (or none) out: never full
+                    kept = builder.push(&event).or(kept);
+                }
+            }
+            if dropped == 0 {
+                continue;
+            }
+            let kept = kept.or_else(|| builder.finish());
+            replace_block(tx, id, kept.as_ref())?;
+            let (kept_messages, kept_deliveries) = kept
+                .as_ref()
+                .map_or((0, 0), |b| (u64::from(b.messages), u64::from(b.deliveries)));
+            counts.messages = counts.messages.saturating_sub(messages - kept_messages);
+            counts.deliveries = counts
+                .deliveries
+                .saturating_sub(deliveries - kept_deliveries);
+        }
+    }
+}
+
+/// What retention still has to drop, oldest first.
+struct Excess {
+    messages: u64,
+    deliveries: u64,
+    cutoff: i64,
+}
+
+impl Excess {
+    /// Whether `event` goes (and counts it).
+    fn drops(&mut self, event: &Recorded<'_>) -> bool {
+        let over = if event.is_delivery() {
+            &mut self.deliveries
+        } else {
+            &mut self.messages
+        };
+        if event.at_ms < self.cutoff {
+            *over = over.saturating_sub(1);
+            return true;
+        }
+        if *over > 0 {
+            *over -= 1;
+            return true;
+        }
+        false
     }
 }

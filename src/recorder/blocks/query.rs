@@ -1,0 +1,359 @@
+//! The [`History`] queries over blocks: the index names a query's blocks with
+//! how many of their events it counts; only the blocks whose count needs a look
+//! at the events (a bound cuts through them, or two conditions meet) and the
+//! blocks of the page asked for are read.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mqgate_kit::history::{
+    ConnectionRecord, Direction, History, MessageRecord, RecordQuery, SortOrder, StoredMessage,
+};
+use mqgate_kit::store::{Store, StoreError, ToParam, Tx, Value};
+use mqgate_kit::{MgmtError, Page};
+
+use super::{Events, NameRole, Recorded};
+use crate::recorder::query::{connection_page, ConnectionTable};
+
+/// Which events of a block a query is about.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Uplinks and deliveries: a client's message records.
+    Records,
+    Uplinks,
+    Deliveries,
+    /// Every message as it entered, with or without a sender.
+    Messages,
+}
+
+impl Kind {
+    /// The `blocks` column counting this kind.
+    fn count_sql(self) -> &'static str {
+        match self {
+            Kind::Records => "uplinks + deliveries",
+            Kind::Uplinks => "uplinks",
+            Kind::Deliveries => "deliveries",
+            Kind::Messages => "messages",
+        }
+    }
+
+    /// The roles under which the index counts a client's events of this kind.
+    fn client_roles(self) -> &'static [NameRole] {
+        match self {
+            Kind::Records => &[NameRole::Sender, NameRole::Receiver],
+            Kind::Uplinks | Kind::Messages => &[NameRole::Sender],
+            Kind::Deliveries => &[NameRole::Receiver],
+        }
+    }
+
+    fn holds(self, e: &Recorded<'_>) -> bool {
+        match self {
+            Kind::Records => e.is_delivery() || e.is_uplink(),
+            Kind::Uplinks => e.is_uplink(),
+            Kind::Deliveries => e.is_delivery(),
+            Kind::Messages => !e.is_delivery(),
+        }
+    }
+}
+
+/// A query's conditions on events.
+struct Scope<'q> {
+    kind: Kind,
+    client: Option<&'q str>,
+    topic: Option<&'q str>,
+    message_id: Option<u64>,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+impl Scope<'_> {
+    fn matches(&self, e: &Recorded<'_>) -> bool {
+        self.kind.holds(e)
+            && (self.from_ms..=self.to_ms).contains(&e.at_ms)
+            && self.client.is_none_or(|c| e.client_id == Some(c))
+            && self.topic.is_none_or(|t| e.topic == t)
+            && self.message_id.is_none_or(|id| e.message_id == Some(id))
+    }
+
+    /// The index's count of a block is this scope's, unless the window cuts the
+    /// block or a condition the index does not count applies.
+    fn counted_by_index(&self, block: &Candidate) -> bool {
+        self.message_id.is_none()
+            && !(self.client.is_some() && self.topic.is_some())
+            && self.from_ms <= block.first_at
+            && block.last_at <= self.to_ms
+    }
+
+    /// The blocks that may hold matching events, in order, with the index's
+    /// count of each.
+    fn candidates(&self, tx: &mut Tx<'_>) -> Result<Vec<Candidate>, StoreError> {
+        let mut params = vec![Value::Int(self.from_ms), Value::Int(self.to_ms)];
+        let mut conditions = String::from("b.last_at >= $1 AND b.first_at <= $2");
+        if let Some(id) = self.message_id {
+            params.push(Value::Int(id as i64));
+            conditions.push_str(" AND b.max_message >= $3 AND b.min_message <= $3");
+        }
+        let indexed = match (self.topic, self.client) {
+            (Some(topic), _) => Some((topic, &[NameRole::Topic][..])),
+            (None, Some(client)) => Some((client, self.kind.client_roles())),
+            (None, None) => None,
+        };
+        let sql = match indexed {
+            Some((name, roles)) => {
+                params.push(Value::Text(name.to_string()));
+                let roles: Vec<String> = roles.iter().map(|r| (*r as u8).to_string()).collect();
+                format!(
+                    "SELECT b.id, b.first_at, b.last_at, sum(n.events)
+                     FROM block_names n JOIN blocks b ON b.id = n.block
+                     WHERE n.name = ${} AND n.role IN ({}) AND {conditions}
+                     GROUP BY b.id ORDER BY b.id",
+                    params.len(),
+                    roles.join(", ")
+                )
+            }
+            None => {
+                let count = self.kind.count_sql();
+                format!(
+                    "SELECT b.id, b.first_at, b.last_at, {count} FROM blocks b
+                     WHERE {conditions} AND {count} > 0 ORDER BY b.id"
+                )
+            }
+        };
+        let params: Vec<_> = params.iter().map(ToParam::to_param).collect();
+        tx.query(&sql, &params, |r| {
+            Ok(Candidate {
+                id: r.get(0)?,
+                first_at: r.get(1)?,
+                last_at: r.get(2)?,
+                indexed: r.get::<i64>(3)? as usize,
+            })
+        })
+    }
+}
+
+struct Candidate {
+    id: i64,
+    first_at: i64,
+    last_at: i64,
+    /// The index's count of the block's events in scope (see
+    /// [`Scope::counted_by_index`]).
+    indexed: usize,
+}
+
+/// The blocks' bytes read so far by one query.
+struct Blocks<'t, 'c> {
+    tx: &'t mut Tx<'c>,
+    read: HashMap<i64, Vec<u8>>,
+}
+
+impl Blocks<'_, '_> {
+    fn data(&mut self, id: i64) -> Result<&[u8], StoreError> {
+        if !self.read.contains_key(&id) {
+            let data: Vec<u8> = self
+                .tx
+                .query_opt(
+                    "SELECT data FROM blocks WHERE id = $1",
+                    &[id.to_param()],
+                    |r| r.get(0),
+                )?
+                .unwrap_or_default();
+            self.read.insert(id, data);
+        }
+        Ok(&self.read[&id])
+    }
+}
+
+/// The page `query` asks for of the events in `scope`, in its order, with the
+/// count of them all.
+fn page<T>(
+    tx: &mut Tx<'_>,
+    scope: &Scope<'_>,
+    query: &RecordQuery,
+    map: impl Fn(&Recorded<'_>) -> T,
+) -> Result<Page<T>, StoreError> {
+    let mut candidates = scope.candidates(tx)?;
+    let mut blocks = Blocks {
+        tx,
+        read: HashMap::new(),
+    };
+    let mut counts = Vec::with_capacity(candidates.len());
+    for c in &candidates {
+        let n = if scope.counted_by_index(c) {
+            c.indexed
+        } else {
+            Events::new(blocks.data(c.id)?)
+                .filter(|e| scope.matches(e))
+                .count()
+        };
+        counts.push(n);
+    }
+    let total = counts.iter().sum();
+    let mut items = Vec::new();
+    let mut skip = query.page.offset();
+    let limit = query.page.limit;
+    let descending = query.order == SortOrder::Desc;
+    if descending {
+        candidates.reverse();
+        counts.reverse();
+    }
+    for (c, n) in candidates.iter().zip(counts) {
+        if items.len() >= limit {
+            break;
+        }
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        let mut matching: Vec<Recorded<'_>> = Events::new(blocks.data(c.id)?)
+            .filter(|e| scope.matches(e))
+            .collect();
+        if descending {
+            matching.reverse();
+        }
+        items.extend(
+            matching
+                .iter()
+                .skip(skip)
+                .take(limit - items.len())
+                .map(&map),
+        );
+        skip = 0;
+    }
+    Ok(Page { items, total })
+}
+
+fn record(e: &Recorded<'_>) -> MessageRecord {
+    MessageRecord {
+        // a delivery the broker could not trace back to its message has no id; 0
+        // is never given to a message
+        message_id: e.message_id.unwrap_or(0),
+        client_id: e.client_id.unwrap_or_default().to_string(),
+        connection_id: e.connection_id,
+        direction: e.direction,
+        topic: e.topic.to_string(),
+        qos: e.qos,
+        at_ms: e.at_ms,
+    }
+}
+
+fn stored(e: &Recorded<'_>) -> StoredMessage {
+    StoredMessage {
+        message_id: e.message_id.unwrap_or(0),
+        client_id: e.client_id.map(str::to_string),
+        connection_id: e.connection_id,
+        topic: e.topic.to_string(),
+        qos: e.qos,
+        retain: e.retain,
+        payload: e.payload.to_vec().into(),
+        at_ms: e.at_ms,
+    }
+}
+
+/// The records of a SQLite file: connections in their table, messages and
+/// deliveries in blocks.
+pub struct Reader {
+    store: Arc<Store>,
+    connections: ConnectionTable,
+    closed: AtomicBool,
+}
+
+impl Reader {
+    pub fn new(store: Arc<Store>, connections: ConnectionTable) -> Reader {
+        Reader {
+            store,
+            connections,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Later queries answer "shutting down".
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    fn read<T: Send>(
+        &self,
+        run: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, MgmtError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(MgmtError::ShuttingDown);
+        }
+        self.store
+            .read(run)
+            .map_err(|e| MgmtError::Store(e.to_string()))
+    }
+
+    fn scope<'q>(&self, q: &'q RecordQuery, kind: Kind) -> Scope<'q> {
+        Scope {
+            kind,
+            client: q.client_id.as_deref(),
+            topic: None,
+            message_id: q.message_id,
+            from_ms: q.from_ms,
+            to_ms: q.to_ms,
+        }
+    }
+}
+
+impl History for Reader {
+    fn connection_records(&self, q: &RecordQuery) -> Result<Page<ConnectionRecord>, MgmtError> {
+        let table = self.connections;
+        self.read(|tx| connection_page(tx, table, q))
+    }
+
+    fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
+        let scope = self.scope(q, Kind::Records);
+        self.read(|tx| page(tx, &scope, q, record))
+    }
+
+    fn message_trace(
+        &self,
+        q: &RecordQuery,
+        direction: Direction,
+    ) -> Result<Page<MessageRecord>, MgmtError> {
+        if q.message_id.is_none() {
+            return Ok(Page {
+                items: Vec::new(),
+                total: 0,
+            });
+        }
+        let kind = match direction {
+            Direction::Uplink => Kind::Uplinks,
+            Direction::Downlink => Kind::Deliveries,
+        };
+        let scope = self.scope(q, kind);
+        self.read(|tx| page(tx, &scope, q, record))
+    }
+
+    fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
+        let scope = Scope {
+            kind: Kind::Messages,
+            client: None,
+            topic: None,
+            message_id: Some(id),
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+        };
+        let first = RecordQuery {
+            client_id: None,
+            message_id: Some(id),
+            topic: None,
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            page: mqgate_kit::PageRequest::new(1, 1),
+            order: SortOrder::Asc,
+        };
+        self.read(|tx| page(tx, &scope, &first, stored))
+            .map(|p| p.items.into_iter().next())
+    }
+
+    fn topic_messages(&self, q: &RecordQuery) -> Result<Page<StoredMessage>, MgmtError> {
+        let scope = Scope {
+            topic: q.topic.as_deref(),
+            message_id: None,
+            ..self.scope(q, Kind::Messages)
+        };
+        self.read(|tx| page(tx, &scope, q, stored))
+    }
+}
