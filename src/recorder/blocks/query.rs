@@ -88,12 +88,17 @@ impl Scope<'_> {
     /// The blocks that may hold matching events, in order, with the index's
     /// count of each.
     fn candidates(&self, tx: &mut Tx<'_>) -> Result<Vec<Candidate>, StoreError> {
-        let mut params = vec![Value::Int(self.from_ms), Value::Int(self.to_ms)];
-        let mut conditions = String::from("b.last_at >= $1 AND b.first_at <= $2");
-        if let Some(id) = self.message_id {
-            params.push(Value::Int(id as i64));
-            conditions.push_str(" AND b.max_message >= $3 AND b.min_message <= $3");
-        }
+        let Some(window) = Window::of(tx, self.from_ms, self.to_ms)? else {
+            return Ok(Vec::new());
+        };
+        let mut params = vec![Value::Int(window.first.id), Value::Int(window.last.id)];
+        let by_message = match self.message_id {
+            Some(id) => {
+                params.push(Value::Int(id as i64));
+                " AND b.max_message >= $3 AND b.min_message <= $3"
+            }
+            None => "",
+        };
         let indexed = match (self.topic, self.client) {
             (Some(topic), _) => Some((topic, &[NameRole::Topic][..])),
             (None, Some(client)) => Some((client, self.kind.client_roles())),
@@ -103,11 +108,18 @@ impl Scope<'_> {
             Some((name, roles)) => {
                 params.push(Value::Text(name.to_string()));
                 let roles: Vec<String> = roles.iter().map(|r| (*r as u8).to_string()).collect();
+                let blocks = if by_message.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " AND n.block IN (SELECT b.id FROM blocks b
+                                          WHERE b.id BETWEEN $1 AND $2{by_message})"
+                    )
+                };
                 format!(
-                    "SELECT b.id, b.first_at, b.last_at, sum(n.events)
-                     FROM block_names n JOIN blocks b ON b.id = n.block
-                     WHERE n.name = ${} AND n.role IN ({}) AND {conditions}
-                     GROUP BY b.id ORDER BY b.id",
+                    "SELECT n.block, sum(n.events) FROM block_names n
+                     WHERE n.name = ${} AND n.role IN ({}) AND n.block BETWEEN $1 AND $2{blocks}
+                     GROUP BY n.block ORDER BY n.block",
                     params.len(),
                     roles.join(", ")
                 )
@@ -115,19 +127,67 @@ impl Scope<'_> {
             None => {
                 let count = self.kind.count_sql();
                 format!(
-                    "SELECT b.id, b.first_at, b.last_at, {count} FROM blocks b
-                     WHERE {conditions} AND {count} > 0 ORDER BY b.id"
+                    "SELECT b.id, {count} FROM blocks b
+                     WHERE b.id BETWEEN $1 AND $2 AND {count} > 0{by_message} ORDER BY b.id"
                 )
             }
         };
         let params: Vec<_> = params.iter().map(ToParam::to_param).collect();
         tx.query(&sql, &params, |r| {
+            let id = r.get(0)?;
+            // blocks between the window's first and last lie wholly inside it
+            let (first_at, last_at) = match id {
+                id if id == window.first.id => (window.first.first_at, window.first.last_at),
+                id if id == window.last.id => (window.last.first_at, window.last.last_at),
+                _ => (self.from_ms, self.to_ms),
+            };
             Ok(Candidate {
+                id,
+                first_at,
+                last_at,
+                indexed: r.get::<i64>(1)? as usize,
+            })
+        })
+    }
+}
+
+/// The first and the last block a time window reaches. Blocks follow each other
+/// in time, so every block between them lies wholly inside the window.
+struct Window {
+    first: Bounds,
+    last: Bounds,
+}
+
+struct Bounds {
+    id: i64,
+    first_at: i64,
+    last_at: i64,
+}
+
+impl Window {
+    fn of(tx: &mut Tx<'_>, from_ms: i64, to_ms: i64) -> Result<Option<Window>, StoreError> {
+        let bounds = |r: &mqgate_kit::store::Row<'_>| {
+            Ok(Bounds {
                 id: r.get(0)?,
                 first_at: r.get(1)?,
                 last_at: r.get(2)?,
-                indexed: r.get::<i64>(3)? as usize,
             })
+        };
+        let first = tx.query_opt(
+            "SELECT id, first_at, last_at FROM blocks WHERE last_at >= $1
+             ORDER BY last_at, id LIMIT 1",
+            &[from_ms.to_param()],
+            bounds,
+        )?;
+        let last = tx.query_opt(
+            "SELECT id, first_at, last_at FROM blocks WHERE first_at <= $1
+             ORDER BY first_at DESC, id DESC LIMIT 1",
+            &[to_ms.to_param()],
+            bounds,
+        )?;
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if first.id <= last.id => Some(Window { first, last }),
+            _ => None,
         })
     }
 }
@@ -279,8 +339,9 @@ impl Reader {
         if self.closed.load(Ordering::Relaxed) {
             return Err(MgmtError::ShuttingDown);
         }
+        // one read transaction: retention may rewrite blocks meanwhile
         self.store
-            .read(run)
+            .snapshot(run)
             .map_err(|e| MgmtError::Store(e.to_string()))
     }
 

@@ -141,6 +141,7 @@ CREATE TABLE blocks (
     deliveries INTEGER NOT NULL,
     data BLOB NOT NULL
 );
+CREATE INDEX blocks_first_at ON blocks (first_at);
 CREATE INDEX blocks_last_at ON blocks (last_at);
 CREATE INDEX blocks_message ON blocks (max_message, min_message);
 
