@@ -30,7 +30,7 @@ use super::codec::Decoded;
 
 /// The most events one block holds: a query that needs one event of a block
 /// reads all of it.
-pub const MAX_EVENTS: u32 = 2048;
+pub const MAX_EVENTS: u32 = 512;
 
 /// How a name appears in a block, as `block_names.role`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -320,37 +320,149 @@ fn bytes(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
-/// The events of a block's bytes, in order. Bytes that do not decode end the
+/// A block's bytes, read: its names (checked as UTF-8 only when an event that
+/// uses them is read in full) and its events. Bytes that do not decode end the
 /// events (a block is only ever written by [`Builder`]).
+pub struct Contents<'a> {
+    names: Vec<&'a [u8]>,
+    events: &'a [u8],
+}
+
+impl<'a> Contents<'a> {
+    pub fn new(buf: &'a [u8]) -> Contents<'a> {
+        let mut reader = Reader { buf };
+        let count = reader
+            .split(4)
+            .and_then(|n| n.try_into().ok())
+            .map_or(0, u32::from_le_bytes);
+        let mut names = Vec::with_capacity(count.min(u32::from(u16::MAX) + 1) as usize);
+        for _ in 0..count {
+            match reader.bytes() {
+                Some(name) => names.push(name),
+                None => break,
+            }
+        }
+        Contents {
+            names,
+            events: reader.buf,
+        }
+    }
+
+    /// The number of `name` in this block, if any event uses it.
+    pub fn number_of(&self, name: &str) -> Option<u16> {
+        self.names
+            .iter()
+            .position(|n| *n == name.as_bytes())
+            .map(|i| i as u16)
+    }
+
+    /// The events with their names by number.
+    pub fn stored(&self) -> StoredEvents<'a> {
+        StoredEvents {
+            reader: Reader { buf: self.events },
+        }
+    }
+
+    /// `event` with its names, unless they are not UTF-8.
+    pub fn resolve(&self, e: &Stored<'a>) -> Option<Recorded<'a>> {
+        let name = |n: u16| {
+            self.names
+                .get(usize::from(n))
+                .and_then(|b| std::str::from_utf8(b).ok())
+        };
+        Some(Recorded {
+            direction: e.direction,
+            message_id: e.message_id,
+            at_ms: e.at_ms,
+            client_id: match e.client {
+                Some(n) => Some(name(n)?),
+                None => None,
+            },
+            connection_id: e.connection_id,
+            topic: name(e.topic)?,
+            qos: e.qos,
+            retain: e.retain,
+            payload: e.payload,
+        })
+    }
+}
+
+/// An event as a block stores it: its client and topic by number.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    pub direction: Direction,
+    pub message_id: Option<u64>,
+    pub at_ms: i64,
+    pub client: Option<u16>,
+    pub connection_id: Option<u64>,
+    pub topic: u16,
+    pub qos: u8,
+    pub retain: bool,
+    pub payload: &'a [u8],
+}
+
+impl Stored<'_> {
+    pub fn is_delivery(&self) -> bool {
+        self.direction == Direction::Downlink
+    }
+
+    pub fn is_uplink(&self) -> bool {
+        !self.is_delivery() && self.client.is_some()
+    }
+}
+
+/// The events of a block, their names by number.
+pub struct StoredEvents<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for StoredEvents<'a> {
+    type Item = Stored<'a>;
+
+    fn next(&mut self) -> Option<Stored<'a>> {
+        if self.reader.buf.is_empty() {
+            return None;
+        }
+        let event = self.reader.event();
+        if event.is_none() {
+            self.reader.buf = &[];
+        }
+        event
+    }
+}
+
+/// The events of a block's bytes with their names, in order.
 pub struct Events<'a> {
-    buf: &'a [u8],
-    names: Vec<&'a str>,
+    contents: Contents<'a>,
+    stored: StoredEvents<'a>,
 }
 
 impl<'a> Events<'a> {
     pub fn new(buf: &'a [u8]) -> Events<'a> {
-        let mut events = Events {
-            buf,
-            names: Vec::new(),
-        };
-        let count = events
-            .split(4)
-            .and_then(|n| n.try_into().ok())
-            .map_or(0, u32::from_le_bytes);
-        for _ in 0..count {
-            match events.str() {
-                Some(name) => events.names.push(name),
-                None => break,
-            }
+        let contents = Contents::new(buf);
+        let stored = contents.stored();
+        Events { contents, stored }
+    }
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Recorded<'a>;
+
+    fn next(&mut self) -> Option<Recorded<'a>> {
+        let stored = self.stored.next()?;
+        let event = self.contents.resolve(&stored);
+        if event.is_none() {
+            self.stored.reader.buf = &[];
         }
-        events
+        event
     }
+}
 
-    fn name(&mut self) -> Option<&'a str> {
-        let number = u16::from_le_bytes(self.split(2)?.try_into().ok()?);
-        self.names.get(usize::from(number)).copied()
-    }
+struct Reader<'a> {
+    buf: &'a [u8],
+}
 
+impl<'a> Reader<'a> {
     fn split(&mut self, n: usize) -> Option<&'a [u8]> {
         if self.buf.len() < n {
             self.buf = &[];
@@ -359,6 +471,10 @@ impl<'a> Events<'a> {
         let (head, rest) = self.buf.split_at(n);
         self.buf = rest;
         Some(head)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.split(2)?.try_into().ok()?))
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -370,11 +486,7 @@ impl<'a> Events<'a> {
         self.split(len as usize)
     }
 
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
-
-    fn event(&mut self) -> Option<Recorded<'a>> {
+    fn event(&mut self) -> Option<Stored<'a>> {
         let [flags, qos] = <[u8; 2]>::try_from(self.split(2)?).ok()?;
         let at_ms = self.u64()? as i64;
         let message_id = match flags & HAS_MESSAGE_ID {
@@ -385,14 +497,14 @@ impl<'a> Events<'a> {
             0 => None,
             _ => Some(self.u64()?),
         };
-        let client_id = match flags & HAS_CLIENT {
+        let client = match flags & HAS_CLIENT {
             0 => None,
-            _ => Some(self.name()?),
+            _ => Some(self.u16()?),
         };
-        let topic = self.name()?;
+        let topic = self.u16()?;
         let delivery = flags & DELIVERY != 0;
         let payload = if delivery { &[] } else { self.bytes()? };
-        Some(Recorded {
+        Some(Stored {
             direction: if delivery {
                 Direction::Downlink
             } else {
@@ -400,24 +512,13 @@ impl<'a> Events<'a> {
             },
             message_id,
             at_ms,
-            client_id,
+            client,
             connection_id,
             topic,
             qos,
             retain: flags & RETAIN != 0,
             payload,
         })
-    }
-}
-
-impl<'a> Iterator for Events<'a> {
-    type Item = Recorded<'a>;
-
-    fn next(&mut self) -> Option<Recorded<'a>> {
-        if self.buf.is_empty() {
-            return None;
-        }
-        self.event()
     }
 }
 

@@ -13,7 +13,7 @@ use mqgate_kit::history::{
 use mqgate_kit::store::{Store, StoreError, ToParam, Tx, Value};
 use mqgate_kit::{MgmtError, Page};
 
-use super::{Events, NameRole, Recorded};
+use super::{Contents, NameRole, Recorded, Stored};
 use crate::recorder::query::{connection_page, ConnectionTable};
 
 /// Which events of a block a query is about.
@@ -47,7 +47,7 @@ impl Kind {
         }
     }
 
-    fn holds(self, e: &Recorded<'_>) -> bool {
+    fn holds(self, e: &Stored<'_>) -> bool {
         match self {
             Kind::Records => e.is_delivery() || e.is_uplink(),
             Kind::Uplinks => e.is_uplink(),
@@ -68,12 +68,27 @@ struct Scope<'q> {
 }
 
 impl Scope<'_> {
-    fn matches(&self, e: &Recorded<'_>) -> bool {
-        self.kind.holds(e)
-            && (self.from_ms..=self.to_ms).contains(&e.at_ms)
-            && self.client.is_none_or(|c| e.client_id == Some(c))
-            && self.topic.is_none_or(|t| e.topic == t)
-            && self.message_id.is_none_or(|id| e.message_id == Some(id))
+    /// Calls `f` with each event of a block in scope, in order. Names are
+    /// compared by their number in the block.
+    fn each_in<'a>(&self, contents: &Contents<'a>, mut f: impl FnMut(&Stored<'a>)) {
+        let number = |name: Option<&str>| match name {
+            None => Ok(None),
+            Some(name) => contents.number_of(name).map(Some).ok_or(()),
+        };
+        let (Ok(client), Ok(topic)) = (number(self.client), number(self.topic)) else {
+            // a name the block does not hold: none of its events
+            return;
+        };
+        for e in contents.stored() {
+            if self.kind.holds(&e)
+                && (self.from_ms..=self.to_ms).contains(&e.at_ms)
+                && client.is_none_or(|c| e.client == Some(c))
+                && topic.is_none_or(|t| e.topic == t)
+                && self.message_id.is_none_or(|id| e.message_id == Some(id))
+            {
+                f(&e);
+            }
+        }
     }
 
     /// The index's count of a block is this scope's, unless the window cuts the
@@ -242,9 +257,9 @@ fn page<T>(
         let n = if scope.counted_by_index(c) {
             c.indexed
         } else {
-            Events::new(blocks.data(c.id)?)
-                .filter(|e| scope.matches(e))
-                .count()
+            let mut n = 0;
+            scope.each_in(&Contents::new(blocks.data(c.id)?), |_| n += 1);
+            n
         };
         counts.push(n);
     }
@@ -265,18 +280,20 @@ fn page<T>(
             skip -= n;
             continue;
         }
-        let mut matching: Vec<Recorded<'_>> = Events::new(blocks.data(c.id)?)
-            .filter(|e| scope.matches(e))
-            .collect();
+        let contents = Contents::new(blocks.data(c.id)?);
+        let mut matching = Vec::new();
+        scope.each_in(&contents, |e| matching.push(*e));
         if descending {
             matching.reverse();
         }
+        let wanted = limit - items.len();
         items.extend(
             matching
                 .iter()
                 .skip(skip)
-                .take(limit - items.len())
-                .map(&map),
+                .take(wanted)
+                .filter_map(|e| contents.resolve(e))
+                .map(|e| map(&e)),
         );
         skip = 0;
     }
