@@ -155,8 +155,6 @@ CREATE TABLE block_names (
 CREATE INDEX block_names_block ON block_names (block);
 ";
 
-const PAGE_SIZE: i64 = 65_536;
-
 /// The schema [`open`] leaves.
 pub const VERSION: i64 = 3;
 
@@ -165,15 +163,11 @@ pub const VERSION: i64 = 3;
 pub fn open(data_dir: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(data_dir.join(FILE_NAME))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    // A block fits a page or two of 64 KiB rather than a chain of 4 KiB pages
-    // (takes effect in a new file only).
-    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -cache_kib)?;
     // Checkpoint the WAL every 40 MiB rather than 4 MiB: fewer syncs of the file.
-    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-    conn.pragma_update(None, "wal_autocheckpoint", (40 << 20) / page_size.max(512))?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version >= VERSION {
         return Ok(conn);
