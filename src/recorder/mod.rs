@@ -254,8 +254,8 @@ enum Reader {
 impl Reader {
     fn close(&self) {
         match self {
-            Reader::Blocks(reader) => reader.close(),
-            Reader::Rows(reader) => reader.close(),
+            Reader::Blocks(reader) => reader.reads.close(),
+            Reader::Rows(reader) => reader.reads.close(),
         }
     }
 }

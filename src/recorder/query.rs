@@ -46,17 +46,16 @@ pub fn transport_name(transport: Transport) -> &'static str {
     }
 }
 
-pub struct Reader {
+/// A records store's read side: queries run until it is closed.
+pub struct Reads {
     store: Arc<Store>,
-    tables: &'static Tables,
     closed: AtomicBool,
 }
 
-impl Reader {
-    pub fn new(store: Arc<Store>, tables: &'static Tables) -> Reader {
-        Reader {
+impl Reads {
+    pub fn new(store: Arc<Store>) -> Reads {
+        Reads {
             store,
-            tables,
             closed: AtomicBool::new(false),
         }
     }
@@ -66,16 +65,41 @@ impl Reader {
         self.closed.store(true, Ordering::Relaxed);
     }
 
-    fn read<T: Send>(
+    /// Runs `run` on a read connection; in one transaction when `snapshot`.
+    pub fn run<T: Send>(
         &self,
+        snapshot: bool,
         run: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, MgmtError> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(MgmtError::ShuttingDown);
         }
-        self.store
-            .read(run)
-            .map_err(|e| MgmtError::Store(e.to_string()))
+        match snapshot {
+            true => self.store.snapshot(run),
+            false => self.store.read(run),
+        }
+        .map_err(|e| MgmtError::Store(e.to_string()))
+    }
+}
+
+pub struct Reader {
+    pub reads: Reads,
+    tables: &'static Tables,
+}
+
+impl Reader {
+    pub fn new(store: Arc<Store>, tables: &'static Tables) -> Reader {
+        Reader {
+            reads: Reads::new(store),
+            tables,
+        }
+    }
+
+    fn read<T: Send>(
+        &self,
+        run: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send,
+    ) -> Result<T, MgmtError> {
+        self.reads.run(false, run)
     }
 
     /// A `messages` or `deliveries` row as a [`MessageRecord`]: `direction` 0 or

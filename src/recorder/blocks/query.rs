@@ -4,7 +4,6 @@
 //! blocks of the page asked for are read.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use mqgate_kit::history::{
@@ -14,7 +13,7 @@ use mqgate_kit::store::{Store, StoreError, ToParam, Tx, Value};
 use mqgate_kit::{MgmtError, Page};
 
 use super::{Contents, NameRole, Recorded, Stored};
-use crate::recorder::query::{connection_page, ConnectionTable};
+use crate::recorder::query::{connection_page, ConnectionTable, Reads};
 
 /// Which events of a block a query is about.
 #[derive(Clone, Copy, PartialEq)]
@@ -330,36 +329,24 @@ fn stored(e: &Recorded<'_>) -> StoredMessage {
 /// The records of a SQLite file: connections in their table, messages and
 /// deliveries in blocks.
 pub struct Reader {
-    store: Arc<Store>,
+    pub reads: Reads,
     connections: ConnectionTable,
-    closed: AtomicBool,
 }
 
 impl Reader {
     pub fn new(store: Arc<Store>, connections: ConnectionTable) -> Reader {
         Reader {
-            store,
+            reads: Reads::new(store),
             connections,
-            closed: AtomicBool::new(false),
         }
     }
 
-    /// Later queries answer "shutting down".
-    pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-    }
-
+    /// One read transaction: retention may rewrite blocks meanwhile.
     fn read<T: Send>(
         &self,
         run: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send,
     ) -> Result<T, MgmtError> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(MgmtError::ShuttingDown);
-        }
-        // one read transaction: retention may rewrite blocks meanwhile
-        self.store
-            .snapshot(run)
-            .map_err(|e| MgmtError::Store(e.to_string()))
+        self.reads.run(true, run)
     }
 
     fn scope<'q>(&self, q: &'q RecordQuery, kind: Kind) -> Scope<'q> {

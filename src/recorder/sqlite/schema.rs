@@ -267,49 +267,15 @@ impl OldRow {
 
 /// Adds `block` and its names; returns its id.
 pub fn insert_block(tx: &Transaction<'_>, block: &Block<'_>) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO blocks (first_at, last_at, min_message, max_message, messages, uplinks,
-                             deliveries, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        block.first_at,
-        block.last_at,
-        block.message_ids.map(|(lo, _)| lo),
-        block.message_ids.map(|(_, hi)| hi),
-        block.messages,
-        block.uplinks,
-        block.deliveries,
-        block.data,
-    ])?;
-    let id = tx.last_insert_rowid();
-    insert_names(tx, id, block)?;
-    Ok(id)
+    write_block(tx, None, block)
 }
 
-fn insert_names(tx: &Transaction<'_>, id: i64, block: &Block<'_>) -> rusqlite::Result<()> {
-    let mut st = tx.prepare_cached(
-        "INSERT INTO block_names (name, role, block, events) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (name, role, events) in &block.names {
-        st.execute(params![name, *role as u8, id, events])?;
-    }
-    Ok(())
-}
-
-/// Replaces block `id` with `block` (`None`: nothing of it is kept).
-fn replace_block(tx: &Transaction<'_>, id: i64, block: Option<&Block<'_>>) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM block_names WHERE block = ?1")?
-        .execute([id])?;
-    let Some(block) = block else {
-        tx.prepare_cached("DELETE FROM blocks WHERE id = ?1")?
-            .execute([id])?;
-        return Ok(());
-    };
+/// Writes `block` as block `id` (a new one when `None`), and its names.
+fn write_block(tx: &Transaction<'_>, id: Option<i64>, block: &Block<'_>) -> rusqlite::Result<i64> {
     tx.prepare_cached(
-        "UPDATE blocks SET first_at = ?2, last_at = ?3, min_message = ?4, max_message = ?5,
-                messages = ?6, uplinks = ?7, deliveries = ?8, data = ?9
-         WHERE id = ?1",
+        "INSERT OR REPLACE INTO blocks (id, first_at, last_at, min_message, max_message,
+                                        messages, uplinks, deliveries, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         id,
@@ -322,7 +288,27 @@ fn replace_block(tx: &Transaction<'_>, id: i64, block: Option<&Block<'_>>) -> ru
         block.deliveries,
         block.data,
     ])?;
-    insert_names(tx, id, block)
+    let id = tx.last_insert_rowid();
+    let mut names = tx.prepare_cached(
+        "INSERT INTO block_names (name, role, block, events) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (name, role, events) in &block.names {
+        names.execute(params![name, *role as u8, id, events])?;
+    }
+    Ok(id)
+}
+
+/// Replaces block `id` with `block` (`None`: nothing of it is kept).
+fn replace_block(tx: &Transaction<'_>, id: i64, block: Option<&Block<'_>>) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM block_names WHERE block = ?1")?
+        .execute([id])?;
+    match block {
+        Some(block) => write_block(tx, Some(id), block).map(drop),
+        None => tx
+            .prepare_cached("DELETE FROM blocks WHERE id = ?1")?
+            .execute([id])
+            .map(drop),
+    }
 }
 
 /// The time of the last event recorded (`i64::MIN` when none is).
