@@ -185,7 +185,9 @@ impl SubscriptionTrie {
     /// Every subscription matching `topic` (one member per shared group, or
     /// none when `shared` is false: another node may be the group's pick).
     pub fn matches(&self, topic: &str, shared: bool, out: &mut Vec<Subscriber>) {
-        let levels: Vec<&str> = topic.split('/').collect();
+        // sized first: a collect would grow (and move) the Vec past 4 levels
+        let mut levels = Vec::with_capacity(topic.bytes().filter(|b| *b == b'/').count() + 1);
+        levels.extend(topic.split('/'));
         // [MQTT-4.7.2-1]: `$` topics do not match a leading wildcard
         let dollar = topic.starts_with('$');
         collect(&self.root, &levels, 0, dollar, shared, out);
