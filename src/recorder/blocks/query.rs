@@ -3,7 +3,6 @@
 //! at the events (a bound cuts through them, or two conditions meet) and the
 //! blocks of the page asked for are read.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mqgate_kit::history::{
@@ -215,27 +214,16 @@ struct Candidate {
     indexed: usize,
 }
 
-/// The blocks' bytes read so far by one query.
-struct Blocks<'t, 'c> {
-    tx: &'t mut Tx<'c>,
-    read: HashMap<i64, Vec<u8>>,
-}
-
-impl Blocks<'_, '_> {
-    fn data(&mut self, id: i64) -> Result<&[u8], StoreError> {
-        if !self.read.contains_key(&id) {
-            let data: Vec<u8> = self
-                .tx
-                .query_opt(
-                    "SELECT data FROM blocks WHERE id = $1",
-                    &[id.to_param()],
-                    |r| r.get(0),
-                )?
-                .unwrap_or_default();
-            self.read.insert(id, data);
-        }
-        Ok(&self.read[&id])
-    }
+/// A block's bytes. Read one at a time and not kept: a query may cross
+/// thousands of blocks.
+fn block_data(tx: &mut Tx<'_>, id: i64) -> Result<Vec<u8>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT data FROM blocks WHERE id = $1",
+            &[id.to_param()],
+            |r| r.get(0),
+        )?
+        .unwrap_or_default())
 }
 
 /// The page `query` asks for of the events in `scope`, in its order, with the
@@ -247,17 +235,13 @@ fn page<T>(
     map: impl Fn(&Recorded<'_>) -> T,
 ) -> Result<Page<T>, StoreError> {
     let mut candidates = scope.candidates(tx)?;
-    let mut blocks = Blocks {
-        tx,
-        read: HashMap::new(),
-    };
     let mut counts = Vec::with_capacity(candidates.len());
     for c in &candidates {
         let n = if scope.counted_by_index(c) {
             c.indexed
         } else {
             let mut n = 0;
-            scope.each_in(&Contents::new(blocks.data(c.id)?), |_| n += 1);
+            scope.each_in(&Contents::new(&block_data(tx, c.id)?), |_| n += 1);
             n
         };
         counts.push(n);
@@ -279,7 +263,8 @@ fn page<T>(
             skip -= n;
             continue;
         }
-        let contents = Contents::new(blocks.data(c.id)?);
+        let data = block_data(tx, c.id)?;
+        let contents = Contents::new(&data);
         let mut matching = Vec::new();
         scope.each_in(&contents, |e| matching.push(*e));
         if descending {
