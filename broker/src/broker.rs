@@ -208,16 +208,12 @@ impl Broker {
         (!recorders.is_empty()).then(|| Recorders(Arc::from(recorders)))
     }
 
+    /// Reports a connect or disconnect to every observer. Message events go to
+    /// the observers that record their client ([`Recorders`]).
     pub(crate) fn emit(&self, event: BrokerEvent<'_>) {
-        let is_message = matches!(
-            event,
-            BrokerEvent::MessageIn(_) | BrokerEvent::MessageDelivered { .. }
-        );
         let observers = Arc::clone(&self.observers.read());
         for o in observers.iter() {
-            if !is_message || o.wants_messages() {
-                o.on_event(&event);
-            }
+            o.on_event(&event);
         }
     }
 
