@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mqgate_kit::clock::now_ms;
-use mqgate_kit::history::{BrokerEvent, BrokerObserver, Settled};
+use mqgate_kit::history::{BrokerEvent, BrokerObserver, EventStage, Settled};
 use mqgate_kit::{
     AuthDecision, ConnectAuthenticator, ConnectCredentials, ConnectRefusal, HotConfig, MessageId,
     Stats,
@@ -192,9 +192,10 @@ impl Broker {
     }
 
     /// The observers that want the message events of `client_id` (of a message
-    /// without a sender when `None`), or `None` when no observer does. A
-    /// connection asks once and reports its messages to them without a lock.
-    pub(crate) fn recorders_of(&self, client_id: Option<&str>) -> Option<Recorders> {
+    /// without a sender when `None`), or `None` when no observer does. Asked
+    /// once by a connection, which reports its messages to them without a lock,
+    /// through the stage each offers when `staged` (see [`Recorders`]).
+    pub(crate) fn recorders_of(&self, client_id: Option<&str>, staged: bool) -> Option<Recorders> {
         if !self.has_message_observers() {
             return None;
         }
@@ -203,9 +204,12 @@ impl Broker {
             .read()
             .iter()
             .filter(|o| o.wants_messages() && client_id.is_none_or(|c| o.records_client(c)))
-            .cloned()
+            .map(|o| match staged.then(|| o.stage()).flatten() {
+                Some(stage) => Recording::Staged(stage),
+                None => Recording::Direct(Arc::clone(o)),
+            })
             .collect();
-        (!recorders.is_empty()).then(|| Recorders(Arc::from(recorders)))
+        (!recorders.is_empty()).then_some(Recorders(recorders))
     }
 
     /// Reports a connect or disconnect to every observer. Message events go to
@@ -511,21 +515,44 @@ impl Drop for ClientGuard<'_> {
     }
 }
 
-/// The observers that record one client's messages, as its connection holds them.
-#[derive(Clone)]
-pub(crate) struct Recorders(Arc<[Arc<dyn BrokerObserver>]>);
+/// The observers that record one client's messages, as its connection (or one
+/// management publish or will) holds them. A connection reports through the
+/// [`EventStage`] of each observer that offers one, and flushes the stages
+/// before it waits for anything; a one-off publish reports directly, since it
+/// may wait (for room, for a commit) with nobody to flush.
+pub(crate) struct Recorders(Vec<Recording>);
+
+enum Recording {
+    Direct(Arc<dyn BrokerObserver>),
+    Staged(Box<dyn EventStage>),
+}
 
 impl Recorders {
-    pub(crate) fn report(&self, event: &BrokerEvent<'_>) {
-        for o in self.0.iter() {
-            o.on_event(event);
+    pub(crate) fn report(&mut self, event: &BrokerEvent<'_>) {
+        for recording in &mut self.0 {
+            match recording {
+                Recording::Direct(observer) => observer.on_event(event),
+                Recording::Staged(stage) => stage.record(event),
+            }
+        }
+    }
+
+    /// Hands the staged events to their observers.
+    pub(crate) fn flush(&mut self) {
+        for recording in &mut self.0 {
+            if let Recording::Staged(stage) = recording {
+                stage.flush();
+            }
         }
     }
 
     /// What the observers ask the broker to await after reporting a client's
     /// message (a record committed, or room made in a full records queue).
-    pub(crate) fn settled(&self) -> Option<Settled> {
-        let mut waits = self.0.iter().filter_map(|o| o.settled());
+    pub(crate) fn settled(&mut self) -> Option<Settled> {
+        let mut waits = self.0.iter_mut().filter_map(|recording| match recording {
+            Recording::Direct(observer) => observer.settled(),
+            Recording::Staged(stage) => stage.settled(),
+        });
         let first = waits.next()?;
         let rest: Vec<Settled> = waits.collect();
         if rest.is_empty() {

@@ -30,7 +30,7 @@ pub(crate) struct Origin<'a> {
     pub connection_id: Option<mqgate_kit::ConnectionId>,
     pub topic: &'a str,
     /// The observers that record this publisher's messages, if any.
-    pub recorders: Option<&'a Recorders>,
+    pub recorders: Option<&'a mut Recorders>,
 }
 
 /// Deliveries that found a full queue, and how long their publisher may wait.
@@ -42,9 +42,9 @@ pub(crate) struct Blocked {
 impl Broker {
     /// Routes a message: the retained store, then every matching session's queue.
     /// Returns what could not be queued yet because a live queue is full.
-    pub(crate) fn route(&self, message: Arc<Message>, origin: &Origin<'_>) -> Option<Blocked> {
+    pub(crate) fn route(&self, message: Arc<Message>, origin: &mut Origin<'_>) -> Option<Blocked> {
         Counters::add(&self.counters.messages_received, 1);
-        if let Some(recorders) = origin.recorders {
+        if let Some(recorders) = origin.recorders.as_deref_mut() {
             recorders.report(&BrokerEvent::MessageIn(MessageInEvent {
                 message_id: message.id,
                 client_id: origin.client_id,
@@ -243,17 +243,17 @@ impl Broker {
             publisher: None,
         });
         // a publish naming no sender is reported to every message observer
-        let recorders = self.recorders_of(request.sender.as_deref());
-        let origin = Origin {
+        let mut recorders = self.recorders_of(request.sender.as_deref(), false);
+        let mut origin = Origin {
             client_id: request.sender.as_deref(),
             connection_id: None,
             topic: &origin_topic,
-            recorders: recorders.as_ref(),
+            recorders: recorders.as_mut(),
         };
-        if let Some(blocked) = self.route(message, &origin) {
+        if let Some(blocked) = self.route(message, &mut origin) {
             self.wait_for_room(blocked).await;
         }
-        if let Some(settle) = recorders.and_then(|r| r.settled()) {
+        if let Some(settle) = recorders.as_mut().and_then(Recorders::settled) {
             settle.await;
         }
         if let Some(room) = self.cluster_room() {

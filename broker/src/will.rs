@@ -115,15 +115,15 @@ async fn publish(broker: &Arc<Broker>, client_id: &str, will: PendingWill) {
         expires_at,
         publisher: None,
     });
-    let recorders = broker.recorders_of(Some(client_id));
-    let origin = Origin {
+    let mut recorders = broker.recorders_of(Some(client_id), false);
+    let mut origin = Origin {
         client_id: Some(client_id),
         connection_id: None,
         topic: &will.client_topic,
-        recorders: recorders.as_ref(),
+        recorders: recorders.as_mut(),
     };
     tracing::debug!(client_id, at_ms = now_ms(), "publishing will");
-    if let Some(blocked) = broker.route(message, &origin) {
+    if let Some(blocked) = broker.route(message, &mut origin) {
         broker.wait_for_room(blocked).await;
     }
 }

@@ -6,6 +6,8 @@
 //! - [`codec`]: events as bytes in the queue (no allocation per event).
 //! - [`queue`]: the queue between the broker and the writer, its sequence numbers
 //!   and what callers can wait for.
+//! - [`stage`]: a connection's own buffer of events, handed to the queue once
+//!   per cycle of the connection, and what a recorded client waits for.
 //! - [`writer`]: the writer thread, which hands batches to a store's sink.
 //! - [`sqlite`] and [`postgres`]: the two stores, each with its schema and sink.
 //! - [`blocks`]: messages and deliveries packed in blocks, and the [`History`]
@@ -26,6 +28,7 @@ pub mod postgres;
 pub mod query;
 pub mod queue;
 pub mod sqlite;
+pub mod stage;
 pub mod writer;
 
 use std::path::Path;
@@ -35,8 +38,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use mqgate_kit::history::{
-    BrokerEvent, BrokerObserver, ConnectionRecord, Direction, History, MessageRecord, RecordQuery,
-    Settled, StoredMessage,
+    BrokerEvent, BrokerObserver, ConnectionRecord, Direction, EventStage, History, MessageRecord,
+    RecordQuery, Settled, StoredMessage,
 };
 use mqgate_kit::store::{PostgresOptions, Store, StoreError};
 use mqgate_kit::{MgmtError, Page};
@@ -44,6 +47,7 @@ use parking_lot::Mutex;
 
 pub use config::{Clients, RecordScope, RecordsBackend, RecordsConfig, WhenFull};
 use queue::{Queue, WRITER_WAIT};
+use stage::{Settling, Stage};
 use writer::{Sink, Writer};
 
 /// Where the records go.
@@ -62,8 +66,7 @@ pub enum RecordsStore<'a> {
 /// The record keeper. Observes broker events; answers history queries.
 pub struct Recorder {
     clients: Clients,
-    sync: bool,
-    when_full: WhenFull,
+    settling: Settling,
     queue: Arc<Queue>,
     reader: Reader,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -139,8 +142,10 @@ impl Recorder {
             .map_err(|e| StoreError::Join(format!("cannot start the records writer: {e}")))?;
         Ok(Arc::new(Recorder {
             clients,
-            sync: config.sync,
-            when_full: config.when_full,
+            settling: Settling {
+                sync: config.sync,
+                when_full: config.when_full,
+            },
             queue,
             reader,
             writer: Mutex::new(Some(handle)),
@@ -184,7 +189,7 @@ impl Recorder {
     /// full: bulk loads and benchmarks. The broker goes through [`BrokerObserver`].
     pub fn record_blocking(&self, event: &BrokerEvent<'_>) {
         if self.covers(event) && !self.queue.push_blocking(event) {
-            self.count_dropped();
+            self.queue.count_refused(1);
         }
     }
 
@@ -196,18 +201,11 @@ impl Recorder {
     /// A future that resolves once everything recorded so far is committed: what
     /// a management publish awaits before it answers under `sync = true`.
     pub fn committed(&self) -> Settled {
-        let target = self.queue.last_enqueued(true);
-        let mut committed = self.queue.committed_receiver();
-        Box::pin(async move {
-            let wait = committed.wait_for(|c| *c >= target);
-            if tokio::time::timeout(WRITER_WAIT, wait).await.is_err() {
-                tracing::error!("records: no commit within {WRITER_WAIT:?}");
-            }
-        })
+        stage::committed(&self.queue)
     }
 
     pub fn is_sync(&self) -> bool {
-        self.sync
+        self.settling.sync
     }
 
     fn covers(&self, event: &BrokerEvent<'_>) -> bool {
@@ -219,14 +217,6 @@ impl Recorder {
                 Some(sender) => self.clients.contains(sender),
                 None => self.clients.keeps_senderless(),
             },
-        }
-    }
-
-    fn count_dropped(&self) {
-        let dropped = self.queue.count_dropped(1);
-        // Logged at 1, 2, 4, 8, … drops: visible without flooding the log.
-        if dropped.is_power_of_two() {
-            tracing::warn!("records: queue full, {dropped} events not recorded so far");
         }
     }
 
@@ -269,7 +259,7 @@ impl Drop for Recorder {
 impl BrokerObserver for Recorder {
     fn on_event(&self, event: &BrokerEvent<'_>) {
         if self.covers(event) && !self.queue.push(event) {
-            self.count_dropped();
+            self.queue.count_refused(1);
         }
     }
 
@@ -278,25 +268,11 @@ impl BrokerObserver for Recorder {
     }
 
     fn settled(&self) -> Option<Settled> {
-        if self.sync {
-            return Some(self.committed());
-        }
-        let capacity = self.queue.capacity();
-        if self.when_full == WhenFull::Drop || self.queue.waiting() < capacity * 3 / 4 {
-            return None;
-        }
-        // Wait until what was queued before this event is down to half the queue.
-        let target = self
-            .queue
-            .last_enqueued(true)
-            .saturating_sub(capacity as u64 / 2);
-        let mut taken = self.queue.taken_receiver();
-        Some(Box::pin(async move {
-            let wait = taken.wait_for(|t| *t >= target);
-            if tokio::time::timeout(WRITER_WAIT, wait).await.is_err() {
-                tracing::error!("records: the writer took nothing within {WRITER_WAIT:?}");
-            }
-        }))
+        self.settling.settled(&self.queue)
+    }
+
+    fn stage(&self) -> Option<Box<dyn EventStage>> {
+        Some(Box::new(Stage::new(Arc::clone(&self.queue), self.settling)))
     }
 }
 

@@ -99,18 +99,39 @@ impl Queue {
             return false;
         }
         codec::encode(event, &mut s.buf);
-        s.events += 1;
-        s.enqueued += 1;
+        self.appended(s, 1);
+        true
+    }
+
+    /// Enqueues `events` events already encoded ([`codec`]) in `encoded`, all of
+    /// them unless the queue is full or closed: a connection's stage, taken
+    /// whole while the queue is below its capacity (which it then passes by at
+    /// most one stage). `false` when they were not (the caller counts them).
+    pub fn push_encoded(&self, encoded: &[u8], events: usize) -> bool {
+        let mut s = self.state.lock();
+        if s.closed || s.events >= self.capacity {
+            return false;
+        }
+        s.buf.extend_from_slice(encoded);
+        self.appended(s, events);
+        true
+    }
+
+    /// Counts `events` just appended to the buffer; wakes the writer at the
+    /// first event and when a batch is full.
+    fn appended(&self, mut s: MutexGuard<'_, State>, events: usize) {
+        let before = s.events;
+        s.events += events;
+        s.enqueued += events as u64;
         self.waiting.store(s.events, Ordering::Relaxed);
-        let wake = s.events == 1 || s.events == self.batch_size;
-        if s.events == 1 {
+        if before == 0 {
             s.first_at = Some(Instant::now());
         }
+        let wake = before == 0 || (before < self.batch_size && s.events >= self.batch_size);
         drop(s);
         if wake {
             self.work.notify_one();
         }
-        true
     }
 
     /// Enqueues `event`, blocking while the queue is full (bulk loads).
@@ -127,9 +148,18 @@ impl Queue {
         self.push(event)
     }
 
-    /// Counts one event that was not recorded; returns the count so far.
+    /// Counts `n` events that were not recorded; returns the count so far.
     pub fn count_dropped(&self, n: u64) -> u64 {
         self.dropped.fetch_add(n, Ordering::Relaxed) + n
+    }
+
+    /// Counts `n` events the queue had no room for, and logs the count each
+    /// time it passes a power of two: visible without flooding the log.
+    pub fn count_refused(&self, n: u64) {
+        let dropped = self.count_dropped(n);
+        if (dropped - n).checked_ilog2() < dropped.checked_ilog2() {
+            tracing::warn!("records: queue full, {dropped} events not recorded so far");
+        }
     }
 
     pub fn dropped(&self) -> u64 {

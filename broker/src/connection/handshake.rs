@@ -468,7 +468,7 @@ fn connection(
     Connection {
         broker: Arc::clone(broker),
         client_id: Arc::clone(&session.client_id),
-        recorders: broker.recorders_of(Some(&session.client_id)),
+        recorders: broker.recorders_of(Some(&session.client_id), true),
         session,
         id: a.connection_id,
         version: c.version,

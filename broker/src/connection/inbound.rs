@@ -201,14 +201,14 @@ impl Connection {
             expires_at,
             publisher: Some(self.session.id),
         });
-        let origin = Origin {
+        let mut origin = Origin {
             client_id: Some(&self.client_id),
             connection_id: Some(self.id),
             topic: &topic,
-            recorders: self.recorders.as_ref(),
+            recorders: self.recorders.as_mut(),
         };
-        let blocked = self.broker.route(message, &origin);
-        let recorded = self.recorders.as_ref().and_then(Recorders::settled);
+        let blocked = self.broker.route(message, &mut origin);
+        let recorded = self.recorders.as_mut().and_then(Recorders::settled);
         let settle = match (recorded, self.broker.cluster_room()) {
             (None, None) => None,
             (one, None) | (None, one) => one,

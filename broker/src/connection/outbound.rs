@@ -108,7 +108,7 @@ impl Connection {
         self.count_packet_out();
         Counters::add(&self.broker.counters.messages_sent, 1);
         AtomicCounters::add(&self.counters().messages_out, 1);
-        if let Some(recorders) = &self.recorders {
+        if let Some(recorders) = &mut self.recorders {
             recorders.report(&BrokerEvent::MessageDelivered {
                 message_id: Some(message.id),
                 client_id: &self.client_id,

@@ -58,6 +58,10 @@ impl Connection {
         }
         loop {
             let more_ready = self.fill();
+            // the records of this cycle go before anything is awaited
+            if let Some(recorders) = &mut self.recorders {
+                recorders.flush();
+            }
             if let Err(exit) = self.flush(stream).await {
                 return exit;
             }

@@ -99,6 +99,34 @@ pub trait BrokerObserver: Send + Sync {
     fn settled(&self) -> Option<Settled> {
         None
     }
+
+    /// A buffer for the message events of one connection whose client this
+    /// observer records, or `None` (the default): the connection then reports
+    /// each event through [`on_event`](Self::on_event) and
+    /// [`settled`](Self::settled).
+    fn stage(&self) -> Option<Box<dyn EventStage>> {
+        None
+    }
+}
+
+/// One connection's buffer of the message events it reports to one observer
+/// ([`BrokerObserver::stage`]). Every connection reports to the same observer;
+/// handing events over in batches touches the observer's shared state once per
+/// batch. Per message, that state moving between the cores of two connections
+/// costs more than recording the message.
+pub trait EventStage: Send {
+    /// Takes a `MessageIn` or `MessageDelivered` event of the connection's client.
+    fn record(&mut self, event: &BrokerEvent<'_>);
+
+    /// Hands the events taken so far to the observer. The broker calls this
+    /// before the connection waits for anything (its socket, a timer, a settle),
+    /// and dropping the stage does it too: an event stays here only while its
+    /// connection is busy.
+    fn flush(&mut self);
+
+    /// [`BrokerObserver::settled`] after the events taken so far; hands them
+    /// over first when what it waits for needs them.
+    fn settled(&mut self) -> Option<Settled>;
 }
 
 /// See [`BrokerObserver::settled`].
