@@ -9,9 +9,10 @@
 //!
 //! Stages change the order of events in the queue, never their times: a
 //! delivery may be handed over before the message it delivers (the
-//! subscriber's cycle ended first). No record depends on that order: a trace
-//! reads each direction on its own, and the writer keeps record times in order
-//! ([`Builder`](super::blocks::Builder)).
+//! subscriber's cycle ended first). A trace reads each direction on its own,
+//! and the writer keeps record times in order
+//! ([`Builder`](super::blocks::Builder)); only a client that receives its own
+//! message may see its downlink before its uplink within one millisecond.
 
 use std::sync::Arc;
 
