@@ -39,8 +39,9 @@ pub struct Settling {
 }
 
 impl Settling {
-    /// Whether [`settled`](Self::settled) depends on events still staged: a
-    /// commit waits for them, and so does room in a queue that fills up.
+    /// Whether [`settled`](Self::settled) may wait, counting events still
+    /// staged: a commit waits for them, and so does room in a queue that fills
+    /// up. When not, it answers `None`.
     fn needs(&self, queue: &Queue, staged: usize) -> bool {
         self.sync
             || (self.when_full == WhenFull::Wait
@@ -127,9 +128,11 @@ impl EventStage for Stage {
     }
 
     fn settled(&mut self) -> Option<Settled> {
-        if self.settling.needs(&self.queue, self.events) {
-            self.flush();
+        // without a commit to wait for or a queue filling up, nothing to await
+        if !self.settling.needs(&self.queue, self.events) {
+            return None;
         }
+        self.flush();
         self.settling.settled(&self.queue)
     }
 }
