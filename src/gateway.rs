@@ -257,7 +257,7 @@ impl Instance {
         // unusable certificates fail the start before anything is opened
         let tls = tls_configs(config)?;
         // local files live here whatever the store: the NanoMQ, password and ACL
-        // files, records.db, mqgate.db
+        // files, records.db and its records-blocks/, mqgate.db
         std::fs::create_dir_all(&config.data_dir).map_err(|source| {
             mqgate_kit::store::StoreError::CreateDir {
                 path: config.data_dir.clone(),

@@ -13,6 +13,7 @@ use mqgate_kit::{MgmtError, Page};
 
 use super::{Contents, NameRole, Recorded, Stored};
 use crate::recorder::query::{connection_page, ConnectionTable, Reads};
+use crate::recorder::sqlite::segments::{BlockFiles, Placement};
 
 /// Which events of a block a query is about.
 #[derive(Clone, Copy, PartialEq)]
@@ -214,22 +215,31 @@ struct Candidate {
     indexed: usize,
 }
 
-/// A block's bytes. Read one at a time and not kept: a query may cross
-/// thousands of blocks.
-fn block_data(tx: &mut Tx<'_>, id: i64) -> Result<Vec<u8>, StoreError> {
-    Ok(tx
-        .query_opt(
-            "SELECT data FROM blocks WHERE id = $1",
-            &[id.to_param()],
-            |r| r.get(0),
-        )?
-        .unwrap_or_default())
+/// A block's bytes, from its row or its segment. Read one at a time and not
+/// kept: a query may cross thousands of blocks.
+fn block_data(tx: &mut Tx<'_>, files: &BlockFiles, id: i64) -> Result<Vec<u8>, StoreError> {
+    let row = tx.query_opt(
+        "SELECT data, segment, seg_offset, seg_length, seg_crc FROM blocks WHERE id = $1",
+        &[id.to_param()],
+        |r| {
+            Ok((
+                r.get::<Vec<u8>>(0)?,
+                Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+            ))
+        },
+    )?;
+    Ok(match row {
+        Some((_, Some(at))) => files.read(&at),
+        Some((inline, None)) => inline,
+        None => Vec::new(),
+    })
 }
 
 /// The page `query` asks for of the events in `scope`, in its order, with the
 /// count of them all.
 fn page<T>(
     tx: &mut Tx<'_>,
+    files: &BlockFiles,
     scope: &Scope<'_>,
     query: &RecordQuery,
     map: impl Fn(&Recorded<'_>) -> T,
@@ -241,7 +251,7 @@ fn page<T>(
             c.indexed
         } else {
             let mut n = 0;
-            scope.each_in(&Contents::new(&block_data(tx, c.id)?), |_| n += 1);
+            scope.each_in(&Contents::new(&block_data(tx, files, c.id)?), |_| n += 1);
             n
         };
         counts.push(n);
@@ -263,7 +273,7 @@ fn page<T>(
             skip -= n;
             continue;
         }
-        let data = block_data(tx, c.id)?;
+        let data = block_data(tx, files, c.id)?;
         let contents = Contents::new(&data);
         let mut matching = Vec::new();
         scope.each_in(&contents, |e| matching.push(*e));
@@ -316,13 +326,15 @@ fn stored(e: &Recorded<'_>) -> StoredMessage {
 pub struct Reader {
     pub reads: Reads,
     connections: ConnectionTable,
+    files: BlockFiles,
 }
 
 impl Reader {
-    pub fn new(store: Arc<Store>, connections: ConnectionTable) -> Reader {
+    pub fn new(store: Arc<Store>, connections: ConnectionTable, files: BlockFiles) -> Reader {
         Reader {
             reads: Reads::new(store),
             connections,
+            files,
         }
     }
 
@@ -354,7 +366,7 @@ impl History for Reader {
 
     fn message_records(&self, q: &RecordQuery) -> Result<Page<MessageRecord>, MgmtError> {
         let scope = self.scope(q, Kind::Records);
-        self.read(|tx| page(tx, &scope, q, record))
+        self.read(|tx| page(tx, &self.files, &scope, q, record))
     }
 
     fn message_trace(
@@ -373,7 +385,7 @@ impl History for Reader {
             Direction::Downlink => Kind::Deliveries,
         };
         let scope = self.scope(q, kind);
-        self.read(|tx| page(tx, &scope, q, record))
+        self.read(|tx| page(tx, &self.files, &scope, q, record))
     }
 
     fn stored_message(&self, id: u64) -> Result<Option<StoredMessage>, MgmtError> {
@@ -394,7 +406,7 @@ impl History for Reader {
             page: mqgate_kit::PageRequest::new(1, 1),
             order: SortOrder::Asc,
         };
-        self.read(|tx| page(tx, &scope, &first, stored))
+        self.read(|tx| page(tx, &self.files, &scope, &first, stored))
             .map(|p| p.items.into_iter().next())
     }
 
@@ -404,6 +416,6 @@ impl History for Reader {
             message_id: None,
             ..self.scope(q, Kind::Messages)
         };
-        self.read(|tx| page(tx, &scope, q, stored))
+        self.read(|tx| page(tx, &self.files, &scope, q, stored))
     }
 }

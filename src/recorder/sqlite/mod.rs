@@ -1,11 +1,15 @@
 //! Records in their own SQLite file, `<data_dir>/records.db` (the default): one
 //! process's records, beside its state.
 //!
-//! - [`schema`]: tables, indexes, the step from rows to blocks, retention;
-//!   [`writer`]: the [`Sink`](super::writer::Sink). The queries are
-//!   [`blocks::query`](super::blocks::query)'s.
+//! - [`schema`]: tables, indexes, the steps from rows to blocks and to
+//!   segments, retention;
+//! - [`segments`]: the blocks' data, in append-only files beside the database;
+//! - [`writer`]: the [`Sink`](super::writer::Sink).
+//!
+//! The queries are [`blocks::query`](super::blocks::query)'s.
 
 pub mod schema;
+pub mod segments;
 pub mod writer;
 
 use std::path::Path;
@@ -16,6 +20,7 @@ use super::blocks::query::Reader;
 use super::query::ConnectionTable;
 use super::RecordsConfig;
 use schema::{Retention, RowCounts};
+use segments::{BlockFiles, Segments};
 use writer::SqliteSink;
 
 /// Index pages of many clients and topics stay in memory (64 MiB per connection).
@@ -25,6 +30,10 @@ const CACHE_KIB: i64 = 65_536;
 /// (the gateway makes it at start): the writer's sink and the reader.
 pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Reader), StoreError> {
     let conn = schema::open(data_dir, CACHE_KIB)?;
+    let segments = Segments::open(data_dir, &conn).map_err(|source| StoreError::CreateDir {
+        path: data_dir.join(segments::DIR),
+        source,
+    })?;
     let reads = Store::open_file(
         &data_dir.join(schema::FILE_NAME),
         SqliteTuning {
@@ -37,6 +46,7 @@ pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Read
         counts: RowCounts::count(&conn)?,
         last_at: schema::last_at(&conn)?,
         conn,
+        segments,
         retention: Retention {
             max_age_ms: (config.max_age_hours as i64).saturating_mul(3_600_000),
             max_rows: config.max_rows,
@@ -46,5 +56,6 @@ pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Read
         table: "connections",
         key: "id",
     };
-    Ok((sink, Reader::new(reads, connections)))
+    let files = BlockFiles::new(data_dir);
+    Ok((sink, Reader::new(reads, connections, files)))
 }

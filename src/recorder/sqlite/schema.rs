@@ -21,6 +21,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::segments::{Placement, Segments};
 use crate::recorder::blocks::{self, Block, Builder, Recorded};
 
 pub const FILE_NAME: &str = "records.db";
@@ -155,8 +156,18 @@ CREATE TABLE block_names (
 CREATE INDEX block_names_block ON block_names (block);
 ";
 
+/// The step to segment files (from `user_version` 3 to 4): where a block's
+/// data is when it is not in its row (see [`segments`](super::segments)).
+const SEGMENTS: &str = "
+ALTER TABLE blocks ADD COLUMN segment INTEGER;
+ALTER TABLE blocks ADD COLUMN seg_offset INTEGER;
+ALTER TABLE blocks ADD COLUMN seg_length INTEGER;
+ALTER TABLE blocks ADD COLUMN seg_crc INTEGER;
+CREATE INDEX blocks_segment ON blocks (segment, seg_offset);
+";
+
 /// The schema [`open`] leaves.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// Opens `<data_dir>/records.db`, creating or upgrading its tables, with a page
 /// cache of `cache_kib`.
@@ -172,14 +183,19 @@ pub fn open(data_dir: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
     if version >= VERSION {
         return Ok(conn);
     }
-    // A new file passes through the row tables too: they are empty.
     let tx = conn.transaction()?;
-    for step in ROW_MIGRATIONS.iter().skip(version.max(0) as usize) {
-        tx.execute_batch(step)?;
+    if version < 3 {
+        // A new file passes through the row tables too: they are empty.
+        for step in ROW_MIGRATIONS.iter().skip(version.max(0) as usize) {
+            tx.execute_batch(step)?;
+        }
+        tx.execute_batch(BLOCKS)?;
+        tx.execute_batch(SEGMENTS)?;
+        pack_rows(&tx)?;
+        tx.execute_batch("DROP TABLE messages; DROP TABLE deliveries; DROP TABLE names;")?;
+    } else {
+        tx.execute_batch(SEGMENTS)?;
     }
-    tx.execute_batch(BLOCKS)?;
-    pack_rows(&tx)?;
-    tx.execute_batch("DROP TABLE messages; DROP TABLE deliveries; DROP TABLE names;")?;
     tx.pragma_update(None, "user_version", VERSION)?;
     tx.commit()?;
     Ok(conn)
@@ -222,7 +238,8 @@ fn pack_rows(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             }
             last_at = builder.last_at();
             if let Some(block) = builder.finish() {
-                insert_block(tx, &block)?;
+                // Rows packed at the upgrade keep their data in their blocks' rows.
+                insert_block(tx, &block, None)?;
             }
             chunk.clear();
         }
@@ -265,17 +282,28 @@ impl OldRow {
     }
 }
 
-/// Adds `block` and its names; returns its id.
-pub fn insert_block(tx: &Transaction<'_>, block: &Block<'_>) -> rusqlite::Result<i64> {
-    write_block(tx, None, block)
+/// Adds `block` and its names, its data at `at` (`None`: in its row); returns
+/// its id.
+pub fn insert_block(
+    tx: &Transaction<'_>,
+    block: &Block<'_>,
+    at: Option<Placement>,
+) -> rusqlite::Result<i64> {
+    write_block(tx, None, block, at)
 }
 
 /// Writes `block` as block `id` (a new one when `None`), and its names.
-fn write_block(tx: &Transaction<'_>, id: Option<i64>, block: &Block<'_>) -> rusqlite::Result<i64> {
+fn write_block(
+    tx: &Transaction<'_>,
+    id: Option<i64>,
+    block: &Block<'_>,
+    at: Option<Placement>,
+) -> rusqlite::Result<i64> {
+    let inline: &[u8] = if at.is_some() { &[] } else { &block.data };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO blocks (id, first_at, last_at, min_message, max_message,
-                                        messages, uplinks, deliveries, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                   messages, uplinks, deliveries, data, segment, seg_offset, seg_length, seg_crc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         id,
@@ -286,7 +314,11 @@ fn write_block(tx: &Transaction<'_>, id: Option<i64>, block: &Block<'_>) -> rusq
         block.messages,
         block.uplinks,
         block.deliveries,
-        block.data,
+        inline,
+        at.map(|at| at.segment),
+        at.map(|at| at.offset),
+        at.map(|at| at.length),
+        at.map(|at| at.crc),
     ])?;
     let id = tx.last_insert_rowid();
     let mut names = tx.prepare_cached(
@@ -298,17 +330,44 @@ fn write_block(tx: &Transaction<'_>, id: Option<i64>, block: &Block<'_>) -> rusq
     Ok(id)
 }
 
-/// Replaces block `id` with `block` (`None`: nothing of it is kept).
-fn replace_block(tx: &Transaction<'_>, id: i64, block: Option<&Block<'_>>) -> rusqlite::Result<()> {
+/// Replaces block `id` with `block` (`None`: nothing of it is kept), its data
+/// placed in `segments`.
+fn replace_block(
+    tx: &Transaction<'_>,
+    id: i64,
+    block: Option<&Block<'_>>,
+    segments: &mut Segments,
+) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM block_names WHERE block = ?1")?
         .execute([id])?;
     match block {
-        Some(block) => write_block(tx, Some(id), block).map(drop),
+        Some(block) => {
+            let at = segments.place(&block.data);
+            write_block(tx, Some(id), block, Some(at)).map(drop)
+        }
         None => tx
             .prepare_cached("DELETE FROM blocks WHERE id = ?1")?
             .execute([id])
             .map(drop),
     }
+}
+
+/// The data of block `id` as committed, from its row or its segment.
+fn block_data(tx: &Transaction<'_>, id: i64, segments: &Segments) -> rusqlite::Result<Vec<u8>> {
+    let (inline, at) = tx
+        .prepare_cached(
+            "SELECT data, segment, seg_offset, seg_length, seg_crc FROM blocks WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+            ))
+        })?;
+    Ok(match at {
+        Some(at) => segments.read(&at),
+        None => inline,
+    })
 }
 
 /// The time of the last event recorded (`i64::MIN` when none is).
@@ -365,6 +424,7 @@ impl Retention {
         tx: &Transaction<'_>,
         now_ms: i64,
         counts: &mut RowCounts,
+        segments: &mut Segments,
     ) -> rusqlite::Result<()> {
         let cutoff = (self.max_age_ms > 0).then(|| now_ms.saturating_sub(self.max_age_ms));
         if let Some(cutoff) = cutoff {
@@ -384,7 +444,7 @@ impl Retention {
             )?;
             counts.connections = counts.connections.saturating_sub(removed as u64);
         }
-        self.trim_blocks(tx, cutoff, counts)
+        self.trim_blocks(tx, cutoff, counts, segments)
     }
 
     fn over(&self, count: u64) -> u64 {
@@ -401,6 +461,7 @@ impl Retention {
         tx: &Transaction<'_>,
         cutoff: Option<i64>,
         counts: &mut RowCounts,
+        segments: &mut Segments,
     ) -> rusqlite::Result<()> {
         let mut after = i64::MIN;
         loop {
@@ -429,14 +490,12 @@ impl Retention {
             if last_at < excess.cutoff
                 || (messages <= excess.messages && deliveries <= excess.deliveries)
             {
-                replace_block(tx, id, None)?;
+                replace_block(tx, id, None, segments)?;
                 counts.messages = counts.messages.saturating_sub(messages);
                 counts.deliveries = counts.deliveries.saturating_sub(deliveries);
                 continue;
             }
-            let data: Vec<u8> = tx
-                .prepare_cached("SELECT data FROM blocks WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))?;
+            let data = block_data(tx, id, segments)?;
             let mut builder = Builder::new(i64::MIN);
             let mut kept = None;
             let mut dropped = 0;
@@ -452,7 +511,7 @@ impl Retention {
                 continue;
             }
             let kept = kept.or_else(|| builder.finish());
-            replace_block(tx, id, kept.as_ref())?;
+            replace_block(tx, id, kept.as_ref(), segments)?;
             let (kept_messages, kept_deliveries) = kept
                 .as_ref()
                 .map_or((0, 0), |b| (u64::from(b.messages), u64::from(b.deliveries)));

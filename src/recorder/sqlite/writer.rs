@@ -1,10 +1,12 @@
 //! The SQLite sink: writes each batch in one transaction, connects and
 //! disconnects as rows, message events packed into blocks
-//! ([`blocks`](crate::recorder::blocks)); applies retention.
+//! ([`blocks`](crate::recorder::blocks)) whose data goes to the segment files
+//! ([`segments`](super::segments)); applies retention.
 
-use rusqlite::{CachedStatement, Connection};
+use rusqlite::{CachedStatement, Connection, Transaction};
 
 use super::schema::{insert_block, Retention, RowCounts};
+use super::segments::Segments;
 use crate::recorder::blocks::{Builder, Recorded};
 use crate::recorder::codec::Events;
 use crate::recorder::writer::{ConnectionRow, Sink};
@@ -13,6 +15,7 @@ pub struct SqliteSink {
     pub conn: Connection,
     pub counts: RowCounts,
     pub retention: Retention,
+    pub segments: Segments,
     /// The time of the last message event recorded: no later event is recorded
     /// earlier (see [`Builder`]).
     pub last_at: i64,
@@ -26,6 +29,7 @@ impl Sink for SqliteSink {
     fn write(&mut self, batch: &[u8]) -> Result<(), String> {
         let mut counts = self.counts;
         let mut builder = Builder::new(self.last_at);
+        let segments = &mut self.segments;
         let result = self.conn.transaction().and_then(|tx| {
             let mut connections = tx.prepare_cached(CONNECTION_INSERT)?;
             // `address:port` of each CONNECT, formatted into one buffer.
@@ -33,7 +37,7 @@ impl Sink for SqliteSink {
             for event in Events::new(batch) {
                 if let Some(recorded) = Recorded::of(&event) {
                     if let Some(block) = builder.push(&recorded) {
-                        insert_block(&tx, &block)?;
+                        insert_block(&tx, &block, Some(segments.place(&block.data)))?;
                         counts.add_block(&block);
                     }
                 } else if let Some(row) = ConnectionRow::of(&event, &mut peer) {
@@ -43,13 +47,19 @@ impl Sink for SqliteSink {
                 }
             }
             if let Some(block) = builder.finish() {
-                insert_block(&tx, &block)?;
+                insert_block(&tx, &block, Some(segments.place(&block.data)))?;
                 counts.add_block(&block);
             }
             drop(connections);
-            tx.commit()
+            Ok(tx)
         });
-        result.map_err(|e| e.to_string())?;
+        let committed = result
+            .map_err(|e| e.to_string())
+            .and_then(|tx| write_then_commit(tx, segments));
+        if let Err(e) = committed {
+            self.segments.forget();
+            return Err(e);
+        }
         self.counts = counts;
         self.last_at = builder.last_at();
         Ok(())
@@ -58,13 +68,31 @@ impl Sink for SqliteSink {
     fn prune(&mut self, now_ms: i64) -> Result<(), String> {
         let mut counts = self.counts;
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        self.retention
-            .apply(&tx, now_ms, &mut counts)
-            .and_then(|()| tx.commit())
-            .map_err(|e| e.to_string())?;
+        let result = self
+            .retention
+            .apply(&tx, now_ms, &mut counts, &mut self.segments)
+            .map_err(|e| e.to_string())
+            .and_then(|()| write_then_commit(tx, &mut self.segments));
+        if let Err(e) = result {
+            self.segments.forget();
+            return Err(e);
+        }
         self.counts = counts;
-        Ok(())
+        self.segments
+            .remove_unused(&self.conn)
+            .map_err(|e| e.to_string())
     }
+}
+
+/// Writes the blocks' data placed in `tx`, then commits it: a committed row
+/// never points past the data written.
+fn write_then_commit(tx: Transaction<'_>, segments: &mut Segments) -> Result<(), String> {
+    segments
+        .write_pending()
+        .map_err(|e| format!("writing block data: {e}"))?;
+    tx.commit().map_err(|e| e.to_string())?;
+    segments.committed();
+    Ok(())
 }
 
 fn bind_connection(st: &mut CachedStatement<'_>, row: &ConnectionRow<'_>) -> rusqlite::Result<()> {
