@@ -209,7 +209,10 @@ impl Broker {
                 None => Recording::Direct(Arc::clone(o)),
             })
             .collect();
-        (!recorders.is_empty()).then_some(Recorders(recorders))
+        (!recorders.is_empty()).then_some(Recorders {
+            recordings: recorders,
+            cycle_ms: None,
+        })
     }
 
     /// Reports a connect or disconnect to every observer. Message events go to
@@ -520,7 +523,13 @@ impl Drop for ClientGuard<'_> {
 /// [`EventStage`] of each observer that offers one, and flushes the stages
 /// before it waits for anything; a one-off publish reports directly, since it
 /// may wait (for room, for a commit) with nobody to flush.
-pub(crate) struct Recorders(Vec<Recording>);
+pub(crate) struct Recorders {
+    recordings: Vec<Recording>,
+    /// The time of the events of this cycle of the connection's loop, read at
+    /// its first event and forgotten at the flush: reading the clock per event
+    /// cost as much as staging the event.
+    cycle_ms: Option<i64>,
+}
 
 enum Recording {
     Direct(Arc<dyn BrokerObserver>),
@@ -528,8 +537,14 @@ enum Recording {
 }
 
 impl Recorders {
+    /// The time to record the events of this cycle at (milliseconds since the
+    /// epoch).
+    pub(crate) fn now_ms(&mut self) -> i64 {
+        *self.cycle_ms.get_or_insert_with(now_ms)
+    }
+
     pub(crate) fn report(&mut self, event: &BrokerEvent<'_>) {
-        for recording in &mut self.0 {
+        for recording in &mut self.recordings {
             match recording {
                 Recording::Direct(observer) => observer.on_event(event),
                 Recording::Staged(stage) => stage.record(event),
@@ -537,9 +552,11 @@ impl Recorders {
         }
     }
 
-    /// Hands the staged events to their observers.
+    /// Hands the staged events to their observers; the next event reads the
+    /// clock again.
     pub(crate) fn flush(&mut self) {
-        for recording in &mut self.0 {
+        self.cycle_ms = None;
+        for recording in &mut self.recordings {
             if let Recording::Staged(stage) = recording {
                 stage.flush();
             }
@@ -549,10 +566,13 @@ impl Recorders {
     /// What the observers ask the broker to await after reporting a client's
     /// message (a record committed, or room made in a full records queue).
     pub(crate) fn settled(&mut self) -> Option<Settled> {
-        let mut waits = self.0.iter_mut().filter_map(|recording| match recording {
-            Recording::Direct(observer) => observer.settled(),
-            Recording::Staged(stage) => stage.settled(),
-        });
+        let mut waits = self
+            .recordings
+            .iter_mut()
+            .filter_map(|recording| match recording {
+                Recording::Direct(observer) => observer.settled(),
+                Recording::Staged(stage) => stage.settled(),
+            });
         let first = waits.next()?;
         let rest: Vec<Settled> = waits.collect();
         if rest.is_empty() {

@@ -32,10 +32,11 @@ impl Message {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// Seconds of expiry left, rounded up, for the delivery's property.
-    pub fn expiry_left(&self, now: Instant) -> Option<u32> {
+    /// Seconds of expiry left, rounded up, for the delivery's property. Reads
+    /// the clock only for a message that expires.
+    pub fn expiry_left(&self) -> Option<u32> {
         self.expires_at.map(|at| {
-            let left = at.saturating_duration_since(now);
+            let left = at.saturating_duration_since(Instant::now());
             (left.as_millis().div_ceil(1000)).min(u32::MAX as u128) as u32
         })
     }

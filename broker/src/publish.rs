@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::{BrokerEvent, MessageInEvent};
 use mqgate_kit::{MessageId, MgmtError, PublishRequest};
 use tokio::time::Instant;
@@ -45,6 +44,7 @@ impl Broker {
     pub(crate) fn route(&self, message: Arc<Message>, origin: &mut Origin<'_>) -> Option<Blocked> {
         Counters::add(&self.counters.messages_received, 1);
         if let Some(recorders) = origin.recorders.as_deref_mut() {
+            let at_ms = recorders.now_ms();
             recorders.report(&BrokerEvent::MessageIn(MessageInEvent {
                 message_id: message.id,
                 client_id: origin.client_id,
@@ -53,7 +53,7 @@ impl Broker {
                 qos: message.qos,
                 retain: message.retain,
                 payload: &message.payload,
-                at_ms: now_ms(),
+                at_ms,
             }));
         }
         // in a cluster NATS picks the member of each shared group, unless the

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use mqgate_kit::clock::now_ms;
 use mqgate_kit::history::BrokerEvent;
-use tokio::time::Instant;
 
 use super::Connection;
 use crate::counters::Counters;
@@ -62,7 +60,6 @@ impl Connection {
             None => &message.topic,
         };
         let v5 = self.version == Version::V5;
-        let now = Instant::now();
         let mut publish = OutPublish {
             topic: client_topic,
             topic_alias: None,
@@ -72,7 +69,7 @@ impl Connection {
             retain: r.delivery.retain,
             pkid: r.pkid,
             properties: message.properties.as_deref().filter(|_| v5),
-            expiry_interval: message.expiry_left(now).filter(|_| v5),
+            expiry_interval: if v5 { message.expiry_left() } else { None },
             subscription_ids: if v5 {
                 &r.delivery.subscription_ids
             } else {
@@ -109,13 +106,14 @@ impl Connection {
         Counters::add(&self.broker.counters.messages_sent, 1);
         AtomicCounters::add(&self.counters().messages_out, 1);
         if let Some(recorders) = &mut self.recorders {
+            let at_ms = recorders.now_ms();
             recorders.report(&BrokerEvent::MessageDelivered {
                 message_id: Some(message.id),
                 client_id: &self.client_id,
                 connection_id: self.id,
                 topic: client_topic,
                 qos: r.delivery.qos,
-                at_ms: now_ms(),
+                at_ms,
             });
         }
     }
