@@ -19,6 +19,7 @@
 //! reach the queue a moment out of order), so the order of blocks and of
 //! events within them is the order of the records.
 
+mod format;
 pub mod query;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use foldhash::fast::FixedState;
 use mqgate_kit::history::Direction;
 
 use super::codec::Decoded;
+use format::{encode, varint, Previous, Reader, COMPACT};
 
 /// The most events one block holds: a query that needs one event of a block
 /// reads all of it.
@@ -152,18 +154,24 @@ pub struct Builder<'a> {
     deliveries: u32,
     /// The events so far, naming clients and topics by number.
     events: Vec<u8>,
-    /// Each name's number and its count per role.
-    names: HashMap<&'a str, Name, FixedState>,
+    /// Each name's number.
+    numbers: HashMap<&'a str, u16, FixedState>,
     /// The names by number.
     order: Vec<&'a str>,
+    /// Each name's events per [`NameRole`], by number.
+    roles: Vec<[u32; 3]>,
+    /// The last sender, receiver and topic named, with their numbers: the
+    /// events of a batch come a connection at a time, mostly naming what the
+    /// event before named.
+    recent: [Option<(&'a str, u16)>; 3],
+    /// What the event before held, which each event is written against.
+    previous: Previous,
 }
 
-#[derive(Default)]
-struct Name {
-    number: u16,
-    /// Events per [`NameRole`].
-    roles: [u32; 3],
-}
+/// Where [`Builder::recent`] keeps the last sender, receiver and topic.
+const RECENT_SENDER: usize = 0;
+const RECENT_RECEIVER: usize = 1;
+const RECENT_TOPIC: usize = 2;
 
 impl<'a> Builder<'a> {
     /// A builder whose events are recorded no earlier than `last_at`.
@@ -176,8 +184,11 @@ impl<'a> Builder<'a> {
             uplinks: 0,
             deliveries: 0,
             events: Vec::new(),
-            names: HashMap::default(),
+            numbers: HashMap::default(),
             order: Vec::new(),
+            roles: Vec::new(),
+            recent: [None; 3],
+            previous: Previous::default(),
         }
     }
 
@@ -206,35 +217,45 @@ impl<'a> Builder<'a> {
             self.messages += 1;
             self.uplinks += u32::from(event.client_id.is_some());
         }
-        let client = event.client_id.map(|client| {
-            let role = match event.direction {
-                Direction::Uplink => NameRole::Sender,
-                Direction::Downlink => NameRole::Receiver,
-            };
-            self.name(client, Some(role))
+        let client = event.client_id.map(|client| match event.direction {
+            Direction::Uplink => self.name(client, RECENT_SENDER, Some(NameRole::Sender)),
+            Direction::Downlink => self.name(client, RECENT_RECEIVER, Some(NameRole::Receiver)),
         });
         let topic_role = (!event.is_delivery()).then_some(NameRole::Topic);
-        let topic = self.name(event.topic, topic_role);
-        encode(event, at_ms, client, topic, &mut self.events);
+        let topic = self.name(event.topic, RECENT_TOPIC, topic_role);
+        encode(
+            event,
+            at_ms,
+            client,
+            topic,
+            &mut self.previous,
+            &mut self.events,
+        );
         (self.messages + self.deliveries >= MAX_EVENTS)
             .then(|| self.finish())
             .flatten()
     }
 
-    /// The number of `name` in this block, counted under `role`.
-    fn name(&mut self, name: &'a str, role: Option<NameRole>) -> u16 {
-        let next = self.order.len() as u16;
-        let entry = self.names.entry(name).or_insert_with(|| Name {
-            number: next,
-            roles: [0; 3],
-        });
-        if entry.number == next {
-            self.order.push(name);
-        }
+    /// The number of `name` in this block, counted under `role`; `recent` is
+    /// its slot in [`Builder::recent`].
+    fn name(&mut self, name: &'a str, recent: usize, role: Option<NameRole>) -> u16 {
+        let number = match self.recent[recent] {
+            Some((last, number)) if last == name => number,
+            _ => {
+                let next = self.order.len() as u16;
+                let number = *self.numbers.entry(name).or_insert(next);
+                if number == next {
+                    self.order.push(name);
+                    self.roles.push([0; 3]);
+                }
+                self.recent[recent] = Some((name, number));
+                number
+            }
+        };
         if let Some(role) = role {
-            entry.roles[role as usize] += 1;
+            self.roles[usize::from(number)][role as usize] += 1;
         }
-        entry.number
+        number
     }
 
     /// The block of the events added since the last one, if any.
@@ -243,24 +264,32 @@ impl<'a> Builder<'a> {
             return None;
         }
         let mut data = Vec::with_capacity(
-            4 + self.order.iter().map(|n| 4 + n.len()).sum::<usize>() + self.events.len(),
+            COMPACT.len()
+                + 2
+                + self.order.iter().map(|n| 2 + n.len()).sum::<usize>()
+                + self.events.len(),
         );
-        data.extend_from_slice(&(self.order.len() as u32).to_le_bytes());
+        data.extend_from_slice(&COMPACT);
+        varint(self.order.len() as u64, &mut data);
         for name in &self.order {
-            bytes(name.as_bytes(), &mut data);
+            format::bytes(name.as_bytes(), &mut data);
         }
         data.extend_from_slice(&self.events);
         self.events.clear();
-        let mut names = Vec::with_capacity(self.names.len());
-        for (name, counts) in self.names.drain() {
+        self.previous = Previous::default();
+        let mut names = Vec::with_capacity(self.order.len());
+        for (name, counts) in self.order.iter().zip(&self.roles) {
             for role in [NameRole::Sender, NameRole::Receiver, NameRole::Topic] {
-                let n = counts.roles[role as usize];
+                let n = counts[role as usize];
                 if n > 0 {
-                    names.push((name, role, n));
+                    names.push((*name, role, n));
                 }
             }
         }
+        self.numbers.clear();
         self.order.clear();
+        self.roles.clear();
+        self.recent = [None; 3];
         Some(Block {
             first_at: self.first_at,
             last_at: self.last_at,
@@ -274,78 +303,19 @@ impl<'a> Builder<'a> {
     }
 }
 
-const DELIVERY: u8 = 1;
-const HAS_MESSAGE_ID: u8 = 2;
-const HAS_CLIENT: u8 = 4;
-const HAS_CONNECTION: u8 = 8;
-const RETAIN: u8 = 16;
-
-/// One event: flags, QoS, time, then the optional ids and client (by number),
-/// the topic (by number) and (messages only) the payload.
-fn encode(e: &Recorded<'_>, at_ms: i64, client: Option<u16>, topic: u16, out: &mut Vec<u8>) {
-    let flags = if e.is_delivery() { DELIVERY } else { 0 }
-        | if e.message_id.is_some() {
-            HAS_MESSAGE_ID
-        } else {
-            0
-        }
-        | if e.client_id.is_some() { HAS_CLIENT } else { 0 }
-        | if e.connection_id.is_some() {
-            HAS_CONNECTION
-        } else {
-            0
-        }
-        | if e.retain { RETAIN } else { 0 };
-    out.push(flags);
-    out.push(e.qos);
-    out.extend_from_slice(&at_ms.to_le_bytes());
-    if let Some(id) = e.message_id {
-        out.extend_from_slice(&id.to_le_bytes());
-    }
-    if let Some(id) = e.connection_id {
-        out.extend_from_slice(&id.to_le_bytes());
-    }
-    if let Some(client) = client {
-        out.extend_from_slice(&client.to_le_bytes());
-    }
-    out.extend_from_slice(&topic.to_le_bytes());
-    if !e.is_delivery() {
-        bytes(e.payload, out);
-    }
-}
-
-/// Lengths are u32, as in the queue: no event holds more.
-fn bytes(b: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
 /// A block's bytes, read: its names (checked as UTF-8 only when an event that
 /// uses them is read in full) and its events. Bytes that do not decode end the
 /// events (a block is only ever written by [`Builder`]).
 pub struct Contents<'a> {
     names: Vec<&'a [u8]>,
-    events: &'a [u8],
+    /// Positioned at the first event.
+    events: Reader<'a>,
 }
 
 impl<'a> Contents<'a> {
     pub fn new(buf: &'a [u8]) -> Contents<'a> {
-        let mut reader = Reader { buf };
-        let count = reader
-            .split(4)
-            .and_then(|n| n.try_into().ok())
-            .map_or(0, u32::from_le_bytes);
-        let mut names = Vec::with_capacity(count.min(u32::from(u16::MAX) + 1) as usize);
-        for _ in 0..count {
-            match reader.bytes() {
-                Some(name) => names.push(name),
-                None => break,
-            }
-        }
-        Contents {
-            names,
-            events: reader.buf,
-        }
+        let (names, events) = Reader::open(buf);
+        Contents { names, events }
     }
 
     /// The number of `name` in this block, if any event uses it.
@@ -359,7 +329,7 @@ impl<'a> Contents<'a> {
     /// The events with their names by number.
     pub fn stored(&self) -> StoredEvents<'a> {
         StoredEvents {
-            reader: Reader { buf: self.events },
+            reader: self.events.clone(),
         }
     }
 
@@ -455,70 +425,6 @@ impl<'a> Iterator for Events<'a> {
             self.stored.reader.buf = &[];
         }
         event
-    }
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn split(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.buf.len() < n {
-            self.buf = &[];
-            return None;
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Some(head)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.split(2)?.try_into().ok()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.split(8)?.try_into().ok()?))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.split(4)?.try_into().ok()?);
-        self.split(len as usize)
-    }
-
-    fn event(&mut self) -> Option<Stored<'a>> {
-        let [flags, qos] = <[u8; 2]>::try_from(self.split(2)?).ok()?;
-        let at_ms = self.u64()? as i64;
-        let message_id = match flags & HAS_MESSAGE_ID {
-            0 => None,
-            _ => Some(self.u64()?),
-        };
-        let connection_id = match flags & HAS_CONNECTION {
-            0 => None,
-            _ => Some(self.u64()?),
-        };
-        let client = match flags & HAS_CLIENT {
-            0 => None,
-            _ => Some(self.u16()?),
-        };
-        let topic = self.u16()?;
-        let delivery = flags & DELIVERY != 0;
-        let payload = if delivery { &[] } else { self.bytes()? };
-        Some(Stored {
-            direction: if delivery {
-                Direction::Downlink
-            } else {
-                Direction::Uplink
-            },
-            message_id,
-            at_ms,
-            client,
-            connection_id,
-            topic,
-            qos,
-            retain: flags & RETAIN != 0,
-            payload,
-        })
     }
 }
 
