@@ -12,7 +12,7 @@
 //!
 //! A block names each client id and topic once, in a table before its events,
 //! which refer to them by number: what a block writes per event is its times,
-//! ids and payload.
+//! ids and payload, as small numbers ([`format`]).
 //!
 //! Blocks follow each other in time: the writer records an event's time as
 //! at least the time of the event before it (events of two connections can
