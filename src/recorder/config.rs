@@ -51,7 +51,10 @@ impl Default for RecordsConfig {
             max_rows: 10_000_000,
             prune_interval_secs: 60,
             queue_capacity: 100_000,
-            batch_size: 10_000,
+            // Fewer, larger transactions: 40,000 rather than 10,000 made QoS 1
+            // with records on 3 % faster (1M-message runs); still below the
+            // three quarters of the queue where publishers start to wait.
+            batch_size: 40_000,
             batch_interval_ms: 50,
         }
     }
