@@ -13,7 +13,7 @@ use mqgate_kit::{MgmtError, Page};
 
 use super::{Contents, NameRole, Recorded, Stored};
 use crate::recorder::query::{connection_page, ConnectionTable, Reads};
-use crate::recorder::sqlite::segments::{BlockFiles, Placement};
+use crate::recorder::sqlite::segments::{BlockFiles, Placement, DATA_SQL};
 
 /// Which events of a block a query is about.
 #[derive(Clone, Copy, PartialEq)]
@@ -218,21 +218,13 @@ struct Candidate {
 /// A block's bytes, from its row or its segment. Read one at a time and not
 /// kept: a query may cross thousands of blocks.
 fn block_data(tx: &mut Tx<'_>, files: &BlockFiles, id: i64) -> Result<Vec<u8>, StoreError> {
-    let row = tx.query_opt(
-        "SELECT data, segment, seg_offset, seg_length, seg_crc FROM blocks WHERE id = $1",
-        &[id.to_param()],
-        |r| {
-            Ok((
-                r.get::<Vec<u8>>(0)?,
-                Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-            ))
-        },
-    )?;
-    Ok(match row {
-        Some((_, Some(at))) => files.read(&at),
-        Some((inline, None)) => inline,
-        None => Vec::new(),
-    })
+    let row = tx.query_opt(DATA_SQL, &[id.to_param()], |r| {
+        Ok((
+            r.get::<Vec<u8>>(0)?,
+            Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        ))
+    })?;
+    Ok(row.map_or_else(Vec::new, |(inline, at)| files.data(inline, at)))
 }
 
 /// The page `query` asks for of the events in `scope`, in its order, with the

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::segments::{Placement, Segments};
+use super::segments::{Placement, Segments, DATA_SQL};
 use crate::recorder::blocks::{self, Block, Builder, Recorded};
 
 pub const FILE_NAME: &str = "records.db";
@@ -354,20 +354,13 @@ fn replace_block(
 
 /// The data of block `id` as committed, from its row or its segment.
 fn block_data(tx: &Transaction<'_>, id: i64, segments: &Segments) -> rusqlite::Result<Vec<u8>> {
-    let (inline, at) = tx
-        .prepare_cached(
-            "SELECT data, segment, seg_offset, seg_length, seg_crc FROM blocks WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
-            ))
-        })?;
-    Ok(match at {
-        Some(at) => segments.read(&at),
-        None => inline,
-    })
+    let (inline, at) = tx.prepare_cached(DATA_SQL)?.query_row([id], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            Placement::of_columns(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        ))
+    })?;
+    Ok(segments.files().data(inline, at))
 }
 
 /// The time of the last event recorded (`i64::MIN` when none is).

@@ -57,6 +57,11 @@ impl Placement {
     }
 }
 
+/// A block's data columns, `$1` its id: the bytes in the row (empty when
+/// placed), then the [`Placement`] columns.
+pub const DATA_SQL: &str =
+    "SELECT data, segment, seg_offset, seg_length, seg_crc FROM blocks WHERE id = $1";
+
 fn file_name(dir: &Path, segment: i64) -> PathBuf {
     dir.join(format!("{segment:08}.seg"))
 }
@@ -165,7 +170,7 @@ impl Segments {
     /// tries again).
     pub fn committed(&mut self) {
         self.end += self.pending.len() as u64;
-        self.forget();
+        self.pending.clear();
         if self.end < self.segment_bytes {
             return;
         }
@@ -187,12 +192,10 @@ impl Segments {
     }
 
     /// The transaction did not commit: its data is overwritten by the next.
+    /// (The buffer keeps its memory, as the queue's batch buffer does: a
+    /// batch's blocks are smaller than its events.)
     pub fn forget(&mut self) {
         self.pending.clear();
-        // A large batch's buffer is not kept between batches.
-        if self.pending.capacity() > 2 * 1024 * 1024 {
-            self.pending = Vec::new();
-        }
     }
 
     /// Deletes the segments before the oldest one a row points into (all but
@@ -217,9 +220,9 @@ impl Segments {
         Ok(())
     }
 
-    /// The data of a committed block.
-    pub fn read(&self, at: &Placement) -> Vec<u8> {
-        self.reads.read(at)
+    /// The reading side, for blocks that retention rewrites.
+    pub fn files(&self) -> &BlockFiles {
+        &self.reads
     }
 }
 
@@ -238,6 +241,15 @@ impl BlockFiles {
         BlockFiles {
             dir: data_dir.join(DIR),
             open: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A block's data from the columns of [`DATA_SQL`]: in its row, or at its
+    /// placement.
+    pub fn data(&self, inline: Vec<u8>, at: Option<Placement>) -> Vec<u8> {
+        match at {
+            Some(at) => self.read(&at),
+            None => inline,
         }
     }
 

@@ -53,13 +53,7 @@ impl Sink for SqliteSink {
             drop(connections);
             Ok(tx)
         });
-        let committed = result
-            .map_err(|e| e.to_string())
-            .and_then(|tx| write_then_commit(tx, segments));
-        if let Err(e) = committed {
-            self.segments.forget();
-            return Err(e);
-        }
+        write_then_commit(result, segments)?;
         self.counts = counts;
         self.last_at = builder.last_at();
         Ok(())
@@ -68,15 +62,11 @@ impl Sink for SqliteSink {
     fn prune(&mut self, now_ms: i64) -> Result<(), String> {
         let mut counts = self.counts;
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
-        let result = self
+        let applied = self
             .retention
             .apply(&tx, now_ms, &mut counts, &mut self.segments)
-            .map_err(|e| e.to_string())
-            .and_then(|()| write_then_commit(tx, &mut self.segments));
-        if let Err(e) = result {
-            self.segments.forget();
-            return Err(e);
-        }
+            .map(|()| tx);
+        write_then_commit(applied, &mut self.segments)?;
         self.counts = counts;
         self.segments
             .remove_unused(&self.conn)
@@ -84,15 +74,24 @@ impl Sink for SqliteSink {
     }
 }
 
-/// Writes the blocks' data placed in `tx`, then commits it: a committed row
-/// never points past the data written.
-fn write_then_commit(tx: Transaction<'_>, segments: &mut Segments) -> Result<(), String> {
-    segments
-        .write_pending()
-        .map_err(|e| format!("writing block data: {e}"))?;
-    tx.commit().map_err(|e| e.to_string())?;
-    segments.committed();
-    Ok(())
+/// Writes the blocks' data placed in `tx`, then commits it (a committed row
+/// never points past the data written); when `tx` failed or does not commit,
+/// its data is forgotten.
+fn write_then_commit(
+    tx: rusqlite::Result<Transaction<'_>>,
+    segments: &mut Segments,
+) -> Result<(), String> {
+    let done = tx.map_err(|e| e.to_string()).and_then(|tx| {
+        segments
+            .write_pending()
+            .map_err(|e| format!("writing block data: {e}"))?;
+        tx.commit().map_err(|e| e.to_string())
+    });
+    match done {
+        Ok(()) => segments.committed(),
+        Err(_) => segments.forget(),
+    }
+    done
 }
 
 fn bind_connection(st: &mut CachedStatement<'_>, row: &ConnectionRow<'_>) -> rusqlite::Result<()> {
