@@ -18,6 +18,7 @@ use mqgate_kit::store::{SqliteTuning, Store, StoreError};
 
 use super::blocks::query::Reader;
 use super::query::ConnectionTable;
+use super::writer::Pacer;
 use super::RecordsConfig;
 use schema::{Retention, RowCounts};
 use segments::{BlockFiles, Segments};
@@ -47,6 +48,7 @@ pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Read
         last_at: schema::last_at(&conn)?,
         conn,
         segments,
+        pacer: Pacer::default(),
         retention: Retention {
             max_age_ms: (config.max_age_hours as i64).saturating_mul(3_600_000),
             max_rows: config.max_rows,

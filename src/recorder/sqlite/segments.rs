@@ -25,11 +25,17 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::recorder::writer::Pacer;
+
 /// The segments' directory in the data directory.
 pub const DIR: &str = "records-blocks";
 
 /// A segment is closed, and the next one begun, once it holds this much.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most block data written in one call (tens of microseconds of copying
+/// into the page cache), so the [`Pacer`] has its say during a batch's write.
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Where a block's data is, as its `blocks` row holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,12 +163,17 @@ impl Segments {
     }
 
     /// Writes the data placed so far: before the transaction commits.
-    pub fn write_pending(&mut self) -> io::Result<()> {
+    pub fn write_pending(&mut self, pacer: &mut Pacer) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&self.pending)
+        // a batch's data is megabytes: written a chunk per slice of the pacer
+        for chunk in self.pending.chunks(WRITE_CHUNK) {
+            self.file.write_all(chunk)?;
+            pacer.pause_if_due();
+        }
+        Ok(())
     }
 
     /// The transaction committed: its data stays. Begins the next segment when
@@ -330,7 +341,7 @@ mod tests {
         let block = builder.finish().unwrap();
         let tx = conn.transaction().unwrap();
         insert_block(&tx, &block, Some(segments.place(&block.data))).unwrap();
-        segments.write_pending().unwrap();
+        segments.write_pending(&mut Pacer::default()).unwrap();
         if commit {
             tx.commit().unwrap();
             segments.committed();

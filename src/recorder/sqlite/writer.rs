@@ -9,7 +9,7 @@ use super::schema::{insert_block, Retention, RowCounts};
 use super::segments::Segments;
 use crate::recorder::blocks::{Builder, Recorded};
 use crate::recorder::codec::Events;
-use crate::recorder::writer::{ConnectionRow, Sink};
+use crate::recorder::writer::{ConnectionRow, Pacer, Sink};
 
 pub struct SqliteSink {
     pub conn: Connection,
@@ -19,6 +19,7 @@ pub struct SqliteSink {
     /// The time of the last message event recorded: no later event is recorded
     /// earlier (see [`Builder`]).
     pub last_at: i64,
+    pub pacer: Pacer,
 }
 
 const CONNECTION_INSERT: &str = "INSERT INTO connections (connection_id, client_id, at_ms, \
@@ -30,11 +31,14 @@ impl Sink for SqliteSink {
         let mut counts = self.counts;
         let mut builder = Builder::new(self.last_at);
         let segments = &mut self.segments;
+        let pacer = &mut self.pacer;
+        pacer.restart();
         let result = self.conn.transaction().and_then(|tx| {
             let mut connections = tx.prepare_cached(CONNECTION_INSERT)?;
             // `address:port` of each CONNECT, formatted into one buffer.
             let mut peer = String::new();
             for event in Events::new(batch) {
+                pacer.tick();
                 if let Some(recorded) = Recorded::of(&event) {
                     if let Some(block) = builder.push(&recorded) {
                         insert_block(&tx, &block, Some(segments.place(&block.data)))?;
@@ -53,7 +57,7 @@ impl Sink for SqliteSink {
             drop(connections);
             Ok(tx)
         });
-        write_then_commit(result, segments)?;
+        write_then_commit(result, segments, pacer)?;
         self.counts = counts;
         self.last_at = builder.last_at();
         Ok(())
@@ -66,7 +70,7 @@ impl Sink for SqliteSink {
             .retention
             .apply(&tx, now_ms, &mut counts, &mut self.segments)
             .map(|()| tx);
-        write_then_commit(applied, &mut self.segments)?;
+        write_then_commit(applied, &mut self.segments, &mut self.pacer)?;
         self.counts = counts;
         self.segments
             .remove_unused(&self.conn)
@@ -80,10 +84,11 @@ impl Sink for SqliteSink {
 fn write_then_commit(
     tx: rusqlite::Result<Transaction<'_>>,
     segments: &mut Segments,
+    pacer: &mut Pacer,
 ) -> Result<(), String> {
     let done = tx.map_err(|e| e.to_string()).and_then(|tx| {
         segments
-            .write_pending()
+            .write_pending(pacer)
             .map_err(|e| format!("writing block data: {e}"))?;
         tx.commit().map_err(|e| e.to_string())
     });
