@@ -108,11 +108,21 @@ pub enum Decoded<'a> {
 /// Reads the events of a buffer filled by [`encode`], in order.
 pub struct Events<'a> {
     buf: &'a [u8],
+    /// The last client id and topic of a message event, as bytes and as
+    /// checked text: a connection's events come together and mostly repeat
+    /// both, which then need no UTF-8 check.
+    recent: [(&'a [u8], &'a str); 2],
 }
+
+const RECENT_CLIENT: usize = 0;
+const RECENT_TOPIC: usize = 1;
 
 impl<'a> Events<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Events { buf }
+        Events {
+            buf,
+            recent: [(&[], ""); 2],
+        }
     }
 
     fn take(&mut self, n: usize) -> &'a [u8] {
@@ -153,6 +163,22 @@ impl<'a> Events<'a> {
 
     fn opt_str(&mut self) -> Option<&'a str> {
         (self.u8() == 1).then(|| self.str())
+    }
+
+    /// [`str`](Self::str), for the names that repeat (`slot` in `recent`).
+    fn name(&mut self, slot: usize) -> &'a str {
+        let bytes = self.bytes();
+        let (last_bytes, last) = self.recent[slot];
+        if bytes == last_bytes {
+            return last;
+        }
+        let name = std::str::from_utf8(bytes).unwrap_or_default();
+        self.recent[slot] = (bytes, name);
+        name
+    }
+
+    fn opt_name(&mut self, slot: usize) -> Option<&'a str> {
+        (self.u8() == 1).then(|| self.name(slot))
     }
 
     fn peer(&mut self) -> SocketAddr {
@@ -207,9 +233,9 @@ impl<'a> Iterator for Events<'a> {
             MESSAGE_IN => Decoded::MessageIn {
                 message_id: self.u64(),
                 at_ms: self.i64(),
-                client_id: self.opt_str(),
+                client_id: self.opt_name(RECENT_CLIENT),
                 connection_id: self.opt_u64(),
-                topic: self.str(),
+                topic: self.name(RECENT_TOPIC),
                 qos: self.u8(),
                 retain: self.u8() == 1,
                 payload: self.bytes(),
@@ -217,9 +243,9 @@ impl<'a> Iterator for Events<'a> {
             _ => Decoded::Delivered {
                 message_id: self.opt_u64(),
                 at_ms: self.i64(),
-                client_id: self.str(),
+                client_id: self.name(RECENT_CLIENT),
                 connection_id: self.u64(),
-                topic: self.str(),
+                topic: self.name(RECENT_TOPIC),
                 qos: self.u8(),
             },
         })
@@ -314,6 +340,66 @@ mod tests {
     use bytes::Bytes;
     use mqgate_kit::history::MessageInEvent;
     use mqgate_kit::{DisconnectReason, WillInfo};
+
+    #[test]
+    fn repeated_and_changing_names_read_back_as_written() {
+        let message = |client_id, topic| {
+            BrokerEvent::MessageIn(MessageInEvent {
+                message_id: 1,
+                client_id,
+                connection_id: None,
+                topic,
+                qos: 0,
+                retain: false,
+                payload: b"p",
+                at_ms: 1,
+            })
+        };
+        let delivery = |client_id, topic| BrokerEvent::MessageDelivered {
+            message_id: None,
+            client_id,
+            connection_id: 2,
+            topic,
+            qos: 0,
+            at_ms: 2,
+        };
+        let events = [
+            message(Some("a"), "t/1"),
+            message(Some("a"), "t/1"),
+            delivery("b", "t/1"),
+            message(None, "t/2"),
+            delivery("b", ""),
+            delivery("", "t/2"),
+            message(Some("é"), "t/2"),
+        ];
+        let mut buf = Vec::new();
+        for e in &events {
+            encode(e, &mut buf);
+        }
+        let names: Vec<(Option<&str>, &str)> = Events::new(&buf)
+            .map(|d| match d {
+                Decoded::MessageIn {
+                    client_id, topic, ..
+                } => (client_id, topic),
+                Decoded::Delivered {
+                    client_id, topic, ..
+                } => (Some(client_id), topic),
+                other => panic!("not a message event: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Some("a"), "t/1"),
+                (Some("a"), "t/1"),
+                (Some("b"), "t/1"),
+                (None, "t/2"),
+                (Some("b"), ""),
+                (Some(""), "t/2"),
+                (Some("é"), "t/2"),
+            ]
+        );
+    }
 
     #[test]
     fn every_event_reads_back_as_written() {
