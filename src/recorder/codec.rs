@@ -2,6 +2,10 @@
 //! event's fields to a buffer it shares with the writer (no allocation per event
 //! once the buffer has grown); the writer reads them back as borrowed slices and
 //! binds them straight into its statements.
+//!
+//! A connection's events mostly name the same client and topic again: within
+//! one buffer, a name that repeats the last client id or topic written is
+//! written as a mark ([`Names`]), and read back as that name.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -13,9 +17,22 @@ const DISCONNECTED: u8 = 1;
 const MESSAGE_IN: u8 = 2;
 const DELIVERED: u8 = 3;
 
-/// Appends `event` to `buf`.
-pub fn encode(event: &BrokerEvent<'_>, buf: &mut Vec<u8>) {
-    let mut out = Out(buf);
+/// The length written instead of a name that repeats the last one in its slot.
+const REPEAT: u32 = u32::MAX;
+
+const RECENT_CLIENT: usize = 0;
+const RECENT_TOPIC: usize = 1;
+
+/// Where in a buffer the last client id and topic of a message event were
+/// written in full (start and end), for the next event to repeat them by
+/// [`REPEAT`]. Empty for a new or cleared buffer; a buffer appended to
+/// another must begin empty (the reader follows one buffer from its start).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Names([Option<(usize, usize)>; 2]);
+
+/// Appends `event` to `buf`, `names` being what `buf` named last.
+pub fn encode(event: &BrokerEvent<'_>, buf: &mut Vec<u8>, names: &mut Names) {
+    let mut out = Out(buf, names);
     match event {
         BrokerEvent::Connected(c) => out.connected(c),
         BrokerEvent::Disconnected {
@@ -36,9 +53,9 @@ pub fn encode(event: &BrokerEvent<'_>, buf: &mut Vec<u8>) {
             out.u8(MESSAGE_IN);
             out.u64(m.message_id);
             out.i64(m.at_ms);
-            out.opt_str(m.client_id);
+            out.opt_name(RECENT_CLIENT, m.client_id);
             out.opt_u64(m.connection_id);
-            out.str(m.topic);
+            out.name(RECENT_TOPIC, m.topic);
             out.u8(m.qos);
             out.u8(u8::from(m.retain));
             out.bytes(m.payload);
@@ -54,9 +71,9 @@ pub fn encode(event: &BrokerEvent<'_>, buf: &mut Vec<u8>) {
             out.u8(DELIVERED);
             out.opt_u64(*message_id);
             out.i64(*at_ms);
-            out.str(client_id);
+            out.name(RECENT_CLIENT, client_id);
             out.u64(*connection_id);
-            out.str(topic);
+            out.name(RECENT_TOPIC, topic);
             out.u8(*qos);
         }
     }
@@ -114,9 +131,6 @@ pub struct Events<'a> {
     recent: [(&'a [u8], &'a str); 2],
 }
 
-const RECENT_CLIENT: usize = 0;
-const RECENT_TOPIC: usize = 1;
-
 impl<'a> Events<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Events {
@@ -167,7 +181,11 @@ impl<'a> Events<'a> {
 
     /// [`str`](Self::str), for the names that repeat (`slot` in `recent`).
     fn name(&mut self, slot: usize) -> &'a str {
-        let bytes = self.bytes();
+        let len = u32::from_le_bytes(self.take(4).try_into().expect("4 bytes"));
+        if len == REPEAT {
+            return self.recent[slot].1;
+        }
+        let bytes = self.take(len as usize);
         let (last_bytes, last) = self.recent[slot];
         if bytes == last_bytes {
             return last;
@@ -252,9 +270,31 @@ impl<'a> Iterator for Events<'a> {
     }
 }
 
-struct Out<'a>(&'a mut Vec<u8>);
+struct Out<'a>(&'a mut Vec<u8>, &'a mut Names);
 
 impl Out<'_> {
+    /// A name in `slot` of [`Names`]: the mark when it repeats the last one.
+    fn name(&mut self, slot: usize, name: &str) {
+        if let Some((start, end)) = self.1 .0[slot] {
+            if self.0[start..end] == *name.as_bytes() {
+                self.0.extend_from_slice(&REPEAT.to_le_bytes());
+                return;
+            }
+        }
+        self.str(name);
+        self.1 .0[slot] = Some((self.0.len() - name.len(), self.0.len()));
+    }
+
+    fn opt_name(&mut self, slot: usize, name: Option<&str>) {
+        match name {
+            Some(name) => {
+                self.u8(1);
+                self.name(slot, name);
+            }
+            None => self.u8(0),
+        }
+    }
+
     fn connected(&mut self, c: &ConnectedEvent) {
         self.u8(CONNECTED);
         self.u64(c.connection_id);
@@ -372,10 +412,32 @@ mod tests {
             delivery("", "t/2"),
             message(Some("é"), "t/2"),
         ];
+        // two stages' buffers, one after the other in the queue
         let mut buf = Vec::new();
-        for e in &events {
-            encode(e, &mut buf);
+        let mut names = Names::default();
+        for e in &events[..5] {
+            encode(e, &mut buf, &mut names);
         }
+        let mut second = Vec::new();
+        let mut names = Names::default();
+        for e in &events[5..] {
+            encode(e, &mut second, &mut names);
+        }
+        buf.extend_from_slice(&second);
+        let one_by_one: usize = events
+            .iter()
+            .map(|e| {
+                let mut alone = Vec::new();
+                encode(e, &mut alone, &mut Names::default());
+                alone.len()
+            })
+            .sum();
+        assert_eq!(
+            one_by_one - buf.len(),
+            1 + 3 + 3 + 1 + 3,
+            "the repeats of `a`, `t/1`, `t/1`, `b` and `t/2` save their bytes; \
+             the second buffer names `t/2` again in full"
+        );
         let names: Vec<(Option<&str>, &str)> = Events::new(&buf)
             .map(|d| match d {
                 Decoded::MessageIn {
@@ -449,8 +511,9 @@ mod tests {
             },
         ];
         let mut buf = Vec::new();
+        let mut names = Names::default();
         for e in &events {
-            encode(e, &mut buf);
+            encode(e, &mut buf, &mut names);
         }
         let decoded: Vec<Decoded<'_>> = Events::new(&buf).collect();
         assert_eq!(decoded.len(), 4);

@@ -98,7 +98,7 @@ impl Queue {
         if s.closed || s.events >= self.capacity {
             return false;
         }
-        codec::encode(event, &mut s.buf);
+        codec::encode(event, &mut s.buf, &mut codec::Names::default());
         self.appended(s, 1);
         true
     }

@@ -88,6 +88,8 @@ pub struct Stage {
     queue: Arc<Queue>,
     settling: Settling,
     encoded: Vec<u8>,
+    /// What `encoded` named last.
+    names: codec::Names,
     events: usize,
 }
 
@@ -97,6 +99,7 @@ impl Stage {
             queue,
             settling,
             encoded: Vec::new(),
+            names: codec::Names::default(),
             events: 0,
         }
     }
@@ -104,7 +107,7 @@ impl Stage {
 
 impl EventStage for Stage {
     fn record(&mut self, event: &BrokerEvent<'_>) {
-        codec::encode(event, &mut self.encoded);
+        codec::encode(event, &mut self.encoded, &mut self.names);
         self.events += 1;
         if self.encoded.len() >= STAGE_BYTES {
             self.flush();
@@ -120,6 +123,7 @@ impl EventStage for Stage {
         }
         let handed_over = self.encoded.len();
         self.events = 0;
+        self.names = codec::Names::default();
         if handed_over < KEEP_BYTES || self.encoded.capacity() > 2 * STAGE_BYTES {
             self.encoded = Vec::new();
         } else {
