@@ -25,8 +25,10 @@ const RECENT_TOPIC: usize = 1;
 
 /// Where in a buffer the last client id and topic of a message event were
 /// written in full (start and end), for the next event to repeat them by
-/// [`REPEAT`]. Empty for a new or cleared buffer; a buffer appended to
-/// another must begin empty (the reader follows one buffer from its start).
+/// [`REPEAT`]. A buffer handed to the queue whole (a stage's) begins with
+/// empty `Names`: its first names are written in full, so the reader, which
+/// reads the queue's buffers one after another, always holds the name a mark
+/// repeats.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Names([Option<(usize, usize)>; 2]);
 
