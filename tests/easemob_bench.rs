@@ -10,7 +10,8 @@
 //!
 //! `cargo test --release --test easemob_bench -- --ignored --nocapture`
 //! (`EASEMOB_BENCH_MESSAGES` changes the 1M, `EASEMOB_BENCH_QOS1` the 100k messages
-//! per MQTT run, `EASEMOB_BENCH_REST` the 5k publishes per REST run;
+//! per MQTT run, `EASEMOB_BENCH_SUBSCRIBERS` the one subscriber of each (a
+//! fan-out), `EASEMOB_BENCH_REST` the 5k publishes per REST run;
 //! `EASEMOB_BENCH_STORE=postgres` runs the MQTT gateways on PostgreSQL, records
 //! included).
 
@@ -350,16 +351,23 @@ fn postgres_database() -> Option<String> {
     Some(server.database())
 }
 
-/// `count` QoS 1 messages of 64 bytes from one client to one other (mqbench's raw
-/// client, 100 in flight) on `topic`, client ids starting with `clients`.
-async fn one_to_one_qos1(c: &Case, count: u64, topic: &str, clients: &str) -> Report {
+/// `count` QoS 1 messages of 64 bytes from one client to `subscribers` others
+/// (mqbench's raw client, 100 in flight) on `topic`, client ids starting with
+/// `clients`.
+async fn one_to_n_qos1(
+    c: &Case,
+    count: u64,
+    subscribers: usize,
+    topic: &str,
+    clients: &str,
+) -> Report {
     mqbench::pubsub::run(
         &c.target,
         &Run {
             name: c.name.into(),
             shape: Shape::Shared,
             publishers: 1,
-            subscribers: 1,
+            subscribers,
             count,
             qos: 1,
             payload: 64,
@@ -386,7 +394,8 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// MQTT 1→1 QoS 1 (mqbench's raw client, 100 in flight), interleaved run by run:
+/// MQTT 1→1 QoS 1 (mqbench's raw client, 100 in flight; 1→N with
+/// `EASEMOB_BENCH_SUBSCRIBERS`), interleaved run by run:
 /// Easemob clients with records on and off, and clients outside the app with
 /// records on (nothing of theirs is recorded) and off. Every message must arrive
 /// once and in order, and with records on every Easemob message must be on record.
@@ -394,6 +403,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 #[ignore = "benchmark: cargo test --release --test easemob_bench -- --ignored --nocapture"]
 async fn mqtt_qos1_throughput_with_records_on_and_off() {
     let count = env_or("EASEMOB_BENCH_QOS1", 100_000);
+    let subscribers = env_or("EASEMOB_BENCH_SUBSCRIBERS", 1).max(1) as usize;
     let cases = vec![
         case("Easemob clients, records on", RecordScope::Easemob, true).await,
         case("Easemob clients, records off", RecordScope::Off, true).await,
@@ -404,7 +414,8 @@ async fn mqtt_qos1_throughput_with_records_on_and_off() {
     for run in 0..5 {
         for (i, c) in cases.iter().enumerate() {
             let topic = format!("bench/qos1/{i}/{run}");
-            let report = one_to_one_qos1(c, count, &topic, &format!("bench-{i}-{run}")).await;
+            let clients = format!("bench-{i}-{run}");
+            let report = one_to_n_qos1(c, count, subscribers, &topic, &clients).await;
             assert!(report.is_clean(), "{}", report.result_line());
             let dropped = if c.recorded {
                 records_of_run(
@@ -427,7 +438,7 @@ async fn mqtt_qos1_throughput_with_records_on_and_off() {
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
     for (c, m) in cases.iter().zip(&medians) {
         println!(
-            "MQTT 1→1 QoS 1, 64 B, {count} messages, {:<30} median {m:.0} msg/s",
+            "MQTT 1→{subscribers} QoS 1, 64 B, {count} messages, {:<30} median {m:.0} msg/s",
             c.name
         );
     }
@@ -545,7 +556,7 @@ async fn a_million_acknowledged_messages_are_all_on_record() {
     let c = case("Easemob clients, records on", RecordScope::Easemob, true).await;
     let begin = format_datetime(now_ms() - 1_000);
     let topic = "bench/million".to_string();
-    let report = one_to_one_qos1(&c, count, &topic, "million").await;
+    let report = one_to_n_qos1(&c, count, 1, &topic, "million").await;
     println!("{}", report.result_line());
     assert!(report.is_clean(), "{}", report.result_line());
     let end = format_datetime(now_ms() + 60_000);
