@@ -1,7 +1,9 @@
 //! The writer thread: takes whole batches out of the queue and hands each to the
 //! records store's [`Sink`], which writes it in one transaction; applies retention
 //! between batches; on close writes what waits and ends (the thread is joined by
-//! [`Recorder::close`](super::Recorder::close)).
+//! [`Recorder::close`](super::Recorder::close)). A sink that works through a
+//! batch on the CPU paces itself ([`Pacer`]) so the broker's threads keep their
+//! cores.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -47,7 +49,7 @@ pub struct Pacer {
 /// The writer's longest stretch of work between two offers of its core
 /// (measured: 5 to 25 µs did as well as each other, and better than
 /// offering after every few events).
-pub const SLICE: Duration = Duration::from_micros(10);
+const SLICE: Duration = Duration::from_micros(10);
 
 /// [`Pacer::tick`] reads the clock only every this many calls (an event costs
 /// the writer well under a microsecond).
