@@ -111,9 +111,10 @@ impl Recorder {
         config: &RecordsConfig,
         clients: Clients,
     ) -> Result<Arc<Recorder>, StoreError> {
+        let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
         let (sink, reader, id_slot): (Box<dyn Sink>, _, _) = match at {
             RecordsStore::Sqlite { data_dir } => {
-                let (sink, reader) = sqlite::open(data_dir, config)?;
+                let (sink, reader) = sqlite::open(data_dir, config, &queue)?;
                 (Box::new(sink), Reader::Blocks(reader), None)
             }
             RecordsStore::Postgres {
@@ -125,7 +126,6 @@ impl Recorder {
                 (Box::new(sink), Reader::Rows(reader), Some(slot))
             }
         };
-        let queue = Arc::new(Queue::new(config.queue_capacity, config.batch_size));
         let writer = Writer {
             sink,
             queue: Arc::clone(&queue),

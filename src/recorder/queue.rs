@@ -187,6 +187,12 @@ impl Queue {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Whether a whole batch waits besides the one being written (or half
+    /// the queue, if less): the writer is not keeping up.
+    pub fn falling_behind(&self) -> bool {
+        self.waiting() >= self.batch_size.min(self.capacity / 2)
+    }
+
     pub fn capacity(&self) -> usize {
         self.capacity
     }

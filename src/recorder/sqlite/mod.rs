@@ -13,11 +13,13 @@ pub mod segments;
 pub mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use mqgate_kit::store::{SqliteTuning, Store, StoreError};
 
 use super::blocks::query::Reader;
 use super::query::ConnectionTable;
+use super::queue::Queue;
 use super::writer::Pacer;
 use super::RecordsConfig;
 use schema::{Retention, RowCounts};
@@ -28,8 +30,13 @@ use writer::SqliteSink;
 const CACHE_KIB: i64 = 65_536;
 
 /// Opens (creating or upgrading) the records file in `data_dir`, which exists
-/// (the gateway makes it at start): the writer's sink and the reader.
-pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Reader), StoreError> {
+/// (the gateway makes it at start): the writer's sink, paced against `queue`
+/// (the one it writes from), and the reader.
+pub fn open(
+    data_dir: &Path,
+    config: &RecordsConfig,
+    queue: &Arc<Queue>,
+) -> Result<(SqliteSink, Reader), StoreError> {
     let conn = schema::open(data_dir, CACHE_KIB)?;
     let segments = Segments::open(data_dir, &conn).map_err(|source| StoreError::CreateDir {
         path: data_dir.join(segments::DIR),
@@ -48,7 +55,7 @@ pub fn open(data_dir: &Path, config: &RecordsConfig) -> Result<(SqliteSink, Read
         last_at: schema::last_at(&conn)?,
         conn,
         segments,
-        pacer: Pacer::default(),
+        pacer: Pacer::of(queue),
         retention: Retention {
             max_age_ms: (config.max_age_hours as i64).saturating_mul(3_600_000),
             max_rows: config.max_rows,
