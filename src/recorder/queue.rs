@@ -187,8 +187,8 @@ impl Queue {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Whether a whole batch waits besides the one being written (or half
-    /// the queue, if less): the writer is not keeping up.
+    /// Whether a whole batch (or half the queue, if less) waits behind the
+    /// one being written: the writer is not keeping up.
     pub fn falling_behind(&self) -> bool {
         self.waiting() >= self.batch_size.min(self.capacity / 2)
     }
