@@ -418,13 +418,7 @@ async fn mqtt_qos1_throughput_with_records_on_and_off() {
             let report = one_to_n_qos1(c, count, subscribers, &topic, &clients).await;
             assert!(report.is_clean(), "{}", report.result_line());
             let dropped = if c.recorded {
-                records_of_run(
-                    &c.gw,
-                    &topic,
-                    &format!("bench-{i}-{run}-s0@{APP_ID}"),
-                    count,
-                )
-                .await
+                records_of_run(&c.gw, &topic, &format!("{clients}-s0@{APP_ID}"), count).await
             } else {
                 0
             };

@@ -255,7 +255,6 @@ mod tests {
     use mqgate_kit::history::{BrokerEvent, MessageInEvent};
 
     use super::*;
-    use crate::recorder::codec::{encode, Names};
 
     #[test]
     fn the_pacer_offers_the_core_only_once_a_slice_is_used_up() {
@@ -287,8 +286,7 @@ mod tests {
         assert!(pacer.pause_if_due(), "keeping up: the core is offered");
 
         // a whole batch (100) waits behind the one being written
-        let encoded = encoded_events(100);
-        assert!(queue.push_encoded(&encoded, 100));
+        push_events(&queue, 100);
         assert!(queue.falling_behind());
         std::thread::sleep(SLICE * 10);
         let used_up = pacer.since;
@@ -297,14 +295,13 @@ mod tests {
 
         // with a batch larger than half the queue, half the queue is behind
         let small = Queue::new(100, 1_000);
-        assert!(small.push_encoded(&encoded_events(49), 49));
+        push_events(&small, 49);
         assert!(!small.falling_behind());
-        assert!(small.push_encoded(&encoded_events(1), 1));
+        push_events(&small, 1);
         assert!(small.falling_behind());
     }
 
-    /// `n` message events as a stage hands them over.
-    fn encoded_events(n: usize) -> Vec<u8> {
+    fn push_events(queue: &Queue, n: usize) {
         let event = BrokerEvent::MessageIn(MessageInEvent {
             message_id: 1,
             client_id: Some("dev@app"),
@@ -315,11 +312,8 @@ mod tests {
             payload: b"x",
             at_ms: 1,
         });
-        let mut buf = Vec::new();
-        let mut names = Names::default();
         for _ in 0..n {
-            encode(&event, &mut buf, &mut names);
+            assert!(queue.push(&event));
         }
-        buf
     }
 }
