@@ -2,6 +2,8 @@
 //! 1/2 deliveries in flight towards the client, and the QoS 2 packet ids received
 //! from it that await their PUBREL.
 
+use std::collections::VecDeque;
+
 use tokio::time::Instant;
 
 use super::{AwaitingRelease, FlowLimits, Queue};
@@ -35,12 +37,20 @@ pub enum Resend {
 #[derive(Debug, Default)]
 pub(super) struct Flow {
     pub queue: Queue,
-    /// In the order sent (resends keep it).
-    pub inflight: Vec<InFlight>,
+    /// In the order sent (resends keep it). Acknowledgements mostly come in
+    /// that order: the oldest leaves from the front without moving the rest.
+    inflight: VecDeque<InFlight>,
     pub awaiting_release: AwaitingRelease,
     pub limits: FlowLimits,
     next_pkid: u16,
+    /// How many packet ids after `next_pkid` are known not to be in flight:
+    /// ids are taken in turn, so one look at the window tells how far the
+    /// next one in flight lies ahead, and the ids up to it need no look.
+    free_ahead: u16,
 }
+
+/// Packet ids run 1..=65535 and then begin again.
+const PKIDS: u32 = u16::MAX as u32;
 
 impl Flow {
     fn window_full(&self) -> bool {
@@ -54,17 +64,40 @@ impl Flow {
         }
     }
 
+    /// Puts in deliveries in flight that this flow did not number itself (a
+    /// session carried from another node).
+    pub fn put_inflight(&mut self, inflight: Vec<InFlight>) {
+        self.inflight = inflight.into();
+        self.free_ahead = 0;
+    }
+
+    /// Takes out the deliveries in flight, oldest first.
+    pub fn take_inflight(&mut self) -> Vec<InFlight> {
+        self.free_ahead = 0;
+        std::mem::take(&mut self.inflight).into()
+    }
+
     /// The next packet id not in flight.
     fn allocate_pkid(&mut self) -> u16 {
         loop {
-            self.next_pkid = self.next_pkid.wrapping_add(1);
-            if self.next_pkid == 0 {
-                continue;
+            self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
+            if self.free_ahead > 0 {
+                self.free_ahead -= 1;
+                return self.next_pkid;
             }
-            let candidate = self.next_pkid;
-            if !self.inflight.iter().any(|f| f.pkid == candidate) {
-                return candidate;
+            // how far ahead (in the order ids are taken) the nearest id in flight is
+            let candidate = u32::from(self.next_pkid);
+            let nearest = self
+                .inflight
+                .iter()
+                .map(|f| (u32::from(f.pkid) + PKIDS - candidate) % PKIDS)
+                .min();
+            match nearest {
+                Some(0) => continue,
+                Some(distance) => self.free_ahead = (distance - 1) as u16,
+                None => self.free_ahead = (PKIDS - 1) as u16,
             }
+            return self.next_pkid;
         }
     }
 
@@ -90,7 +123,7 @@ impl Flow {
             };
             let pkid = if delivery.qos > 0 {
                 let pkid = self.allocate_pkid();
-                self.inflight.push(InFlight {
+                self.inflight.push_back(InFlight {
                     pkid,
                     delivery: delivery.clone(),
                     released: false,
@@ -255,5 +288,40 @@ mod tests {
             out.iter().map(|r| r.pkid).collect::<Vec<_>>(),
             [u16::MAX, 1, 2]
         );
+    }
+
+    #[test]
+    fn a_packet_id_held_in_flight_is_never_given_again() {
+        let mut flow = Flow {
+            limits: FlowLimits { max_inflight: 3 },
+            ..Flow::default()
+        };
+        // carried from another node: ids this flow did not give out
+        let carried = |pkid| InFlight {
+            pkid,
+            delivery: delivery(1),
+            released: false,
+        };
+        let mut out = Vec::new();
+        flow.queue.push_back(delivery(1));
+        flow.take_ready(1, Instant::now(), &mut out);
+        assert!(flow.acknowledged(out[0].pkid), "packet id 1, given before");
+        flow.put_inflight(vec![carried(2), carried(40_000)]);
+        let mut given = 0u32;
+        // three times round all ids, acknowledging each at once
+        while given < 3 * PKIDS {
+            flow.queue.push_back(delivery(1));
+            out.clear();
+            flow.take_ready(1, Instant::now(), &mut out);
+            let pkid = out[0].pkid;
+            assert!(
+                pkid != 0 && pkid != 2 && pkid != 40_000,
+                "gave {pkid} again"
+            );
+            assert!(flow.acknowledged(pkid));
+            given += 1;
+        }
+        assert!(flow.acknowledged(2) && flow.acknowledged(40_000));
+        assert_eq!(flow.take_inflight().len(), 0);
     }
 }

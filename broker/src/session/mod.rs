@@ -518,9 +518,9 @@ impl Session {
     /// Takes out what a session carries to another node: its deliveries in
     /// flight and queued, and the QoS 2 packet ids awaiting their PUBREL.
     pub(crate) fn take_flow(&self) -> Carried {
-        let flow = std::mem::take(&mut self.state.lock().flow);
+        let mut flow = std::mem::take(&mut self.state.lock().flow);
         Carried {
-            inflight: flow.inflight,
+            inflight: flow.take_inflight(),
             queue: flow.queue.into(),
             awaiting_release: flow.awaiting_release.into_iter().collect(),
         }
@@ -530,7 +530,7 @@ impl Session {
     /// so that the new connection resends what was in flight).
     pub(crate) fn put_flow(&self, carried: Carried) {
         let mut s = self.state.lock();
-        s.flow.inflight = carried.inflight;
+        s.flow.put_inflight(carried.inflight);
         s.flow.queue = carried.queue.into();
         s.flow.awaiting_release = carried.awaiting_release.into_iter().collect();
     }
