@@ -14,6 +14,7 @@
 //! ([`Builder`](super::blocks::Builder)); only a client that receives its own
 //! message may see its downlink before its uplink within one millisecond.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use mqgate_kit::history::{BrokerEvent, EventStage, Settled};
@@ -34,6 +35,40 @@ const KEEP_BYTES: usize = 4 * 1024;
 /// worth, in one allocation, instead of growing through a string of them each
 /// cycle (in a fan-out, most receivers stage only a few deliveries per cycle).
 const FIRST_BYTES: usize = 512;
+
+/// Buffers that stages on a thread handed over and did not keep, at most this
+/// many per thread, for the next stage on that thread to fill: in a fan-out
+/// every receiver stages a few deliveries per cycle, and a buffer allocated
+/// and grown for each cycle went through the allocator's slow paths.
+const SPARES_PER_THREAD: usize = 8;
+
+thread_local! {
+    static SPARES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer for a stage's first event: a spare one of this thread, if any.
+fn take_spare() -> Vec<u8> {
+    SPARES
+        .try_with(|spares| spares.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(FIRST_BYTES))
+}
+
+/// Gives `buf` (emptied) to the next stage on this thread, unless enough wait
+/// (or the thread is ending: a stage dropped then flushes too).
+fn give_spare(mut buf: Vec<u8>) {
+    if buf.capacity() > KEEP_BYTES {
+        return;
+    }
+    buf.clear();
+    let _ = SPARES.try_with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARES_PER_THREAD {
+            spares.push(buf);
+        }
+    });
+}
 
 /// What a recorded client waits for after a message: `[records] sync` and
 /// `when_full`.
@@ -113,7 +148,7 @@ impl Stage {
 impl EventStage for Stage {
     fn record(&mut self, event: &BrokerEvent<'_>) {
         if self.encoded.capacity() == 0 {
-            self.encoded.reserve(FIRST_BYTES);
+            self.encoded = take_spare();
         }
         codec::encode(event, &mut self.encoded, &mut self.names);
         self.events += 1;
@@ -133,7 +168,7 @@ impl EventStage for Stage {
         self.events = 0;
         self.names = codec::Names::default();
         if handed_over < KEEP_BYTES || self.encoded.capacity() > 2 * STAGE_BYTES {
-            self.encoded = Vec::new();
+            give_spare(std::mem::take(&mut self.encoded));
         } else {
             self.encoded.clear();
         }
@@ -227,8 +262,18 @@ mod tests {
             s.encoded.capacity() >= FIRST_BYTES,
             "the first event takes room for a few"
         );
+        let first = s.encoded.as_ptr();
         s.flush();
         assert_eq!(s.encoded.capacity(), 0);
+
+        // the buffer given up waits for the next stage on this thread, not in
+        // the allocator (which would hand it to this allocation of its size)
+        let elsewhere = Vec::<u8>::with_capacity(FIRST_BYTES);
+        let mut other = stage(&queue, false, WhenFull::Wait);
+        other.record(&message(b"y"));
+        assert_eq!(other.encoded.as_ptr(), first, "the spare buffer, reused");
+        assert_ne!(elsewhere.as_ptr(), first);
+        drop(other);
         for _ in 0..100 {
             s.record(&message(&[1; 100]));
         }
