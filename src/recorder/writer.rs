@@ -51,8 +51,8 @@ pub trait Sink: Send {
 pub struct Pacer {
     since: Instant,
     calls: u32,
-    /// The queue the batches come from (`None`: always offer the core).
-    queue: Option<Arc<Queue>>,
+    /// The queue the batches come from.
+    queue: Arc<Queue>,
 }
 
 /// The writer's longest stretch of work between two offers of its core
@@ -64,22 +64,13 @@ const SLICE: Duration = Duration::from_micros(10);
 /// the writer well under a microsecond).
 const CALLS_PER_CHECK: u32 = 32;
 
-impl Default for Pacer {
-    fn default() -> Self {
-        Pacer {
-            since: Instant::now(),
-            calls: 0,
-            queue: None,
-        }
-    }
-}
-
 impl Pacer {
     /// A pacer for the writer of `queue`.
     pub fn of(queue: &Arc<Queue>) -> Pacer {
         Pacer {
-            queue: Some(Arc::clone(queue)),
-            ..Pacer::default()
+            since: Instant::now(),
+            calls: 0,
+            queue: Arc::clone(queue),
         }
     }
 
@@ -96,7 +87,7 @@ impl Pacer {
     pub fn pause_if_due(&mut self) -> bool {
         self.calls = 0;
         if self.since.elapsed() >= SLICE {
-            let offer = !self.queue.as_ref().is_some_and(|q| q.falling_behind());
+            let offer = !self.queue.falling_behind();
             if offer {
                 std::thread::yield_now();
             }
@@ -258,7 +249,7 @@ mod tests {
 
     #[test]
     fn the_pacer_offers_the_core_only_once_a_slice_is_used_up() {
-        let mut pacer = Pacer::default();
+        let mut pacer = Pacer::of(&Arc::new(Queue::new(1_000, 100)));
         let started = pacer.since;
         for _ in 0..CALLS_PER_CHECK - 1 {
             pacer.tick();

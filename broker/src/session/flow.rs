@@ -73,7 +73,6 @@ impl Flow {
 
     /// Takes out the deliveries in flight, oldest first.
     pub fn take_inflight(&mut self) -> Vec<InFlight> {
-        self.free_ahead = 0;
         std::mem::take(&mut self.inflight).into()
     }
 

@@ -314,10 +314,13 @@ impl BlockFiles {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use mqgate_kit::history::Direction;
 
     use super::*;
     use crate::recorder::blocks::{Builder, Events, Recorded};
+    use crate::recorder::queue::Queue;
     use crate::recorder::sqlite::schema::{self, insert_block};
 
     fn message(id: u64) -> Recorded<'static> {
@@ -341,7 +344,8 @@ mod tests {
         let block = builder.finish().unwrap();
         let tx = conn.transaction().unwrap();
         insert_block(&tx, &block, Some(segments.place(&block.data))).unwrap();
-        segments.write_pending(&mut Pacer::default()).unwrap();
+        let queue = Arc::new(Queue::new(1_000, 100));
+        segments.write_pending(&mut Pacer::of(&queue)).unwrap();
         if commit {
             tx.commit().unwrap();
             segments.committed();
