@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
 # Runs every mqbench scenario against every broker given, interleaved (scenario
 # by scenario, run by run, broker after broker, each run beginning with the
-# next broker), and prints a markdown table of
-# medians with the first broker's ratio to each other one.
+# next broker), and prints a markdown table of medians with the first broker's
+# ratio to each other one.
 #
 #   tools/mqbench/side-by-side.sh [--runs 5] BROKER...
 #   BROKER = name=host:port[,pid=PID][,http=URL][,basic=user:pass]
 #
 # pid enables the idle-memory row (the broker's RSS from /proc; start the brokers
-# fresh for it, it runs first), http the
-# management-API row (GET of that URL). The brokers must already be running;
-# see the README's Benchmarks section for starting mqgate, mosquitto and
-# rumqttd (`mqbench-rumqttd`). Sizes come from the environment (defaults below).
+# fresh for it, it runs first), http the management-API row (GET of that URL).
+# The brokers must already be running; see the README's Benchmarks section for
+# starting mqgate, mosquitto and rumqttd (`mqbench-rumqttd`). Sizes come from
+# the environment (defaults below).
 # MQBENCH points at the mqbench binary (default: target/release/mqbench); ONLY=text
 # runs only the scenarios whose label contains it (ONLY=connect).
 set -euo pipefail
 
 RUNS=5
 if [[ "${1:-}" == "--runs" ]]; then RUNS=$2; shift 2; fi
-[[ $# -ge 1 ]] || { sed -n '2,15p' "$0"; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,16p' "$0"; exit 2; }
 
 MQBENCH=${MQBENCH:-target/release/mqbench}
 [[ -x $MQBENCH ]] || { echo "no $MQBENCH: cargo build --release -p mqbench" >&2; exit 2; }

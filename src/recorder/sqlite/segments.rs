@@ -344,8 +344,8 @@ mod tests {
         let block = builder.finish().unwrap();
         let tx = conn.transaction().unwrap();
         insert_block(&tx, &block, Some(segments.place(&block.data))).unwrap();
-        let queue = Arc::new(Queue::new(1_000, 100));
-        segments.write_pending(&mut Pacer::of(&queue)).unwrap();
+        let mut pacer = Pacer::of(&Arc::new(Queue::new(1_000, 100)));
+        segments.write_pending(&mut pacer).unwrap();
         if commit {
             tx.commit().unwrap();
             segments.committed();
